@@ -1,0 +1,93 @@
+//! How a job runs: parallelism, batching, channel sizes, rate limit.
+
+use crate::error::BuildError;
+use snapflow_checkpoint::DEFAULT_MAX_PARALLELISM;
+
+/// Settings for one run of a job. Start from `JobConfig::default()` and adjust with the
+/// `with_*` methods.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    pub(crate) parallelism: usize,
+    pub(crate) max_parallelism: u32,
+    pub(crate) batch_size: usize,
+    pub(crate) channel_capacity: usize,
+    pub(crate) max_rate: Option<u64>,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            parallelism: 1,
+            max_parallelism: DEFAULT_MAX_PARALLELISM,
+            batch_size: 1024,
+            channel_capacity: 16,
+            max_rate: None,
+        }
+    }
+}
+
+impl JobConfig {
+    /// Parallelism of every operator that does not set its own (default 1).
+    pub fn with_parallelism(mut self, parallelism: usize) -> Self {
+        self.parallelism = parallelism;
+        self
+    }
+
+    /// Number of key groups (default 128): the upper bound on any operator's parallelism,
+    /// fixed for the lifetime of a job's checkpoints.
+    pub fn with_max_parallelism(mut self, max_parallelism: u32) -> Self {
+        self.max_parallelism = max_parallelism;
+        self
+    }
+
+    /// Records per batch on every channel (default 1024). A batch is sent when it is full, or
+    /// earlier when the sending task would otherwise wait for input.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Batches a channel holds before its sender blocks (default 16): the backpressure bound.
+    pub fn with_channel_capacity(mut self, batches: usize) -> Self {
+        self.channel_capacity = batches;
+        self
+    }
+
+    /// Limit all sources together to about this many records per second (default: no limit).
+    pub fn with_max_rate(mut self, records_per_second: Option<u64>) -> Self {
+        self.max_rate = records_per_second;
+        self
+    }
+
+    /// The default operator parallelism.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// The number of key groups.
+    pub fn max_parallelism(&self) -> u32 {
+        self.max_parallelism
+    }
+
+    /// Records per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), BuildError> {
+        let bad = |what: String| Err(BuildError::InvalidConfig(what));
+        if self.max_parallelism == 0 {
+            return bad("max parallelism must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch size must be at least 1".into());
+        }
+        if self.channel_capacity == 0 {
+            return bad("channel capacity must be at least 1 batch".into());
+        }
+        if self.max_rate == Some(0) {
+            return bad("max rate must be at least 1 record per second".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! Errors of the engine: building a job, running its tasks, and the job as a whole.
+
+use std::io;
+
+/// Any error a user function, source or sink reports.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A job graph that cannot run, found by `Job::run` before any thread starts.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The job has no source.
+    #[error("the job has no source")]
+    NoSource,
+    /// A stream is produced but nothing consumes it (it needs a sink or another operator).
+    #[error("the output of operator '{operator}' is used by nothing: add a sink or an operator")]
+    UnconsumedStream {
+        /// The operator whose output is unused.
+        operator: String,
+    },
+    /// A parallelism of 0, or one above the job's max parallelism (the number of key groups).
+    #[error("operator '{operator}' has parallelism {parallelism}; it must be between 1 and the max parallelism {max_parallelism}")]
+    InvalidParallelism {
+        /// The operator.
+        operator: String,
+        /// The parallelism it was given.
+        parallelism: usize,
+        /// The job's max parallelism.
+        max_parallelism: u32,
+    },
+    /// A forward edge connects operators of different parallelism.
+    #[error("forward edge from '{from}' (parallelism {from_parallelism}) to '{to}' (parallelism {to_parallelism}): forward needs equal parallelism; use rebalance()")]
+    ForwardParallelismMismatch {
+        /// The upstream operator.
+        from: String,
+        /// Its parallelism.
+        from_parallelism: usize,
+        /// The downstream operator.
+        to: String,
+        /// Its parallelism.
+        to_parallelism: usize,
+    },
+    /// Two operators have the same uid; uids map checkpointed state back to operators.
+    #[error("two operators have the uid '{uid}': uids must be unique within a job")]
+    DuplicateUid {
+        /// The uid used twice.
+        uid: String,
+    },
+    /// Streams of two different jobs were combined.
+    #[error("operator '{operator}' combines streams of two different jobs")]
+    ForeignStream {
+        /// The operator that got an input from another job.
+        operator: String,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+/// Why one task stopped before reaching end-of-stream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// A user function, source or sink returned an error.
+    #[error("{0}")]
+    Failed(BoxError),
+    /// A user function, source or sink panicked.
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// A task downstream stopped, so this one could not deliver its output.
+    #[error("a downstream task stopped")]
+    DownstreamGone,
+    /// A task upstream stopped without sending end-of-stream.
+    #[error("an upstream task stopped before end-of-stream")]
+    UpstreamGone,
+    /// The job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl TaskError {
+    /// Whether this error only reacts to another task's failure (or a cancel) rather than
+    /// being a cause of its own. The job reports the first error that is not secondary.
+    pub fn is_secondary(&self) -> bool {
+        matches!(
+            self,
+            TaskError::DownstreamGone | TaskError::UpstreamGone | TaskError::Cancelled
+        )
+    }
+}
+
+impl From<BoxError> for TaskError {
+    fn from(e: BoxError) -> Self {
+        TaskError::Failed(e)
+    }
+}
+
+/// Why a job did not finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The job graph or configuration is invalid; nothing ran.
+    #[error("invalid job: {0}")]
+    Build(#[from] BuildError),
+    /// A task failed; every other task was stopped. Names the first task that failed for a
+    /// reason of its own.
+    #[error("operator '{operator}' (uid '{uid}') task {index} of {parallelism} failed: {source}")]
+    TaskFailed {
+        /// The failed task's operator name.
+        operator: String,
+        /// The operator's uid.
+        uid: String,
+        /// The task's index.
+        index: usize,
+        /// The operator's parallelism.
+        parallelism: usize,
+        /// What went wrong.
+        source: TaskError,
+    },
+    /// The job was cancelled through its handle before it finished.
+    #[error("the job was cancelled")]
+    Cancelled,
+    /// The operating system refused to start a task thread.
+    #[error("could not start a task thread: {0}")]
+    Spawn(#[source] io::Error),
+}

@@ -1,0 +1,40 @@
+//! The snapflow engine: job graph, builder API and threaded runtime.
+//!
+//! A [`Job`] is a DAG of operators built through [`Stream`]s. Running it expands every operator
+//! into `parallelism` tasks, one OS thread each, connected by bounded channels that carry
+//! [`Message`]s: batches of records and in-band control (barriers, watermarks, end-of-stream).
+//! A full channel blocks its sender, which is the backpressure. Edges are partitioned
+//! [`Forward`](Partitioning::Forward), by key ([`Hash`](Partitioning::Hash), through key
+//! groups), [`Rebalance`](Partitioning::Rebalance) or [`Broadcast`](Partitioning::Broadcast).
+//!
+//! A task that fails or panics stops the whole job: its channel ends are dropped, its
+//! neighbours see the disconnect and stop as well, and `run` returns
+//! [`JobError::TaskFailed`] naming the first task that failed for a reason of its own.
+//!
+//! The operators users chain (`map`, `filter`, `process`, ...) live in `snapflow-operators`,
+//! as extension traits over [`Stream::unary`], [`KeyedStream::keyed_unary`] and their
+//! two-input counterparts.
+
+mod builder;
+mod config;
+mod data;
+mod error;
+mod graph;
+mod id;
+mod message;
+mod operator;
+mod partition;
+mod runtime;
+
+pub use builder::{ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream};
+pub use config::JobConfig;
+pub use data::{Data, Either, Key};
+pub use error::{BoxError, BuildError, JobError, TaskError};
+pub use id::{OperatorId, TaskId};
+pub use message::{Message, Timestamp};
+pub use operator::{
+    BinaryOperator, ReadStatus, Sink, SinkWriter, Source, SourceReader, TaskInfo, UnaryOperator,
+};
+pub use partition::Partitioning;
+pub use runtime::{JobHandle, JobMetrics, JobReport, OperatorMetrics, Output};
+pub use snapflow_checkpoint::{CheckpointId, KeyGroup, KeyGroupRange};

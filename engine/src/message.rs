@@ -1,0 +1,25 @@
+//! The one message type on every channel.
+
+use snapflow_checkpoint::CheckpointId;
+
+/// Event time, in milliseconds. Watermarks carry it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub u64);
+
+/// What travels on an edge between two tasks.
+///
+/// Control messages travel in band with the data: channel order alone guarantees that every
+/// record sent before a barrier is received before it, which is what makes the barrier a
+/// consistent cut (Chandy-Lamport).
+#[derive(Debug)]
+pub enum Message<T> {
+    /// A batch of records: the unit of transfer, so that no channel operation is per record.
+    Batch(Vec<T>),
+    /// No record with an earlier event time will follow on this channel.
+    Watermark(Timestamp),
+    /// Everything before this on the channel belongs to checkpoint `id`, everything after to
+    /// later ones.
+    Barrier(CheckpointId),
+    /// The sender has finished; nothing follows on this channel.
+    End,
+}

@@ -1,0 +1,196 @@
+//! The traits that sources, operators and sinks implement.
+//!
+//! Each is split into a shareable *definition* (`Source`, `Sink`, or an operator factory
+//! closure) and a per-task *instance* (`SourceReader`, `SinkWriter`, `UnaryOperator`, ...): the
+//! runtime asks the definition for one instance per parallel task, and can ask again when it
+//! restarts the job.
+
+use crate::error::BoxError;
+use crate::id::{OperatorId, TaskId};
+use crate::message::Timestamp;
+use crate::runtime::Output;
+use snapflow_checkpoint::KeyGroupRange;
+use std::fmt;
+use std::sync::Arc;
+
+/// Where a task sits in the job: handed to every factory and instance.
+#[derive(Clone, Debug)]
+pub struct TaskInfo {
+    /// The operator's position in the graph.
+    pub operator: OperatorId,
+    /// The operator's display name.
+    pub name: Arc<str>,
+    /// The operator's stable uid.
+    pub uid: Arc<str>,
+    /// This task's index, `0..parallelism`.
+    pub index: usize,
+    /// How many tasks run the operator.
+    pub parallelism: usize,
+    /// The job's number of key groups.
+    pub max_parallelism: u32,
+}
+
+impl TaskInfo {
+    /// This task's id.
+    pub fn id(&self) -> TaskId {
+        TaskId {
+            operator: self.operator,
+            index: self.index as u32,
+        }
+    }
+
+    /// The key groups this task owns when its input is partitioned by key.
+    pub fn key_groups(&self) -> KeyGroupRange {
+        KeyGroupRange::for_task(
+            self.index as u32,
+            self.parallelism as u32,
+            self.max_parallelism,
+        )
+    }
+}
+
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}' task {} of {}", self.name, self.index, self.parallelism)
+    }
+}
+
+/// Whether a source has more to read.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// Call `read_batch` again.
+    More,
+    /// The source is exhausted; anything appended by this call is its last output.
+    Exhausted,
+}
+
+/// A source definition: creates one reader per parallel task.
+pub trait Source: Send + Sync + 'static {
+    /// The records it produces.
+    type Out: crate::Data;
+
+    /// The operator name used when the job does not set one.
+    fn name(&self) -> String {
+        "source".to_owned()
+    }
+
+    /// Opens the reader for one task. Each task must read a disjoint part of the input, and
+    /// together they must read all of it.
+    ///
+    /// # Errors
+    /// When the input cannot be opened; the job fails naming this task.
+    fn create_reader(&self, task: &TaskInfo) -> Result<Box<dyn SourceReader<Self::Out>>, BoxError>;
+}
+
+/// One task's share of a source.
+pub trait SourceReader<T>: Send {
+    /// Appends up to `max` records to `batch`.
+    ///
+    /// # Errors
+    /// Bad input or an I/O failure; the job fails naming this task.
+    fn read_batch(&mut self, batch: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError>;
+}
+
+/// A sink definition: creates one writer per parallel task.
+pub trait Sink<T>: Send + Sync + 'static {
+    /// The operator name used when the job does not set one.
+    fn name(&self) -> String {
+        "sink".to_owned()
+    }
+
+    /// Opens the writer for one task.
+    ///
+    /// # Errors
+    /// When the output cannot be opened; the job fails naming this task.
+    fn create_writer(&self, task: &TaskInfo) -> Result<Box<dyn SinkWriter<T>>, BoxError>;
+}
+
+/// One task's share of a sink.
+pub trait SinkWriter<T>: Send {
+    /// Writes one batch.
+    ///
+    /// # Errors
+    /// An I/O failure; the job fails naming this task.
+    fn write_batch(&mut self, batch: Vec<T>) -> Result<(), BoxError>;
+
+    /// Called once after the last batch, when every input has ended.
+    ///
+    /// # Errors
+    /// An I/O failure; the job fails naming this task.
+    fn finish(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// One task of a one-input operator. Stateless operators implement only `process_batch`.
+pub trait UnaryOperator<I, O>: Send + 'static {
+    /// Called once before the first record.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn open(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Processes one batch of input, pushing results to `out`.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn process_batch(&mut self, batch: Vec<I>, out: &mut Output<O>) -> Result<(), BoxError>;
+
+    /// The combined watermark of all inputs advanced to `watermark`. The runtime forwards the
+    /// watermark downstream after this returns.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn on_watermark(&mut self, _watermark: Timestamp, _out: &mut Output<O>) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Called once after every input has ended, before end-of-stream is sent downstream.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn close(&mut self, _out: &mut Output<O>) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// One task of a two-input operator whose inputs may have different types.
+pub trait BinaryOperator<A, B, O>: Send + 'static {
+    /// Called once before the first record.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn open(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Processes a batch of the first input.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn process_first(&mut self, batch: Vec<A>, out: &mut Output<O>) -> Result<(), BoxError>;
+
+    /// Processes a batch of the second input.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn process_second(&mut self, batch: Vec<B>, out: &mut Output<O>) -> Result<(), BoxError>;
+
+    /// The combined watermark of both inputs advanced.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn on_watermark(&mut self, _watermark: Timestamp, _out: &mut Output<O>) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Called once after both inputs have ended.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn close(&mut self, _out: &mut Output<O>) -> Result<(), BoxError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! Type-erased recipes that the physical plan uses to create channels and tasks.
+//!
+//! The job graph stores nodes and edges of many record types side by side, so it holds them
+//! as trait objects; each recipe knows its concrete types and downcasts the channel ends
+//! handed to it. A failed downcast would be an engine bug: the builder only ever connects an
+//! edge of type `T` to a node whose input or output is `T`.
+
+use crate::config::JobConfig;
+use crate::error::TaskError;
+use crate::message::Message;
+use crate::operator::{BinaryOperator, Sink, Source, TaskInfo, UnaryOperator};
+use crate::partition::Partitioning;
+use crate::runtime::gate::InputGate;
+use crate::runtime::router::{EdgeWriter, KeyHasher, Output};
+use crate::runtime::task::{
+    failed, BinaryHandler, InputTask, SinkHandler, SourceTask, Task, TaskEnv, UnaryHandler,
+};
+use crate::Data;
+use crossbeam_channel::{bounded, Receiver};
+use std::any::Any;
+use std::convert::Infallible;
+use std::marker::PhantomData;
+
+/// A channel end of some record type, typed again by the recipe that receives it.
+pub(crate) type AnyEnd = Box<dyn Any + Send>;
+
+/// The channel ends of one task: for each input port, one entry per incoming edge (a
+/// `Vec<Receiver<Message<T>>>`); one entry per outgoing edge (an `EdgeWriter<T>`).
+pub(crate) struct TaskWiring {
+    pub inputs: Vec<Vec<AnyEnd>>,
+    pub outputs: Vec<AnyEnd>,
+}
+
+/// The channels of one edge: a writer per upstream task, receivers per downstream task.
+pub(crate) struct EdgeChannels {
+    pub writers: Vec<AnyEnd>,
+    pub readers: Vec<AnyEnd>,
+}
+
+/// Creates the channels of an edge.
+pub(crate) trait EdgeFactory: Send + Sync {
+    fn connect(
+        &self,
+        partitioning: Partitioning,
+        upstream: usize,
+        downstream: usize,
+        config: &JobConfig,
+    ) -> EdgeChannels;
+}
+
+/// Creates one task of a node.
+pub(crate) trait NodeFactory: Send + Sync {
+    fn create_task(
+        &self,
+        info: TaskInfo,
+        wiring: TaskWiring,
+        env: TaskEnv,
+    ) -> Result<Box<dyn Task>, TaskError>;
+}
+
+/// The edge recipe for records of type `T`.
+pub(crate) struct TypedEdge<T> {
+    pub hasher: Option<KeyHasher<T>>,
+}
+
+impl<T: Data> EdgeFactory for TypedEdge<T> {
+    fn connect(
+        &self,
+        partitioning: Partitioning,
+        upstream: usize,
+        downstream: usize,
+        config: &JobConfig,
+    ) -> EdgeChannels {
+        // One channel per (sender task, receiver task) pair, so that a receiver can stop
+        // reading exactly the senders whose barrier it already has.
+        let mut readers: Vec<Vec<Receiver<Message<T>>>> = (0..downstream).map(|_| Vec::new()).collect();
+        let mut writers: Vec<AnyEnd> = Vec::with_capacity(upstream);
+        for u in 0..upstream {
+            let targets = match partitioning {
+                Partitioning::Forward => u..u + 1,
+                _ => 0..downstream,
+            };
+            let mut senders = Vec::with_capacity(targets.len());
+            for d in targets {
+                let (tx, rx) = bounded(config.channel_capacity);
+                senders.push(tx);
+                readers[d].push(rx);
+            }
+            writers.push(Box::new(EdgeWriter::new(
+                senders,
+                partitioning,
+                self.hasher.clone(),
+                config.batch_size,
+                config.max_parallelism,
+            )));
+        }
+        EdgeChannels {
+            writers,
+            readers: readers.into_iter().map(|r| Box::new(r) as AnyEnd).collect(),
+        }
+    }
+}
+
+fn receivers<T: Data>(port: Vec<AnyEnd>) -> Vec<Receiver<Message<T>>> {
+    port.into_iter()
+        .flat_map(|end| {
+            *end.downcast::<Vec<Receiver<Message<T>>>>()
+                .expect("input edge type matches its node (engine bug otherwise)")
+        })
+        .collect()
+}
+
+fn output<T: Data>(outputs: Vec<AnyEnd>, env: &TaskEnv) -> Output<T> {
+    let edges = outputs
+        .into_iter()
+        .map(|end| {
+            *end.downcast::<EdgeWriter<T>>()
+                .expect("output edge type matches its node (engine bug otherwise)")
+        })
+        .collect();
+    Output::new(edges, env.counters.clone())
+}
+
+fn ports<const N: usize>(wiring: TaskWiring) -> ([Vec<AnyEnd>; N], Vec<AnyEnd>) {
+    let inputs: [Vec<AnyEnd>; N] = wiring
+        .inputs
+        .try_into()
+        .unwrap_or_else(|_| panic!("node has {N} input ports (engine bug otherwise)"));
+    (inputs, wiring.outputs)
+}
+
+/// Recipe of a source node.
+pub(crate) struct SourceFactory<S>(pub S);
+
+impl<S: Source> NodeFactory for SourceFactory<S> {
+    fn create_task(&self, info: TaskInfo, wiring: TaskWiring, env: TaskEnv) -> Result<Box<dyn Task>, TaskError> {
+        let reader = self.0.create_reader(&info).map_err(failed)?;
+        Ok(Box::new(SourceTask {
+            reader,
+            out: output(wiring.outputs, &env),
+            env,
+        }))
+    }
+}
+
+/// Recipe of a one-input operator node.
+pub(crate) struct UnaryFactory<I, O, F> {
+    pub make: F,
+    pub _types: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O, Op, F> NodeFactory for UnaryFactory<I, O, F>
+where
+    I: Data,
+    O: Data,
+    Op: UnaryOperator<I, O>,
+    F: Fn(&TaskInfo) -> Op + Send + Sync,
+{
+    fn create_task(&self, info: TaskInfo, wiring: TaskWiring, env: TaskEnv) -> Result<Box<dyn Task>, TaskError> {
+        let mut op = (self.make)(&info);
+        op.open().map_err(failed)?;
+        let ([input], outputs) = ports::<1>(wiring);
+        Ok(Box::new(InputTask {
+            gate: InputGate::<I, Infallible>::new(receivers(input), Vec::new()),
+            handler: UnaryHandler {
+                op,
+                out: output(outputs, &env),
+                _input: PhantomData,
+            },
+            counters: env.counters,
+        }))
+    }
+}
+
+/// Recipe of a two-input operator node.
+pub(crate) struct BinaryFactory<A, B, O, F> {
+    pub make: F,
+    pub _types: PhantomData<fn(A, B) -> O>,
+}
+
+impl<A, B, O, Op, F> NodeFactory for BinaryFactory<A, B, O, F>
+where
+    A: Data,
+    B: Data,
+    O: Data,
+    Op: BinaryOperator<A, B, O>,
+    F: Fn(&TaskInfo) -> Op + Send + Sync,
+{
+    fn create_task(&self, info: TaskInfo, wiring: TaskWiring, env: TaskEnv) -> Result<Box<dyn Task>, TaskError> {
+        let mut op = (self.make)(&info);
+        op.open().map_err(failed)?;
+        let ([first, second], outputs) = ports::<2>(wiring);
+        Ok(Box::new(InputTask {
+            gate: InputGate::new(receivers::<A>(first), receivers::<B>(second)),
+            handler: BinaryHandler {
+                op,
+                out: output(outputs, &env),
+                _inputs: PhantomData,
+            },
+            counters: env.counters,
+        }))
+    }
+}
+
+/// Recipe of a sink node.
+pub(crate) struct SinkFactory<T, S> {
+    pub sink: S,
+    pub _type: PhantomData<fn(T)>,
+}
+
+impl<T: Data, S: Sink<T>> NodeFactory for SinkFactory<T, S> {
+    fn create_task(&self, info: TaskInfo, wiring: TaskWiring, env: TaskEnv) -> Result<Box<dyn Task>, TaskError> {
+        let writer = self.sink.create_writer(&info).map_err(failed)?;
+        let ([input], _) = ports::<1>(wiring);
+        Ok(Box::new(InputTask {
+            gate: InputGate::<T, Infallible>::new(receivers(input), Vec::new()),
+            handler: SinkHandler { writer },
+            counters: env.counters,
+        }))
+    }
+}

@@ -1,0 +1,177 @@
+//! The receiving side of a task: reads its input channels and turns control messages into
+//! task-level events through the [`InputTracker`].
+
+use crate::error::TaskError;
+use crate::message::{Message, Timestamp};
+use crate::runtime::align::{InputTracker, Progress};
+use crossbeam_channel::{Receiver, Select, TryRecvError};
+use snapflow_checkpoint::CheckpointId;
+use std::collections::VecDeque;
+
+/// What the task loop acts on next.
+pub(crate) enum GateEvent<A, B> {
+    /// A batch from the first input.
+    First(Vec<A>),
+    /// A batch from the second input.
+    Second(Vec<B>),
+    /// The combined watermark advanced.
+    Watermark(Timestamp),
+    /// A barrier has been aligned on all inputs.
+    Barrier(CheckpointId),
+    /// Every input has ended.
+    End,
+}
+
+enum Received<A, B> {
+    First(Message<A>),
+    Second(Message<B>),
+}
+
+/// All input channels of one task: those of its first input, then those of its second.
+/// One-input tasks use `B = Infallible` with no second channels.
+pub(crate) struct InputGate<A, B> {
+    first: Vec<Receiver<Message<A>>>,
+    second: Vec<Receiver<Message<B>>>,
+    tracker: InputTracker,
+    /// Where the next non-blocking sweep starts, so that a busy channel cannot starve others.
+    cursor: usize,
+    /// Events decided but not yet handed out (one control message can yield several).
+    pending: VecDeque<GateEvent<A, B>>,
+    #[cfg(debug_assertions)]
+    ended: Vec<bool>,
+}
+
+impl<A, B> InputGate<A, B> {
+    pub(crate) fn new(first: Vec<Receiver<Message<A>>>, second: Vec<Receiver<Message<B>>>) -> Self {
+        let n = first.len() + second.len();
+        InputGate {
+            first,
+            second,
+            tracker: InputTracker::new(n),
+            cursor: 0,
+            pending: VecDeque::new(),
+            #[cfg(debug_assertions)]
+            ended: vec![false; n],
+        }
+    }
+
+    fn channel_count(&self) -> usize {
+        self.first.len() + self.second.len()
+    }
+
+    /// The next event. Calls `before_block` each time it is about to wait for input, which is
+    /// when the task flushes its partly filled output batches: latency stays low when input is
+    /// scarce, and batches stay full when it is not.
+    pub(crate) fn next(
+        &mut self,
+        mut before_block: impl FnMut() -> Result<(), TaskError>,
+    ) -> Result<GateEvent<A, B>, TaskError> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event);
+            }
+            let (ch, message) = match self.try_receive()? {
+                Some(received) => received,
+                None => {
+                    before_block()?;
+                    self.receive_blocking()?
+                }
+            };
+            self.cursor = ch + 1;
+            if let Some(event) = self.handle(ch, message) {
+                return Ok(event);
+            }
+        }
+    }
+
+    fn try_receive(&mut self) -> Result<Option<(usize, Received<A, B>)>, TaskError> {
+        let n = self.channel_count();
+        for k in 0..n {
+            let ch = (self.cursor + k) % n;
+            if !self.tracker.is_open(ch) {
+                continue;
+            }
+            let result = if ch < self.first.len() {
+                self.first[ch].try_recv().map(Received::First)
+            } else {
+                self.second[ch - self.first.len()].try_recv().map(Received::Second)
+            };
+            match result {
+                Ok(message) => return Ok(Some((ch, message))),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return Err(TaskError::UpstreamGone),
+            }
+        }
+        Ok(None)
+    }
+
+    fn receive_blocking(&mut self) -> Result<(usize, Received<A, B>), TaskError> {
+        let mut select = Select::new();
+        let mut channel_of = Vec::with_capacity(self.channel_count());
+        for (ch, rx) in self.first.iter().enumerate() {
+            if self.tracker.is_open(ch) {
+                select.recv(rx);
+                channel_of.push(ch);
+            }
+        }
+        for (i, rx) in self.second.iter().enumerate() {
+            let ch = self.first.len() + i;
+            if self.tracker.is_open(ch) {
+                select.recv(rx);
+                channel_of.push(ch);
+            }
+        }
+        // The tracker never leaves every channel closed: all blocked means aligned and all
+        // ended means End, and both are handed out before the gate reads again.
+        debug_assert!(!channel_of.is_empty(), "no open input channel to wait on");
+        let operation = select.select();
+        let ch = channel_of[operation.index()];
+        let received = if ch < self.first.len() {
+            operation.recv(&self.first[ch]).map(Received::First)
+        } else {
+            operation
+                .recv(&self.second[ch - self.first.len()])
+                .map(Received::Second)
+        };
+        received
+            .map(|message| (ch, message))
+            .map_err(|_| TaskError::UpstreamGone)
+    }
+
+    fn handle(&mut self, ch: usize, received: Received<A, B>) -> Option<GateEvent<A, B>> {
+        #[cfg(debug_assertions)]
+        assert!(!self.ended[ch], "a message followed end-of-stream on input channel {ch}");
+        let progress = match received {
+            Received::First(Message::Batch(batch)) => return Some(GateEvent::First(batch)),
+            Received::Second(Message::Batch(batch)) => return Some(GateEvent::Second(batch)),
+            Received::First(control) => self.control(ch, control),
+            Received::Second(control) => self.control(ch, control),
+        };
+        // Order matters: a barrier aligned by an end goes out before the end itself.
+        if let Some(id) = progress.aligned {
+            self.pending.push_back(GateEvent::Barrier(id));
+        }
+        if let Some(wm) = progress.watermark {
+            self.pending.push_back(GateEvent::Watermark(wm));
+        }
+        if progress.all_ended {
+            self.pending.push_back(GateEvent::End);
+        }
+        self.pending.pop_front()
+    }
+
+    fn control<T>(&mut self, ch: usize, message: Message<T>) -> Progress {
+        match message {
+            Message::Batch(_) => unreachable!("batches are handled by the caller"),
+            Message::Watermark(wm) => self.tracker.on_watermark(ch, wm),
+            Message::Barrier(id) => self.tracker.on_barrier(ch, id),
+            Message::End => {
+                #[cfg(debug_assertions)]
+                {
+                    self.ended[ch] = true;
+                }
+                self.tracker.on_end(ch)
+            }
+        }
+    }
+}

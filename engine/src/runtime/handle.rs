@@ -1,0 +1,132 @@
+//! A running job: its threads, its counters, and how it ends.
+
+use crate::error::{JobError, TaskError};
+use crate::runtime::metrics::{JobMetrics, OperatorMetrics};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// State every task of a job shares.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Asks the sources to stop (cancel, or another task failed).
+    pub stop: Arc<AtomicBool>,
+    /// Numbers failures in the order they happened.
+    pub failures: AtomicU64,
+    /// The job was cancelled by its owner rather than by a failure.
+    pub cancelled: AtomicBool,
+}
+
+pub(crate) struct TaskThread {
+    pub name: Arc<str>,
+    pub uid: Arc<str>,
+    pub index: usize,
+    pub parallelism: usize,
+    pub join: Option<JoinHandle<Result<(), (u64, TaskError)>>>,
+}
+
+/// What a finished job reports.
+#[derive(Clone, Debug)]
+pub struct JobReport {
+    /// From launch to the end of the last task.
+    pub elapsed: Duration,
+    /// Records counted per operator, in graph order.
+    pub operators: Vec<OperatorMetrics>,
+}
+
+impl JobReport {
+    /// The counts of the operator named `name`, if there is one.
+    pub fn operator(&self, name: &str) -> Option<&OperatorMetrics> {
+        self.operators.iter().find(|m| m.name == name)
+    }
+}
+
+/// A running job. [`join`](JobHandle::join) waits for it; dropping the handle cancels the job
+/// and joins every thread, so no task thread outlives its handle.
+pub struct JobHandle {
+    threads: Vec<TaskThread>,
+    shared: Arc<Shared>,
+    metrics: JobMetrics,
+    started: Instant,
+}
+
+impl JobHandle {
+    pub(crate) fn new(threads: Vec<TaskThread>, shared: Arc<Shared>, metrics: JobMetrics) -> Self {
+        JobHandle {
+            threads,
+            shared,
+            metrics,
+            started: Instant::now(),
+        }
+    }
+
+    /// Live record counters, readable from any thread while the job runs.
+    pub fn metrics(&self) -> JobMetrics {
+        self.metrics.clone()
+    }
+
+    /// Asks the job to stop: sources stop at their next batch and every task follows. `join`
+    /// then returns [`JobError::Cancelled`].
+    pub fn cancel(&self) {
+        self.shared.cancelled.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for every task to finish.
+    ///
+    /// # Errors
+    /// [`JobError::TaskFailed`] naming the first task that failed for a reason of its own (the
+    /// others stopped because of it), or [`JobError::Cancelled`].
+    pub fn join(mut self) -> Result<JobReport, JobError> {
+        let mut first: Option<(bool, u64, usize, TaskError)> = None;
+        for (i, thread) in self.threads.iter_mut().enumerate() {
+            let outcome = thread
+                .join
+                .take()
+                .expect("joined once")
+                .join()
+                .unwrap_or_else(|_| Err((u64::MAX, TaskError::Panicked("task thread panicked outside its task".into()))));
+            if let Err((seq, error)) = outcome {
+                // Rank: causes before reactions, then earlier before later.
+                let rank = (error.is_secondary(), seq);
+                if first.as_ref().is_none_or(|(s, q, _, _)| rank < (*s, *q)) {
+                    first = Some((rank.0, seq, i, error));
+                }
+            }
+        }
+        let elapsed = self.started.elapsed();
+        match first {
+            None => Ok(JobReport {
+                elapsed,
+                operators: self.metrics.snapshot(),
+            }),
+            Some((secondary, _, _, _)) if secondary && self.shared.cancelled.load(Ordering::Relaxed) => {
+                Err(JobError::Cancelled)
+            }
+            Some((_, _, i, source)) => {
+                let t = &self.threads[i];
+                Err(JobError::TaskFailed {
+                    operator: t.name.to_string(),
+                    uid: t.uid.to_string(),
+                    index: t.index,
+                    parallelism: t.parallelism,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        if self.threads.iter().any(|t| t.join.is_some()) {
+            self.cancel();
+            for thread in &mut self.threads {
+                if let Some(join) = thread.join.take() {
+                    let _ = join.join();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Per-task record counters, updated once per batch and readable while the job runs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Counters of one task. Relaxed atomics: they are statistics, not synchronization.
+#[derive(Debug, Default)]
+pub(crate) struct TaskCounters {
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+}
+
+impl TaskCounters {
+    pub(crate) fn add_in(&self, n: u64) {
+        self.records_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_out(&self, n: u64) {
+        self.records_out.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Records counted for one operator, summed over its tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorMetrics {
+    /// The operator's name.
+    pub name: String,
+    /// The operator's uid.
+    pub uid: String,
+    /// How many tasks ran it.
+    pub parallelism: usize,
+    /// Records its tasks received.
+    pub records_in: u64,
+    /// Records its tasks sent downstream (counting a record once per consuming edge and, for
+    /// broadcast edges, once per receiving task).
+    pub records_out: u64,
+}
+
+/// Live counters of a running job; cheap to clone and to read from another thread.
+#[derive(Clone, Debug)]
+pub struct JobMetrics {
+    pub(crate) operators: Arc<Vec<(OperatorMetrics, Vec<Arc<TaskCounters>>)>>,
+}
+
+impl JobMetrics {
+    /// The current counts of every operator, in graph order.
+    pub fn snapshot(&self) -> Vec<OperatorMetrics> {
+        self.operators
+            .iter()
+            .map(|(meta, tasks)| {
+                let sum = |f: fn(&TaskCounters) -> &AtomicU64| {
+                    tasks.iter().map(|t| f(t).load(Ordering::Relaxed)).sum()
+                };
+                OperatorMetrics {
+                    records_in: sum(|t| &t.records_in),
+                    records_out: sum(|t| &t.records_out),
+                    ..meta.clone()
+                }
+            })
+            .collect()
+    }
+
+    /// The current counts of the operator named `name`, if there is one.
+    pub fn operator(&self, name: &str) -> Option<OperatorMetrics> {
+        self.snapshot().into_iter().find(|m| m.name == name)
+    }
+}

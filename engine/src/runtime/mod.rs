@@ -1,0 +1,19 @@
+//! The physical side: tasks on threads, channels between them, and the handle of a running
+//! job.
+//!
+//! Data path: a source task reads a batch, its [`Output`] routes records into per-destination
+//! buffers and sends full batches over bounded channels; the receiving task's input gate
+//! reads its channels and hands batches to the operator, whose output repeats the cycle.
+
+pub(crate) mod align;
+pub(crate) mod factory;
+pub(crate) mod gate;
+pub(crate) mod handle;
+pub(crate) mod metrics;
+pub(crate) mod plan;
+pub(crate) mod router;
+pub(crate) mod task;
+
+pub use handle::{JobHandle, JobReport};
+pub use metrics::{JobMetrics, OperatorMetrics};
+pub use router::Output;

@@ -1,0 +1,270 @@
+//! The sending side of a task: buffers records per destination and sends them in batches.
+
+use crate::error::TaskError;
+use crate::message::Message;
+use crate::partition::Partitioning;
+use crate::runtime::metrics::TaskCounters;
+use crate::Data;
+use crossbeam_channel::Sender;
+use snapflow_checkpoint::{key_group_of_hash, task_for_key_group, KeyGroup};
+use std::sync::Arc;
+
+/// Computes the [`key_hash`](snapflow_checkpoint::key_hash) of a record's key.
+pub(crate) type KeyHasher<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
+
+/// How one edge picks the destination of a record.
+pub(crate) enum Route<T> {
+    /// The one channel to the same-index task.
+    Forward,
+    /// Whole batches, round-robin over the downstream tasks.
+    Rebalance { next: usize },
+    /// Every batch to every downstream task.
+    Broadcast,
+    /// Each record to the task that owns its key's key group.
+    Hash {
+        hasher: KeyHasher<T>,
+        max_parallelism: u32,
+    },
+}
+
+/// One task's end of one outgoing edge.
+pub(crate) struct EdgeWriter<T> {
+    senders: Vec<Sender<Message<T>>>,
+    route: Route<T>,
+    /// One buffer per sender for hash routing, a single one otherwise.
+    buffers: Vec<Vec<T>>,
+    batch_size: usize,
+}
+
+impl<T: Data> EdgeWriter<T> {
+    pub(crate) fn new(
+        senders: Vec<Sender<Message<T>>>,
+        partitioning: Partitioning,
+        hasher: Option<KeyHasher<T>>,
+        batch_size: usize,
+        max_parallelism: u32,
+    ) -> Self {
+        let route = match (partitioning, hasher) {
+            (Partitioning::Forward, _) => Route::Forward,
+            (Partitioning::Rebalance, _) => Route::Rebalance { next: 0 },
+            (Partitioning::Broadcast, _) => Route::Broadcast,
+            (Partitioning::Hash, Some(hasher)) => Route::Hash {
+                hasher,
+                max_parallelism,
+            },
+            (Partitioning::Hash, None) => unreachable!("hash edges are created with a key hasher"),
+        };
+        let buffer_count = if matches!(route, Route::Hash { .. }) {
+            senders.len()
+        } else {
+            1
+        };
+        EdgeWriter {
+            senders,
+            route,
+            buffers: (0..buffer_count)
+                .map(|_| Vec::with_capacity(batch_size))
+                .collect(),
+            batch_size,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, record: T) -> Result<usize, TaskError> {
+        let slot = match &self.route {
+            Route::Hash {
+                hasher,
+                max_parallelism,
+            } => {
+                let group: KeyGroup = key_group_of_hash(hasher(&record), *max_parallelism);
+                task_for_key_group(group, self.senders.len() as u32, *max_parallelism) as usize
+            }
+            _ => 0,
+        };
+        let buffer = &mut self.buffers[slot];
+        buffer.push(record);
+        if buffer.len() >= self.batch_size {
+            self.send_buffer(slot)
+        } else {
+            Ok(0)
+        }
+    }
+
+    /// Sends a whole batch, keeping it intact where the route allows.
+    fn push_batch(&mut self, batch: Vec<T>) -> Result<usize, TaskError> {
+        match self.route {
+            Route::Hash { .. } => {
+                let mut sent = 0;
+                for record in batch {
+                    sent += self.push(record)?;
+                }
+                Ok(sent)
+            }
+            _ => {
+                // Keep order: what is buffered goes first.
+                let mut sent = self.flush()?;
+                if !batch.is_empty() {
+                    sent += self.send_batch(0, batch)?;
+                }
+                Ok(sent)
+            }
+        }
+    }
+
+    /// Sends the buffer of `slot`, returning how many records left.
+    fn send_buffer(&mut self, slot: usize) -> Result<usize, TaskError> {
+        let batch = std::mem::replace(&mut self.buffers[slot], Vec::with_capacity(self.batch_size));
+        self.send_batch(slot, batch)
+    }
+
+    fn send_batch(&mut self, slot: usize, batch: Vec<T>) -> Result<usize, TaskError> {
+        let len = batch.len();
+        let send = |tx: &Sender<Message<T>>, b: Vec<T>| {
+            tx.send(Message::Batch(b)).map_err(|_| TaskError::DownstreamGone)
+        };
+        match &mut self.route {
+            Route::Forward | Route::Hash { .. } => send(&self.senders[slot], batch)?,
+            Route::Rebalance { next } => {
+                let target = *next;
+                *next = (target + 1) % self.senders.len();
+                send(&self.senders[target], batch)?;
+            }
+            Route::Broadcast => {
+                let (last, rest) = self.senders.split_last().expect("an edge has a receiver");
+                for tx in rest {
+                    send(tx, batch.clone())?;
+                }
+                send(last, batch)?;
+            }
+        }
+        Ok(len)
+    }
+
+    fn flush(&mut self) -> Result<usize, TaskError> {
+        let mut sent = 0;
+        for slot in 0..self.buffers.len() {
+            if !self.buffers[slot].is_empty() {
+                sent += self.send_buffer(slot)?;
+            }
+        }
+        Ok(sent)
+    }
+
+    fn send_control(&mut self, message: impl Fn() -> Message<T>) -> Result<(), TaskError> {
+        self.flush()?;
+        for tx in &self.senders {
+            tx.send(message()).map_err(|_| TaskError::DownstreamGone)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where an operator puts its output records.
+///
+/// `push` never fails from the caller's point of view: if a downstream task has stopped, the
+/// record is dropped and the error is kept; the runtime checks it after the operator returns
+/// and stops the task. This keeps user functions free of error plumbing for something that
+/// only happens while the job is being torn down anyway.
+pub struct Output<T> {
+    edges: Vec<EdgeWriter<T>>,
+    error: Option<TaskError>,
+    counters: Arc<TaskCounters>,
+}
+
+impl<T: Data> Output<T> {
+    pub(crate) fn new(edges: Vec<EdgeWriter<T>>, counters: Arc<TaskCounters>) -> Self {
+        Output {
+            edges,
+            error: None,
+            counters,
+        }
+    }
+
+    /// Emits one record to every consumer of the stream.
+    #[inline]
+    pub fn push(&mut self, record: T) {
+        if self.error.is_some() {
+            return;
+        }
+        let result = match self.edges.split_last_mut() {
+            None => Ok(0),
+            Some((last, rest)) => {
+                let mut sent = 0;
+                let mut result = Ok(());
+                for edge in rest {
+                    match edge.push(record.clone()) {
+                        Ok(n) => sent += n,
+                        Err(e) => result = Err(e),
+                    }
+                }
+                result.and_then(|()| last.push(record).map(|n| n + sent))
+            }
+        };
+        self.account(result);
+    }
+
+    /// Emits every record of `records`.
+    pub fn extend<I: IntoIterator<Item = T>>(&mut self, records: I) {
+        for record in records {
+            self.push(record);
+        }
+    }
+
+    /// Emits a whole batch, passing the vector on unchanged where the partitioning allows
+    /// (forward, rebalance and broadcast edges), so that pass-through operators copy nothing.
+    pub fn push_batch(&mut self, batch: Vec<T>) {
+        if self.error.is_some() {
+            return;
+        }
+        let result = match self.edges.split_last_mut() {
+            None => Ok(0),
+            Some((last, rest)) => {
+                let mut sent = 0;
+                let mut result = Ok(());
+                for edge in rest {
+                    match edge.push_batch(batch.clone()) {
+                        Ok(n) => sent += n,
+                        Err(e) => result = Err(e),
+                    }
+                }
+                result.and_then(|()| last.push_batch(batch).map(|n| n + sent))
+            }
+        };
+        self.account(result);
+    }
+
+    fn account(&mut self, result: Result<usize, TaskError>) {
+        match result {
+            Ok(0) => {}
+            Ok(sent) => self.counters.add_out(sent as u64),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Sends every partly filled batch now.
+    pub(crate) fn flush(&mut self) -> Result<(), TaskError> {
+        self.check()?;
+        for edge in &mut self.edges {
+            let sent = edge.flush()?;
+            self.counters.add_out(sent as u64);
+        }
+        Ok(())
+    }
+
+    /// Flushes, then sends a control message on every channel of every edge.
+    pub(crate) fn send_control(&mut self, message: impl Fn() -> Message<T>) -> Result<(), TaskError> {
+        self.flush()?;
+        for edge in &mut self.edges {
+            edge.send_control(&message)?;
+        }
+        Ok(())
+    }
+
+    /// The error a `push` ran into, if any.
+    pub(crate) fn check(&mut self) -> Result<(), TaskError> {
+        match self.error.take() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+}

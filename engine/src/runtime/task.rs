@@ -1,0 +1,258 @@
+//! The loops that tasks run: one for sources, one shared by every task that has inputs.
+
+use crate::error::{BoxError, TaskError};
+use crate::message::{Message, Timestamp};
+use crate::operator::{BinaryOperator, ReadStatus, SinkWriter, SourceReader, UnaryOperator};
+use crate::runtime::gate::{GateEvent, InputGate};
+use crate::runtime::metrics::TaskCounters;
+use crate::runtime::router::Output;
+use crate::Data;
+use snapflow_checkpoint::CheckpointId;
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One parallel instance of an operator, ready to run on its own thread.
+pub(crate) trait Task: Send {
+    /// Runs until end-of-stream or failure.
+    fn run(self: Box<Self>) -> Result<(), TaskError>;
+}
+
+/// What every task gets from the runtime besides its channels.
+#[derive(Clone)]
+pub(crate) struct TaskEnv {
+    pub counters: Arc<TaskCounters>,
+    /// Set when the job is cancelled or another task failed; sources stop at the next batch.
+    pub stop: Arc<AtomicBool>,
+    pub batch_size: usize,
+    /// Records per second for this task when the job is rate-limited.
+    pub source_rate: Option<f64>,
+}
+
+/// Reads a source and sends what it reads downstream.
+pub(crate) struct SourceTask<T> {
+    pub reader: Box<dyn SourceReader<T>>,
+    pub out: Output<T>,
+    pub env: TaskEnv,
+}
+
+impl<T: Data> Task for SourceTask<T> {
+    fn run(self: Box<Self>) -> Result<(), TaskError> {
+        let SourceTask {
+            mut reader,
+            mut out,
+            env,
+        } = *self;
+        // Under a rate limit, read small batches (about 10 ms worth) so that the output is
+        // paced smoothly rather than in bursts of a whole batch.
+        let max = match env.source_rate {
+            Some(rate) => ((rate / 100.0) as usize).clamp(1, env.batch_size),
+            None => env.batch_size,
+        };
+        let mut pacer = env.source_rate.map(Pacer::new);
+        loop {
+            if env.stop.load(Ordering::Relaxed) {
+                return Err(TaskError::Cancelled);
+            }
+            let mut batch = Vec::with_capacity(max);
+            let status = reader.read_batch(&mut batch, max)?;
+            let read = batch.len();
+            env.counters.add_in(read as u64);
+            out.push_batch(batch);
+            out.check()?;
+            if status == ReadStatus::Exhausted {
+                return out.send_control(|| Message::End);
+            }
+            if let Some(wait) = pacer.as_mut().and_then(|p| p.wait_after(read)) {
+                out.flush()?;
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+/// Spaces a source's output to a rate.
+struct Pacer {
+    per_second: f64,
+    started: Instant,
+    emitted: u64,
+}
+
+impl Pacer {
+    fn new(per_second: f64) -> Self {
+        Pacer {
+            per_second,
+            started: Instant::now(),
+            emitted: 0,
+        }
+    }
+
+    /// How long to wait after emitting `n` more records to stay at the rate.
+    fn wait_after(&mut self, n: usize) -> Option<Duration> {
+        self.emitted += n as u64;
+        let due = Duration::from_secs_f64(self.emitted as f64 / self.per_second);
+        due.checked_sub(self.started.elapsed())
+    }
+}
+
+/// What a task with inputs does with each event of its input gate.
+pub(crate) trait InputHandler<A, B> {
+    fn first(&mut self, batch: Vec<A>) -> Result<(), TaskError>;
+    fn second(&mut self, batch: Vec<B>) -> Result<(), TaskError>;
+    fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError>;
+    fn barrier(&mut self, id: CheckpointId) -> Result<(), TaskError>;
+    fn end(&mut self) -> Result<(), TaskError>;
+    /// Send partly filled output batches: the task is about to wait for input.
+    fn flush(&mut self) -> Result<(), TaskError>;
+}
+
+/// A task with inputs: its gate and what handles the gate's events.
+pub(crate) struct InputTask<A, B, H> {
+    pub gate: InputGate<A, B>,
+    pub handler: H,
+    pub counters: Arc<TaskCounters>,
+}
+
+impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H> {
+    fn run(self: Box<Self>) -> Result<(), TaskError> {
+        let InputTask {
+            mut gate,
+            mut handler,
+            counters,
+        } = *self;
+        loop {
+            match gate.next(|| handler.flush())? {
+                GateEvent::First(batch) => {
+                    counters.add_in(batch.len() as u64);
+                    handler.first(batch)?;
+                }
+                GateEvent::Second(batch) => {
+                    counters.add_in(batch.len() as u64);
+                    handler.second(batch)?;
+                }
+                GateEvent::Watermark(wm) => handler.watermark(wm)?,
+                GateEvent::Barrier(id) => handler.barrier(id)?,
+                GateEvent::End => return handler.end(),
+            }
+        }
+    }
+}
+
+/// Runs a one-input operator.
+pub(crate) struct UnaryHandler<I, O, Op> {
+    pub op: Op,
+    pub out: Output<O>,
+    pub _input: PhantomData<fn(I)>,
+}
+
+impl<I: Data, O: Data, Op: UnaryOperator<I, O>> InputHandler<I, Infallible> for UnaryHandler<I, O, Op> {
+    fn first(&mut self, batch: Vec<I>) -> Result<(), TaskError> {
+        self.op.process_batch(batch, &mut self.out)?;
+        self.out.check()
+    }
+
+    fn second(&mut self, batch: Vec<Infallible>) -> Result<(), TaskError> {
+        match batch.into_iter().next() {
+            None => Ok(()),
+            Some(never) => match never {},
+        }
+    }
+
+    fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
+        self.op.on_watermark(watermark, &mut self.out)?;
+        self.out.send_control(|| Message::Watermark(watermark))
+    }
+
+    fn barrier(&mut self, id: CheckpointId) -> Result<(), TaskError> {
+        self.out.send_control(|| Message::Barrier(id))
+    }
+
+    fn end(&mut self) -> Result<(), TaskError> {
+        self.op.close(&mut self.out)?;
+        self.out.send_control(|| Message::End)
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.out.flush()
+    }
+}
+
+/// Runs a two-input operator.
+pub(crate) struct BinaryHandler<A, B, O, Op> {
+    pub op: Op,
+    pub out: Output<O>,
+    pub _inputs: PhantomData<fn(A, B)>,
+}
+
+impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
+    for BinaryHandler<A, B, O, Op>
+{
+    fn first(&mut self, batch: Vec<A>) -> Result<(), TaskError> {
+        self.op.process_first(batch, &mut self.out)?;
+        self.out.check()
+    }
+
+    fn second(&mut self, batch: Vec<B>) -> Result<(), TaskError> {
+        self.op.process_second(batch, &mut self.out)?;
+        self.out.check()
+    }
+
+    fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
+        self.op.on_watermark(watermark, &mut self.out)?;
+        self.out.send_control(|| Message::Watermark(watermark))
+    }
+
+    fn barrier(&mut self, id: CheckpointId) -> Result<(), TaskError> {
+        self.out.send_control(|| Message::Barrier(id))
+    }
+
+    fn end(&mut self) -> Result<(), TaskError> {
+        self.op.close(&mut self.out)?;
+        self.out.send_control(|| Message::End)
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.out.flush()
+    }
+}
+
+/// Runs a sink.
+pub(crate) struct SinkHandler<T> {
+    pub writer: Box<dyn SinkWriter<T>>,
+}
+
+impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
+    fn first(&mut self, batch: Vec<T>) -> Result<(), TaskError> {
+        self.writer.write_batch(batch).map_err(TaskError::Failed)
+    }
+
+    fn second(&mut self, batch: Vec<Infallible>) -> Result<(), TaskError> {
+        match batch.into_iter().next() {
+            None => Ok(()),
+            Some(never) => match never {},
+        }
+    }
+
+    fn watermark(&mut self, _watermark: Timestamp) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn barrier(&mut self, _id: CheckpointId) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), TaskError> {
+        self.writer.finish().map_err(TaskError::Failed)
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+/// Turns a user error into a task failure (used where `?` cannot infer the conversion).
+pub(crate) fn failed(e: BoxError) -> TaskError {
+    TaskError::Failed(e)
+}
