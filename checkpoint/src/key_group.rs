@@ -30,7 +30,9 @@ impl KeyGroupRange {
     /// validation rejects such configurations before any task starts.
     pub fn for_task(task: u32, parallelism: u32, max_parallelism: u32) -> KeyGroupRange {
         assert!(parallelism > 0 && parallelism <= max_parallelism && task < parallelism);
-        let bound = |i: u32| ((u64::from(i) * u64::from(max_parallelism)).div_ceil(u64::from(parallelism))) as u32;
+        let bound = |i: u32| {
+            ((u64::from(i) * u64::from(max_parallelism)).div_ceil(u64::from(parallelism))) as u32
+        };
         KeyGroupRange {
             groups: bound(task)..bound(task + 1),
         }

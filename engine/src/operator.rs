@@ -51,7 +51,11 @@ impl TaskInfo {
 
 impl fmt::Display for TaskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "'{}' task {} of {}", self.name, self.index, self.parallelism)
+        write!(
+            f,
+            "'{}' task {} of {}",
+            self.name, self.index, self.parallelism
+        )
     }
 }
 
@@ -143,7 +147,11 @@ pub trait UnaryOperator<I, O>: Send + 'static {
     ///
     /// # Errors
     /// The job fails naming this task.
-    fn on_watermark(&mut self, _watermark: Timestamp, _out: &mut Output<O>) -> Result<(), BoxError> {
+    fn on_watermark(
+        &mut self,
+        _watermark: Timestamp,
+        _out: &mut Output<O>,
+    ) -> Result<(), BoxError> {
         Ok(())
     }
 
@@ -182,7 +190,11 @@ pub trait BinaryOperator<A, B, O>: Send + 'static {
     ///
     /// # Errors
     /// The job fails naming this task.
-    fn on_watermark(&mut self, _watermark: Timestamp, _out: &mut Output<O>) -> Result<(), BoxError> {
+    fn on_watermark(
+        &mut self,
+        _watermark: Timestamp,
+        _out: &mut Output<O>,
+    ) -> Result<(), BoxError> {
         Ok(())
     }
 

@@ -70,7 +70,9 @@ impl<T: Data> Stream<T> {
 
     /// Sets how many parallel tasks run the operator (default: the job's parallelism).
     pub fn parallelism(self, parallelism: usize) -> Self {
-        set_node(&self.graph, self.node, |n| n.parallelism = Some(parallelism));
+        set_node(&self.graph, self.node, |n| {
+            n.parallelism = Some(parallelism)
+        });
         self
     }
 
@@ -98,7 +100,10 @@ impl<T: Data> Stream<T> {
 
     /// Partitions the stream by key: each key's records go to one task, which can keep state
     /// per key.
-    pub fn key_by<K: Key>(self, key: impl Fn(&T) -> K + Send + Sync + 'static) -> KeyedStream<K, T> {
+    pub fn key_by<K: Key>(
+        self,
+        key: impl Fn(&T) -> K + Send + Sync + 'static,
+    ) -> KeyedStream<K, T> {
         KeyedStream {
             stream: self,
             key: Arc::new(key),
@@ -107,10 +112,15 @@ impl<T: Data> Stream<T> {
 
     /// Merges this stream with another of the same type.
     pub fn union(self, other: Stream<T>) -> Stream<T> {
-        let node = self.add_node("union", NodeKind::Operator, 1, UnaryFactory {
-            make: |_: &TaskInfo| PassThrough,
-            _types: PhantomData::<fn(T) -> T>,
-        });
+        let node = self.add_node(
+            "union",
+            NodeKind::Operator,
+            1,
+            UnaryFactory {
+                make: |_: &TaskInfo| PassThrough,
+                _types: PhantomData::<fn(T) -> T>,
+            },
+        );
         self.connect_to(node, 0, None);
         other.connect_to_checked(&self.graph, node, 0, None);
         Stream::new(self.graph.clone(), node)
@@ -124,10 +134,15 @@ impl<T: Data> Stream<T> {
         Op: UnaryOperator<T, O>,
         F: Fn(&TaskInfo) -> Op + Send + Sync + 'static,
     {
-        let node = self.add_node(name, NodeKind::Operator, 1, UnaryFactory {
-            make,
-            _types: PhantomData,
-        });
+        let node = self.add_node(
+            name,
+            NodeKind::Operator,
+            1,
+            UnaryFactory {
+                make,
+                _types: PhantomData,
+            },
+        );
         self.connect_to(node, 0, None);
         Stream::new(self.graph.clone(), node)
     }
@@ -141,10 +156,15 @@ impl<T: Data> Stream<T> {
         Op: BinaryOperator<T, B, O>,
         F: Fn(&TaskInfo) -> Op + Send + Sync + 'static,
     {
-        let node = self.add_node(name, NodeKind::Operator, 2, BinaryFactory {
-            make,
-            _types: PhantomData,
-        });
+        let node = self.add_node(
+            name,
+            NodeKind::Operator,
+            2,
+            BinaryFactory {
+                make,
+                _types: PhantomData,
+            },
+        );
         self.connect_to(node, 0, None);
         other.connect_to_checked(&self.graph, node, 1, None);
         Stream::new(self.graph.clone(), node)
@@ -153,10 +173,15 @@ impl<T: Data> Stream<T> {
     /// Writes the stream to a sink.
     pub fn sink<S: Sink<T>>(self, sink: S) -> SinkStream {
         let name = sink.name();
-        let node = self.add_node(&name, NodeKind::Sink, 1, SinkFactory {
-            sink,
-            _type: PhantomData,
-        });
+        let node = self.add_node(
+            &name,
+            NodeKind::Sink,
+            1,
+            SinkFactory {
+                sink,
+                _type: PhantomData,
+            },
+        );
         self.connect_to(node, 0, None);
         SinkStream {
             graph: self.graph.clone(),
@@ -164,7 +189,13 @@ impl<T: Data> Stream<T> {
         }
     }
 
-    fn add_node(&self, name: &str, kind: NodeKind, ports: usize, factory: impl NodeFactory + 'static) -> NodeIndex {
+    fn add_node(
+        &self,
+        name: &str,
+        kind: NodeKind,
+        ports: usize,
+        factory: impl NodeFactory + 'static,
+    ) -> NodeIndex {
         self.graph.borrow_mut().graph.add_node(NodeSpec {
             name: name.to_owned(),
             uid: None,
@@ -182,15 +213,25 @@ impl<T: Data> Stream<T> {
         } else {
             self.partitioning
         };
-        self.graph.borrow_mut().graph.add_edge(self.node, node, EdgeSpec {
-            port,
-            partitioning,
-            factory: Arc::new(TypedEdge { hasher }),
-        });
+        self.graph.borrow_mut().graph.add_edge(
+            self.node,
+            node,
+            EdgeSpec {
+                port,
+                partitioning,
+                factory: Arc::new(TypedEdge { hasher }),
+            },
+        );
     }
 
     /// As `connect_to`, for a stream that might belong to another job than `graph`.
-    fn connect_to_checked(&self, graph: &Rc<RefCell<JobGraph>>, node: NodeIndex, port: usize, hasher: Option<KeyHasher<T>>) {
+    fn connect_to_checked(
+        &self,
+        graph: &Rc<RefCell<JobGraph>>,
+        node: NodeIndex,
+        port: usize,
+        hasher: Option<KeyHasher<T>>,
+    ) {
         if Rc::ptr_eq(&self.graph, graph) {
             self.connect_to(node, port, hasher);
         } else {
@@ -240,10 +281,15 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
         let key = self.key.clone();
         let hasher = self.hasher();
         let stream = &self.stream;
-        let node = stream.add_node(name, NodeKind::Operator, 1, UnaryFactory {
-            make: move |info: &TaskInfo| make(info, key.clone()),
-            _types: PhantomData,
-        });
+        let node = stream.add_node(
+            name,
+            NodeKind::Operator,
+            1,
+            UnaryFactory {
+                make: move |info: &TaskInfo| make(info, key.clone()),
+                _types: PhantomData,
+            },
+        );
         stream.connect_to(node, 0, Some(hasher));
         Stream::new(stream.graph.clone(), node)
     }
@@ -275,10 +321,15 @@ impl<K: Key, A: Data, B: Data> ConnectedKeyedStreams<K, A, B> {
         let (key_a, key_b) = (self.first.key.clone(), self.second.key.clone());
         let (hash_a, hash_b) = (self.first.hasher(), self.second.hasher());
         let first = &self.first.stream;
-        let node = first.add_node(name, NodeKind::Operator, 2, BinaryFactory {
-            make: move |info: &TaskInfo| make(info, key_a.clone(), key_b.clone()),
-            _types: PhantomData,
-        });
+        let node = first.add_node(
+            name,
+            NodeKind::Operator,
+            2,
+            BinaryFactory {
+                make: move |info: &TaskInfo| make(info, key_a.clone(), key_b.clone()),
+                _types: PhantomData,
+            },
+        );
         first.connect_to(node, 0, Some(hash_a));
         self.second
             .stream
@@ -308,7 +359,9 @@ impl SinkStream {
 
     /// Sets how many parallel tasks write the sink.
     pub fn parallelism(self, parallelism: usize) -> Self {
-        set_node(&self.graph, self.node, |n| n.parallelism = Some(parallelism));
+        set_node(&self.graph, self.node, |n| {
+            n.parallelism = Some(parallelism)
+        });
         self
     }
 }

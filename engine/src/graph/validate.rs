@@ -47,7 +47,9 @@ pub(crate) fn resolve(graph: &JobGraph, config: &JobConfig) -> Result<ResolvedGr
             });
         }
         if node.kind != NodeKind::Sink
-            && g.edges_directed(index, Direction::Outgoing).next().is_none()
+            && g.edges_directed(index, Direction::Outgoing)
+                .next()
+                .is_none()
         {
             return Err(BuildError::UnconsumedStream {
                 operator: node.name.clone(),

@@ -68,7 +68,11 @@ impl InputTracker {
 
     /// Barrier `id` arrived on channel `ch`.
     pub(crate) fn on_barrier(&mut self, ch: usize, id: CheckpointId) -> Progress {
-        debug_assert_eq!(self.channels[ch], ChannelState::Open, "barrier on a channel that is not read");
+        debug_assert_eq!(
+            self.channels[ch],
+            ChannelState::Open,
+            "barrier on a channel that is not read"
+        );
         debug_assert!(
             self.last_barrier[ch].is_none_or(|last| last < id),
             "barrier ids must strictly increase on a channel: {:?} then {id}",
@@ -98,7 +102,11 @@ impl InputTracker {
     /// End-of-stream arrived on channel `ch`. An ended channel no longer holds back alignment
     /// or the watermark.
     pub(crate) fn on_end(&mut self, ch: usize) -> Progress {
-        debug_assert_eq!(self.channels[ch], ChannelState::Open, "end on a channel that is not read");
+        debug_assert_eq!(
+            self.channels[ch],
+            ChannelState::Open,
+            "end on a channel that is not read"
+        );
         self.channels[ch] = ChannelState::Ended;
         self.ended += 1;
         Progress {
@@ -237,8 +245,14 @@ mod tests {
     fn watermark_is_the_minimum_over_live_channels() {
         let mut t = InputTracker::new(2);
         assert_eq!(t.on_watermark(0, Timestamp(10)).watermark, None);
-        assert_eq!(t.on_watermark(1, Timestamp(5)).watermark, Some(Timestamp(5)));
-        assert_eq!(t.on_watermark(1, Timestamp(20)).watermark, Some(Timestamp(10)));
+        assert_eq!(
+            t.on_watermark(1, Timestamp(5)).watermark,
+            Some(Timestamp(5))
+        );
+        assert_eq!(
+            t.on_watermark(1, Timestamp(20)).watermark,
+            Some(Timestamp(10))
+        );
         // Going backwards on one channel changes nothing.
         assert_eq!(t.on_watermark(1, Timestamp(7)).watermark, None);
         // Once channel 0 ends, channel 1 alone decides.

@@ -73,7 +73,8 @@ impl<T: Data> EdgeFactory for TypedEdge<T> {
     ) -> EdgeChannels {
         // One channel per (sender task, receiver task) pair, so that a receiver can stop
         // reading exactly the senders whose barrier it already has.
-        let mut readers: Vec<Vec<Receiver<Message<T>>>> = (0..downstream).map(|_| Vec::new()).collect();
+        let mut readers: Vec<Vec<Receiver<Message<T>>>> =
+            (0..downstream).map(|_| Vec::new()).collect();
         let mut writers: Vec<AnyEnd> = Vec::with_capacity(upstream);
         for u in 0..upstream {
             let targets = match partitioning {
@@ -133,7 +134,12 @@ fn ports<const N: usize>(wiring: TaskWiring) -> ([Vec<AnyEnd>; N], Vec<AnyEnd>) 
 pub(crate) struct SourceFactory<S>(pub S);
 
 impl<S: Source> NodeFactory for SourceFactory<S> {
-    fn create_task(&self, info: TaskInfo, wiring: TaskWiring, env: TaskEnv) -> Result<Box<dyn Task>, TaskError> {
+    fn create_task(
+        &self,
+        info: TaskInfo,
+        wiring: TaskWiring,
+        env: TaskEnv,
+    ) -> Result<Box<dyn Task>, TaskError> {
         let reader = self.0.create_reader(&info).map_err(failed)?;
         Ok(Box::new(SourceTask {
             reader,
@@ -156,7 +162,12 @@ where
     Op: UnaryOperator<I, O>,
     F: Fn(&TaskInfo) -> Op + Send + Sync,
 {
-    fn create_task(&self, info: TaskInfo, wiring: TaskWiring, env: TaskEnv) -> Result<Box<dyn Task>, TaskError> {
+    fn create_task(
+        &self,
+        info: TaskInfo,
+        wiring: TaskWiring,
+        env: TaskEnv,
+    ) -> Result<Box<dyn Task>, TaskError> {
         let mut op = (self.make)(&info);
         op.open().map_err(failed)?;
         let ([input], outputs) = ports::<1>(wiring);
@@ -186,7 +197,12 @@ where
     Op: BinaryOperator<A, B, O>,
     F: Fn(&TaskInfo) -> Op + Send + Sync,
 {
-    fn create_task(&self, info: TaskInfo, wiring: TaskWiring, env: TaskEnv) -> Result<Box<dyn Task>, TaskError> {
+    fn create_task(
+        &self,
+        info: TaskInfo,
+        wiring: TaskWiring,
+        env: TaskEnv,
+    ) -> Result<Box<dyn Task>, TaskError> {
         let mut op = (self.make)(&info);
         op.open().map_err(failed)?;
         let ([first, second], outputs) = ports::<2>(wiring);
@@ -209,7 +225,12 @@ pub(crate) struct SinkFactory<T, S> {
 }
 
 impl<T: Data, S: Sink<T>> NodeFactory for SinkFactory<T, S> {
-    fn create_task(&self, info: TaskInfo, wiring: TaskWiring, env: TaskEnv) -> Result<Box<dyn Task>, TaskError> {
+    fn create_task(
+        &self,
+        info: TaskInfo,
+        wiring: TaskWiring,
+        env: TaskEnv,
+    ) -> Result<Box<dyn Task>, TaskError> {
         let writer = self.sink.create_writer(&info).map_err(failed)?;
         let ([input], _) = ports::<1>(wiring);
         Ok(Box::new(InputTask {

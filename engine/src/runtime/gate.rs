@@ -94,7 +94,9 @@ impl<A, B> InputGate<A, B> {
             let result = if ch < self.first.len() {
                 self.first[ch].try_recv().map(Received::First)
             } else {
-                self.second[ch - self.first.len()].try_recv().map(Received::Second)
+                self.second[ch - self.first.len()]
+                    .try_recv()
+                    .map(Received::Second)
             };
             match result {
                 Ok(message) => return Ok(Some((ch, message))),
@@ -140,7 +142,10 @@ impl<A, B> InputGate<A, B> {
 
     fn handle(&mut self, ch: usize, received: Received<A, B>) -> Option<GateEvent<A, B>> {
         #[cfg(debug_assertions)]
-        assert!(!self.ended[ch], "a message followed end-of-stream on input channel {ch}");
+        assert!(
+            !self.ended[ch],
+            "a message followed end-of-stream on input channel {ch}"
+        );
         let progress = match received {
             Received::First(Message::Batch(batch)) => return Some(GateEvent::First(batch)),
             Received::Second(Message::Batch(batch)) => return Some(GateEvent::Second(batch)),

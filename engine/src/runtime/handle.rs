@@ -86,7 +86,12 @@ impl JobHandle {
                 .take()
                 .expect("joined once")
                 .join()
-                .unwrap_or_else(|_| Err((u64::MAX, TaskError::Panicked("task thread panicked outside its task".into()))));
+                .unwrap_or_else(|_| {
+                    Err((
+                        u64::MAX,
+                        TaskError::Panicked("task thread panicked outside its task".into()),
+                    ))
+                });
             if let Err((seq, error)) = outcome {
                 // Rank: causes before reactions, then earlier before later.
                 let rank = (error.is_secondary(), seq);
@@ -101,7 +106,9 @@ impl JobHandle {
                 elapsed,
                 operators: self.metrics.snapshot(),
             }),
-            Some((secondary, _, _, _)) if secondary && self.shared.cancelled.load(Ordering::Relaxed) => {
+            Some((secondary, _, _, _))
+                if secondary && self.shared.cancelled.load(Ordering::Relaxed) =>
+            {
                 Err(JobError::Cancelled)
             }
             Some((_, _, i, source)) => {

@@ -61,7 +61,8 @@ pub(crate) fn launch(graph: &JobGraph, config: &JobConfig) -> Result<JobHandle, 
     for (n, node_wiring) in g.node_indices().zip(wiring) {
         let node = &resolved.nodes[n.index()];
         let is_source = g[n].ports == 0;
-        let counters: Vec<Arc<TaskCounters>> = (0..node.parallelism).map(|_| Arc::default()).collect();
+        let counters: Vec<Arc<TaskCounters>> =
+            (0..node.parallelism).map(|_| Arc::default()).collect();
         for (index, task_wiring) in node_wiring.into_iter().enumerate() {
             let info = TaskInfo {
                 operator: OperatorId(n.index() as u32),
@@ -147,4 +148,3 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "a panic with a non-string payload".to_owned()
     }
 }
-

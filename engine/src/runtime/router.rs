@@ -120,7 +120,8 @@ impl<T: Data> EdgeWriter<T> {
     fn send_batch(&mut self, slot: usize, batch: Vec<T>) -> Result<usize, TaskError> {
         let len = batch.len();
         let send = |tx: &Sender<Message<T>>, b: Vec<T>| {
-            tx.send(Message::Batch(b)).map_err(|_| TaskError::DownstreamGone)
+            tx.send(Message::Batch(b))
+                .map_err(|_| TaskError::DownstreamGone)
         };
         match &mut self.route {
             Route::Forward | Route::Hash { .. } => send(&self.senders[slot], batch)?,
@@ -252,7 +253,10 @@ impl<T: Data> Output<T> {
     }
 
     /// Flushes, then sends a control message on every channel of every edge.
-    pub(crate) fn send_control(&mut self, message: impl Fn() -> Message<T>) -> Result<(), TaskError> {
+    pub(crate) fn send_control(
+        &mut self,
+        message: impl Fn() -> Message<T>,
+    ) -> Result<(), TaskError> {
         self.flush()?;
         for edge in &mut self.edges {
             edge.send_control(&message)?;

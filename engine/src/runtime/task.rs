@@ -147,7 +147,9 @@ pub(crate) struct UnaryHandler<I, O, Op> {
     pub _input: PhantomData<fn(I)>,
 }
 
-impl<I: Data, O: Data, Op: UnaryOperator<I, O>> InputHandler<I, Infallible> for UnaryHandler<I, O, Op> {
+impl<I: Data, O: Data, Op: UnaryOperator<I, O>> InputHandler<I, Infallible>
+    for UnaryHandler<I, O, Op>
+{
     fn first(&mut self, batch: Vec<I>) -> Result<(), TaskError> {
         self.op.process_batch(batch, &mut self.out)?;
         self.out.check()

@@ -1,0 +1,14 @@
+//! Everything a job definition usually needs: `use snapflow_operators::prelude::*;`.
+
+pub use crate::connect::CoProcessExt;
+pub use crate::filter::FilterExt;
+pub use crate::flat_map::FlatMapExt;
+pub use crate::map::MapExt;
+pub use crate::process::ProcessExt;
+pub use crate::reduce::ReduceExt;
+pub use crate::sink::{CollectSink, DiscardSink, FileSink};
+pub use crate::source::{CollectionSource, GeneratorSource, TextFileSource};
+pub use crate::state::{KeyedState, MapState, ValueState};
+pub use snapflow_engine::{
+    BoxError, Either, Job, JobConfig, JobError, KeyedStream, Output, Stream, TaskInfo,
+};

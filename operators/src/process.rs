@@ -1,0 +1,89 @@
+//! `process` on keyed streams: a user function with per-key state.
+
+use crate::state::{KeyedState, KeyedStore};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use snapflow_engine::{
+    BoxError, Data, Key, KeySelector, KeyedStream, Output, Stream, UnaryOperator,
+};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// A key that keyed state can be stored under: checkpoints serialize it.
+pub trait StateKey: Key + Serialize + DeserializeOwned {}
+impl<K: Key + Serialize + DeserializeOwned> StateKey for K {}
+
+/// Adds `process` to keyed streams.
+pub trait ProcessExt<K, T> {
+    /// Calls `f(key, record, state, out)` for every record, where `state` is the record's key's
+    /// state (its default when the key is new). `f` may emit any number of records.
+    ///
+    /// ```
+    /// use snapflow_operators::prelude::*;
+    ///
+    /// let job = Job::new("running-sum");
+    /// let sums = CollectSink::new();
+    /// let results = sums.results();
+    /// job.source(CollectionSource::new(vec![("a", 1), ("b", 2), ("a", 3)]))
+    ///     .key_by(|(k, _): &(&str, i64)| k.to_string())
+    ///     .process(|key: &String, (_, v): (&str, i64), sum: &mut ValueState<i64>, out: &mut Output<(String, i64)>| {
+    ///         let total = sum.get().copied().unwrap_or(0) + v;
+    ///         sum.set(total);
+    ///         out.push((key.clone(), total));
+    ///         Ok(())
+    ///     })
+    ///     .sink(sums);
+    /// job.run(&JobConfig::default()).unwrap();
+    /// let mut got = results.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("a".into(), 1), ("a".into(), 4), ("b".into(), 2)]);
+    /// ```
+    fn process<S, O, F>(self, f: F) -> Stream<O>
+    where
+        S: KeyedState,
+        O: Data,
+        F: Fn(&K, T, &mut S, &mut Output<O>) -> Result<(), BoxError> + Send + Sync + 'static;
+}
+
+impl<K: StateKey, T: Data> ProcessExt<K, T> for KeyedStream<K, T> {
+    fn process<S, O, F>(self, f: F) -> Stream<O>
+    where
+        S: KeyedState,
+        O: Data,
+        F: Fn(&K, T, &mut S, &mut Output<O>) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        self.keyed_unary("process", move |_, key| KeyedProcess {
+            key,
+            f: f.clone(),
+            store: KeyedStore::new(),
+            _types: PhantomData,
+        })
+    }
+}
+
+struct KeyedProcess<K, T, S, F> {
+    key: KeySelector<T, K>,
+    f: Arc<F>,
+    store: KeyedStore<K, S>,
+    _types: PhantomData<fn(T)>,
+}
+
+impl<K, T, S, O, F> UnaryOperator<T, O> for KeyedProcess<K, T, S, F>
+where
+    K: StateKey,
+    T: Data,
+    S: KeyedState,
+    O: Data,
+    F: Fn(&K, T, &mut S, &mut Output<O>) -> Result<(), BoxError> + Send + Sync + 'static,
+{
+    fn process_batch(&mut self, batch: Vec<T>, out: &mut Output<O>) -> Result<(), BoxError> {
+        let f = &*self.f;
+        for record in batch {
+            let key = (self.key)(&record);
+            self.store
+                .with(key, |key, state| f(key, record, state, out))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! Built-in sources.
+
+mod collection;
+mod file;
+mod generator;
+
+pub use collection::CollectionSource;
+pub use file::TextFileSource;
+pub use generator::GeneratorSource;
+
+use std::ops::Range;
+
+/// Task `index`'s share of `len` items split evenly over `parallelism` tasks: contiguous, and
+/// together the shares cover `0..len` exactly once.
+pub(crate) fn share(len: u64, index: usize, parallelism: usize) -> Range<u64> {
+    let bound = |i: usize| (u128::from(len) * i as u128 / parallelism as u128) as u64;
+    bound(index)..bound(index + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn shares_cover_everything_once(len in 0u64..10_000, p in 1usize..16) {
+            let mut next = 0;
+            for i in 0..p {
+                let r = share(len, i, p);
+                prop_assert_eq!(r.start, next);
+                next = r.end;
+            }
+            prop_assert_eq!(next, len);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Keyed state: what a keyed operator keeps per key.
+//!
+//! Each key has one state value of a type the operator chooses: a [`ValueState`], a
+//! [`MapState`], or a tuple of them. The state types are serde-serializable because the
+//! checkpoint path snapshots them; a key whose state is empty takes no space.
+
+use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use snapflow_engine::Key;
+use std::hash::Hash;
+
+/// A type usable as per-key state.
+pub trait KeyedState: Default + Serialize + DeserializeOwned + Send + 'static {
+    /// Whether the state holds nothing; empty states are removed from the operator's store.
+    fn is_empty(&self) -> bool;
+}
+
+/// A single value per key (Flink's `ValueState`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueState<V>(Option<V>);
+
+impl<V> Default for ValueState<V> {
+    fn default() -> Self {
+        ValueState(None)
+    }
+}
+
+impl<V> ValueState<V> {
+    /// The value, if one is set.
+    pub fn get(&self) -> Option<&V> {
+        self.0.as_ref()
+    }
+
+    /// The value for changing in place, if one is set.
+    pub fn get_mut(&mut self) -> Option<&mut V> {
+        self.0.as_mut()
+    }
+
+    /// Sets the value.
+    pub fn set(&mut self, value: V) {
+        self.0 = Some(value);
+    }
+
+    /// Removes and returns the value.
+    pub fn take(&mut self) -> Option<V> {
+        self.0.take()
+    }
+
+    /// Removes the value.
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl<V: Serialize + DeserializeOwned + Send + 'static> KeyedState for ValueState<V> {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+/// A map per key (Flink's `MapState`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + Hash, V: Serialize",
+    deserialize = "K: Deserialize<'de> + Eq + Hash, V: Deserialize<'de>"
+))]
+pub struct MapState<K, V>(FxHashMap<K, V>);
+
+impl<K: Eq + Hash, V: PartialEq> PartialEq for MapState<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<K, V> Default for MapState<K, V> {
+    fn default() -> Self {
+        MapState(FxHashMap::default())
+    }
+}
+
+impl<K: Eq + Hash, V> MapState<K, V> {
+    /// The value under `key`.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.0.get(key)
+    }
+
+    /// The value under `key`, for changing in place.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.0.get_mut(key)
+    }
+
+    /// Puts `value` under `key`, returning the value it replaces.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        self.0.insert(key, value)
+    }
+
+    /// Removes the value under `key`.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        self.0.remove(key)
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the map has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter()
+    }
+
+    /// The value under `key`, inserting `V::default()` first if there is none.
+    pub fn entry_or_default(&mut self, key: K) -> &mut V
+    where
+        V: Default,
+    {
+        self.0.entry(key).or_default()
+    }
+}
+
+impl<K, V> KeyedState for MapState<K, V>
+where
+    K: Serialize + DeserializeOwned + Eq + Hash + Send + 'static,
+    V: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<A: KeyedState, B: KeyedState> KeyedState for (A, B) {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty() && self.1.is_empty()
+    }
+}
+
+/// The states of every key one task owns.
+pub(crate) struct KeyedStore<K, S> {
+    states: FxHashMap<K, S>,
+}
+
+impl<K: Key, S: KeyedState> KeyedStore<K, S> {
+    pub(crate) fn new() -> Self {
+        KeyedStore {
+            states: FxHashMap::default(),
+        }
+    }
+
+    /// Runs `f` on `key`'s state: one hash lookup for a key that has state, and nothing stored
+    /// for a key whose state stays empty.
+    pub(crate) fn with<R>(&mut self, key: K, f: impl FnOnce(&K, &mut S) -> R) -> R {
+        if let Some(state) = self.states.get_mut(&key) {
+            let result = f(&key, state);
+            if state.is_empty() {
+                self.states.remove(&key);
+            }
+            result
+        } else {
+            let mut state = S::default();
+            let result = f(&key, &mut state);
+            if !state.is_empty() {
+                self.states.insert(key, state);
+            }
+            result
+        }
+    }
+
+    /// The number of keys with state.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.states.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_state_is_not_stored() {
+        let mut store: KeyedStore<String, ValueState<u64>> = KeyedStore::new();
+        store.with("a".to_owned(), |_, s| assert!(s.get().is_none()));
+        assert_eq!(store.len(), 0);
+        store.with("a".to_owned(), |_, s| s.set(1));
+        store.with("b".to_owned(), |_, s| s.set(2));
+        assert_eq!(store.len(), 2);
+        store.with("a".to_owned(), |_, s| s.clear());
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.with("b".to_owned(), |_, s| s.get().copied()), Some(2));
+    }
+
+    #[test]
+    fn tuple_state_is_empty_only_when_both_parts_are() {
+        let mut s: (ValueState<u8>, MapState<u8, u8>) = Default::default();
+        assert!(KeyedState::is_empty(&s));
+        s.1.insert(1, 1);
+        assert!(!KeyedState::is_empty(&s));
+        s.1.remove(&1);
+        s.0.set(3);
+        assert!(!KeyedState::is_empty(&s));
+    }
+}
