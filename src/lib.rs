@@ -36,3 +36,8 @@ pub use snapflow_operators as operators;
 pub mod prelude {
     pub use snapflow_operators::prelude::*;
 }
+
+/// The README's code blocks, compiled as doctests so that its example cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

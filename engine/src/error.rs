@@ -104,7 +104,7 @@ pub enum JobError {
     Build(#[from] BuildError),
     /// A task failed; every other task was stopped. Names the first task that failed for a
     /// reason of its own.
-    #[error("operator '{operator}' (uid '{uid}') task {index} of {parallelism} failed: {source}")]
+    #[error("operator '{operator}' (uid '{uid}') task {index} of {parallelism} failed")]
     TaskFailed {
         /// The failed task's operator name.
         operator: String,

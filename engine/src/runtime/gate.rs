@@ -27,6 +27,9 @@ enum Received<A, B> {
     Second(Message<B>),
 }
 
+/// A message and the index of the channel it came from.
+type Arrival<A, B> = (usize, Received<A, B>);
+
 /// All input channels of one task: those of its first input, then those of its second.
 /// One-input tasks use `B = Infallible` with no second channels.
 pub(crate) struct InputGate<A, B> {
@@ -84,7 +87,7 @@ impl<A, B> InputGate<A, B> {
         }
     }
 
-    fn try_receive(&mut self) -> Result<Option<(usize, Received<A, B>)>, TaskError> {
+    fn try_receive(&mut self) -> Result<Option<Arrival<A, B>>, TaskError> {
         let n = self.channel_count();
         for k in 0..n {
             let ch = (self.cursor + k) % n;
@@ -107,7 +110,7 @@ impl<A, B> InputGate<A, B> {
         Ok(None)
     }
 
-    fn receive_blocking(&mut self) -> Result<(usize, Received<A, B>), TaskError> {
+    fn receive_blocking(&mut self) -> Result<Arrival<A, B>, TaskError> {
         let mut select = Select::new();
         let mut channel_of = Vec::with_capacity(self.channel_count());
         for (ch, rx) in self.first.iter().enumerate() {
