@@ -56,7 +56,7 @@ fn random_corpus(seed: u64) -> String {
     const SEPARATORS: &[&str] = &[" ", "  ", "\t", " \t ", "\u{3000}", "\u{a0}"];
     let mut rng = StdRng::seed_from_u64(seed);
     let mut text = String::new();
-    let mut word = |rng: &mut StdRng| -> String {
+    let word = |rng: &mut StdRng| -> String {
         if rng.gen_bool(0.2) {
             format!("w{}", rng.gen_range(0..500))
         } else {

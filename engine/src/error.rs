@@ -6,7 +6,7 @@ use std::io;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A job graph that cannot run, found by `Job::run` before any thread starts.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
     /// The job has no source.

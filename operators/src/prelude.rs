@@ -10,5 +10,6 @@ pub use crate::sink::{CollectSink, DiscardSink, FileSink};
 pub use crate::source::{CollectionSource, GeneratorSource, TextFileSource};
 pub use crate::state::{KeyedState, MapState, ValueState};
 pub use snapflow_engine::{
-    BoxError, Either, Job, JobConfig, JobError, KeyedStream, Output, Stream, TaskInfo,
+    BoxError, BuildError, Either, Job, JobConfig, JobError, JobReport, KeyedStream, Output, Stream,
+    TaskError, TaskInfo,
 };

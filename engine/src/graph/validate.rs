@@ -28,7 +28,7 @@ pub(crate) struct ResolvedGraph {
 pub(crate) fn resolve(graph: &JobGraph, config: &JobConfig) -> Result<ResolvedGraph, BuildError> {
     config.validate()?;
     if let Some(error) = graph.errors.first() {
-        return Err(clone_error(error));
+        return Err(error.clone());
     }
     let g = &graph.graph;
     if !g.node_weights().any(|n| n.kind == NodeKind::Source) {
@@ -90,14 +90,4 @@ pub(crate) fn resolve(graph: &JobGraph, config: &JobConfig) -> Result<ResolvedGr
         edges.push(partitioning);
     }
     Ok(ResolvedGraph { nodes, edges })
-}
-
-/// Build errors are kept in the graph so that `run` can report them every time it is called.
-fn clone_error(error: &BuildError) -> BuildError {
-    match error {
-        BuildError::ForeignStream { operator } => BuildError::ForeignStream {
-            operator: operator.clone(),
-        },
-        other => BuildError::InvalidConfig(other.to_string()),
-    }
 }

@@ -20,6 +20,8 @@ use crossbeam_channel::{bounded, Receiver};
 use std::any::Any;
 use std::convert::Infallible;
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// A channel end of some record type, typed again by the recipe that receives it.
 pub(crate) type AnyEnd = Box<dyn Any + Send>;
@@ -45,6 +47,7 @@ pub(crate) trait EdgeFactory: Send + Sync {
         upstream: usize,
         downstream: usize,
         config: &JobConfig,
+        stop: &Arc<AtomicBool>,
     ) -> EdgeChannels;
 }
 
@@ -70,6 +73,7 @@ impl<T: Data> EdgeFactory for TypedEdge<T> {
         upstream: usize,
         downstream: usize,
         config: &JobConfig,
+        stop: &Arc<AtomicBool>,
     ) -> EdgeChannels {
         // One channel per (sender task, receiver task) pair, so that a receiver can stop
         // reading exactly the senders whose barrier it already has.
@@ -93,6 +97,7 @@ impl<T: Data> EdgeFactory for TypedEdge<T> {
                 self.hasher.clone(),
                 config.batch_size,
                 config.max_parallelism,
+                stop.clone(),
             )));
         }
         EdgeChannels {

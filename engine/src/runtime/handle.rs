@@ -66,8 +66,8 @@ impl JobHandle {
         self.metrics.clone()
     }
 
-    /// Asks the job to stop: sources stop at their next batch and every task follows. `join`
-    /// then returns [`JobError::Cancelled`].
+    /// Asks the job to stop: every task stops at its next batch. `join` then returns
+    /// [`JobError::Cancelled`], unless the job had already finished.
     pub fn cancel(&self) {
         self.shared.cancelled.store(true, Ordering::Relaxed);
         self.shared.stop.store(true, Ordering::Relaxed);

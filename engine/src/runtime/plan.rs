@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub(crate) fn launch(graph: &JobGraph, config: &JobConfig) -> Result<JobHandle, JobError> {
     let resolved = resolve(graph, config)?;
     let g = &graph.graph;
+    let shared = Arc::new(Shared::default());
 
     // wiring[node][task]: the channel ends each task will own.
     let mut wiring: Vec<Vec<TaskWiring>> = g
@@ -38,6 +39,7 @@ pub(crate) fn launch(graph: &JobGraph, config: &JobConfig) -> Result<JobHandle, 
             resolved.nodes[from].parallelism,
             resolved.nodes[to].parallelism,
             config,
+            &shared.stop,
         );
         for (task, writer) in channels.writers.into_iter().enumerate() {
             wiring[from][task].outputs.push(writer);
@@ -55,7 +57,6 @@ pub(crate) fn launch(graph: &JobGraph, config: &JobConfig) -> Result<JobHandle, 
         .sum();
     let source_rate = config.max_rate.map(|r| r as f64 / sources as f64);
 
-    let shared = Arc::new(Shared::default());
     let mut threads = Vec::new();
     let mut operators = Vec::new();
     for (n, node_wiring) in g.node_indices().zip(wiring) {

@@ -7,6 +7,7 @@ use crate::runtime::metrics::TaskCounters;
 use crate::Data;
 use crossbeam_channel::Sender;
 use snapflow_checkpoint::{key_group_of_hash, task_for_key_group, KeyGroup};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Computes the [`key_hash`](snapflow_checkpoint::key_hash) of a record's key.
@@ -30,6 +31,9 @@ pub(crate) enum Route<T> {
 /// One task's end of one outgoing edge.
 pub(crate) struct EdgeWriter<T> {
     senders: Vec<Sender<Message<T>>>,
+    /// The job's stop flag, checked once per batch sent: a task that keeps producing for a
+    /// healthy consumer would otherwise never notice a cancel or another task's failure.
+    stop: Arc<AtomicBool>,
     route: Route<T>,
     /// One buffer per sender for hash routing, a single one otherwise.
     buffers: Vec<Vec<T>>,
@@ -43,6 +47,7 @@ impl<T: Data> EdgeWriter<T> {
         hasher: Option<KeyHasher<T>>,
         batch_size: usize,
         max_parallelism: u32,
+        stop: Arc<AtomicBool>,
     ) -> Self {
         let route = match (partitioning, hasher) {
             (Partitioning::Forward, _) => Route::Forward,
@@ -61,6 +66,7 @@ impl<T: Data> EdgeWriter<T> {
         };
         EdgeWriter {
             senders,
+            stop,
             route,
             buffers: (0..buffer_count)
                 .map(|_| Vec::with_capacity(batch_size))
@@ -118,6 +124,9 @@ impl<T: Data> EdgeWriter<T> {
     }
 
     fn send_batch(&mut self, slot: usize, batch: Vec<T>) -> Result<usize, TaskError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(TaskError::Cancelled);
+        }
         let len = batch.len();
         let send = |tx: &Sender<Message<T>>, b: Vec<T>| {
             tx.send(Message::Batch(b))
@@ -204,11 +213,21 @@ impl<T: Data> Output<T> {
         self.account(result);
     }
 
-    /// Emits every record of `records`.
+    /// Emits every record of `records`, stopping early once the output has failed (the job
+    /// is stopping, so the rest would be dropped anyway).
     pub fn extend<I: IntoIterator<Item = T>>(&mut self, records: I) {
         for record in records {
             self.push(record);
+            if self.error.is_some() {
+                return;
+            }
         }
+    }
+
+    /// Whether the output can no longer deliver records because the job is stopping. An
+    /// operator that emits many records per input may check it to stop early.
+    pub fn is_closed(&self) -> bool {
+        self.error.is_some()
     }
 
     /// Emits a whole batch, passing the vector on unchanged where the partitioning allows
