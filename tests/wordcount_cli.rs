@@ -87,11 +87,31 @@ fn random_corpus(seed: u64) -> String {
     text
 }
 
-/// Every `word<TAB>count` line the job committed, from every part file.
+/// The committed output, by the sink's reader contract: every regular file under `dir` whose
+/// relative path has no component starting with `.` or `_`.
+fn committed_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("output directory") {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            files.extend(committed_files(&entry.path()));
+        } else if kind.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+/// Every `word<TAB>count` line the job committed.
 fn read_output(dir: &Path) -> Vec<(String, u64)> {
     let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("output directory") {
-        let text = std::fs::read_to_string(entry.unwrap().path()).expect("UTF-8 output");
+    for file in committed_files(dir) {
+        let text = std::fs::read_to_string(file).expect("UTF-8 output");
         for line in text.lines() {
             let (word, count) = line.rsplit_once('\t').expect("word<TAB>count");
             lines.push((word.to_owned(), count.parse().expect("count")));

@@ -2,6 +2,21 @@
 
 use crate::error::BuildError;
 use snapflow_checkpoint::DEFAULT_MAX_PARALLELISM;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where and how often a job takes checkpoints.
+#[derive(Clone, Debug)]
+pub struct CheckpointConfig {
+    /// The job's checkpoint directory.
+    pub dir: PathBuf,
+    /// Time between the end of one checkpoint and the trigger of the next.
+    pub interval: Duration,
+    /// A checkpoint not complete this long after its trigger is aborted (default 60 s).
+    pub timeout: Duration,
+    /// Completed checkpoints kept on disk (default 3); older ones are deleted.
+    pub retained: usize,
+}
 
 /// Settings for one run of a job. Start from `JobConfig::default()` and adjust with the
 /// `with_*` methods.
@@ -12,6 +27,7 @@ pub struct JobConfig {
     pub(crate) batch_size: usize,
     pub(crate) channel_capacity: usize,
     pub(crate) max_rate: Option<u64>,
+    pub(crate) checkpoint: Option<CheckpointConfig>,
 }
 
 impl Default for JobConfig {
@@ -22,6 +38,7 @@ impl Default for JobConfig {
             batch_size: 1024,
             channel_capacity: 16,
             max_rate: None,
+            checkpoint: None,
         }
     }
 }
@@ -59,6 +76,43 @@ impl JobConfig {
         self
     }
 
+    /// Takes a checkpoint every `interval` into `dir` (default: no periodic checkpoints).
+    ///
+    /// Without checkpoints a job still publishes its exactly-once sinks' output once, when it
+    /// ends; with them, after every completed checkpoint.
+    pub fn with_checkpointing(mut self, dir: impl Into<PathBuf>, interval: Duration) -> Self {
+        self.checkpoint = Some(CheckpointConfig {
+            dir: dir.into(),
+            interval,
+            timeout: Duration::from_secs(60),
+            retained: snapflow_checkpoint::DEFAULT_RETAINED,
+        });
+        self
+    }
+
+    /// Aborts a checkpoint not complete this long after its trigger (default 60 s). Takes effect
+    /// with [`with_checkpointing`](Self::with_checkpointing).
+    pub fn with_checkpoint_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(c) = &mut self.checkpoint {
+            c.timeout = timeout;
+        }
+        self
+    }
+
+    /// Keeps this many completed checkpoints (default 3). Takes effect with
+    /// [`with_checkpointing`](Self::with_checkpointing).
+    pub fn with_retained_checkpoints(mut self, retained: usize) -> Self {
+        if let Some(c) = &mut self.checkpoint {
+            c.retained = retained;
+        }
+        self
+    }
+
+    /// The checkpoint settings, if checkpointing is on.
+    pub fn checkpoint(&self) -> Option<&CheckpointConfig> {
+        self.checkpoint.as_ref()
+    }
+
     /// The default operator parallelism.
     pub fn parallelism(&self) -> usize {
         self.parallelism
@@ -87,6 +141,14 @@ impl JobConfig {
         }
         if self.max_rate == Some(0) {
             return bad("max rate must be at least 1 record per second".into());
+        }
+        if let Some(c) = &self.checkpoint {
+            if c.interval.is_zero() || c.timeout.is_zero() {
+                return bad("checkpoint interval and timeout must be positive".into());
+            }
+            if c.retained == 0 {
+                return bad("at least one completed checkpoint must be retained".into());
+            }
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Errors of the engine: building a job, running its tasks, and the job as a whole.
 
+use snapflow_checkpoint::CheckpointId;
 use std::io;
 
 /// Any error a user function, source or sink reports.
@@ -120,6 +121,39 @@ pub enum JobError {
     /// The job was cancelled through its handle before it finished.
     #[error("the job was cancelled")]
     Cancelled,
+    /// Checkpoint storage failed (writing a manifest, creating a checkpoint directory, ...).
+    #[error("checkpoint storage failed")]
+    Checkpoint(#[from] snapflow_checkpoint::CheckpointError),
+    /// A sink could not publish the output of a completed checkpoint.
+    #[error("could not publish the output of checkpoint {checkpoint}")]
+    CommitFailed {
+        /// The completed checkpoint whose output was being published.
+        checkpoint: CheckpointId,
+        /// Why.
+        source: BoxError,
+    },
+    /// A two-phase sink could not prepare its output before the job started.
+    #[error("a sink could not prepare its output")]
+    SinkOpenFailed {
+        /// Why.
+        source: BoxError,
+    },
+    /// The final checkpoint, taken once every source was exhausted, did not complete, so the
+    /// last output was not published.
+    #[error("the final checkpoint {checkpoint} did not complete: {reason}")]
+    FinalCheckpointFailed {
+        /// The final checkpoint.
+        checkpoint: CheckpointId,
+        /// Why.
+        reason: String,
+    },
+    /// The checkpoint directory already holds checkpoints. Resuming from them arrives with
+    /// recovery; until then a job never silently starts over next to them.
+    #[error("checkpoint directory {} already holds checkpoints of an earlier run; use an empty directory", dir.display())]
+    CheckpointDirInUse {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
     /// The operating system refused to start a task thread.
     #[error("could not start a task thread: {0}")]
     Spawn(#[source] io::Error),

@@ -17,6 +17,7 @@
 
 mod builder;
 mod config;
+mod coordinator;
 mod data;
 mod error;
 mod graph;
@@ -27,13 +28,15 @@ mod partition;
 mod runtime;
 
 pub use builder::{ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream};
-pub use config::JobConfig;
+pub use config::{CheckpointConfig, JobConfig};
+pub use coordinator::CheckpointStats;
 pub use data::{Data, Either, Key};
 pub use error::{BoxError, BuildError, JobError, TaskError};
 pub use id::{OperatorId, TaskId};
 pub use message::{Message, Timestamp};
 pub use operator::{
-    BinaryOperator, ReadStatus, Sink, SinkWriter, Source, SourceReader, TaskInfo, UnaryOperator,
+    BinaryOperator, Committer, ReadStatus, Sink, SinkWriter, Source, SourcePosition, SourceReader,
+    TaskInfo, UnaryOperator,
 };
 pub use partition::Partitioning;
 pub use runtime::{JobHandle, JobMetrics, JobReport, OperatorMetrics, Output};

@@ -9,7 +9,7 @@ use crate::error::BoxError;
 use crate::id::{OperatorId, TaskId};
 use crate::message::Timestamp;
 use crate::runtime::Output;
-use snapflow_checkpoint::KeyGroupRange;
+use snapflow_checkpoint::{CheckpointId, KeyGroupRange};
 use std::fmt;
 use std::sync::Arc;
 
@@ -28,6 +28,9 @@ pub struct TaskInfo {
     pub parallelism: usize,
     /// The job's number of key groups.
     pub max_parallelism: u32,
+    /// The id of the first checkpoint this task takes part in: output a sink writes before
+    /// that checkpoint's barrier belongs to it.
+    pub first_checkpoint: CheckpointId,
 }
 
 impl TaskInfo {
@@ -93,6 +96,22 @@ pub trait SourceReader<T>: Send {
     /// # Errors
     /// Bad input or an I/O failure; the job fails naming this task.
     fn read_batch(&mut self, batch: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError>;
+
+    /// Where the reader stands: enough to resume right after the last record it returned.
+    /// Checkpoints record it; `None` means the source cannot be checkpointed, and a job with
+    /// checkpointing on then fails at its first checkpoint rather than replay wrongly later.
+    fn position(&self) -> Option<SourcePosition> {
+        None
+    }
+}
+
+/// A source reader's position, as recorded in a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourcePosition {
+    /// The position in the source's own encoding.
+    pub offset: Vec<u8>,
+    /// The position for people, e.g. "byte 1024 of input.txt".
+    pub description: String,
 }
 
 /// A sink definition: creates one writer per parallel task.
@@ -107,6 +126,32 @@ pub trait Sink<T>: Send + Sync + 'static {
     /// # Errors
     /// When the output cannot be opened; the job fails naming this task.
     fn create_writer(&self, task: &TaskInfo) -> Result<Box<dyn SinkWriter<T>>, BoxError>;
+
+    /// The sink's global committer, for two-phase sinks: it publishes what every writer
+    /// pre-committed once a checkpoint is complete. `None` for sinks without transactions.
+    fn committer(&self) -> Option<Arc<dyn Committer>> {
+        None
+    }
+}
+
+/// Publishes a two-phase sink's pre-committed output (Flink's global committer): called by the
+/// checkpoint coordinator after the checkpoint's manifest is durable, never concurrently.
+pub trait Committer: Send + Sync {
+    /// Called once before any task of the job starts, with the checkpoint the job resumes
+    /// from (`None` for a fresh start): publish what that checkpoint pre-committed and is not
+    /// yet published, and discard staged output of later, incomplete checkpoints.
+    ///
+    /// # Errors
+    /// The output cannot be used (e.g. it holds another run's output); the job does not start.
+    fn open(&self, _restored: Option<CheckpointId>) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Publishes everything pre-committed for checkpoints up to and including `checkpoint`.
+    ///
+    /// # Errors
+    /// Publishing failed; the job fails. It must be safe to call again for the same checkpoint.
+    fn commit(&self, checkpoint: CheckpointId) -> Result<(), BoxError>;
 }
 
 /// One task's share of a sink.
@@ -116,6 +161,15 @@ pub trait SinkWriter<T>: Send {
     /// # Errors
     /// An I/O failure; the job fails naming this task.
     fn write_batch(&mut self, batch: Vec<T>) -> Result<(), BoxError>;
+
+    /// The barrier of `checkpoint` arrived: make everything written since the previous
+    /// barrier durable, ready for the committer to publish (phase one of two-phase commit).
+    ///
+    /// # Errors
+    /// An I/O failure; the job fails naming this task.
+    fn pre_commit(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
+        Ok(())
+    }
 
     /// Called once after the last batch, when every input has ended.
     ///
@@ -141,6 +195,16 @@ pub trait UnaryOperator<I, O>: Send + 'static {
     /// # Errors
     /// The job fails naming this task.
     fn process_batch(&mut self, batch: Vec<I>, out: &mut Output<O>) -> Result<(), BoxError>;
+
+    /// The barrier of `checkpoint` arrived: return the operator's state, serialized, or `None`
+    /// if it has none. Runs on the task's thread while its inputs wait, so it should only copy
+    /// or serialize; the runtime writes the bytes to disk on another thread.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
+        Ok(None)
+    }
 
     /// The combined watermark of all inputs advanced to `watermark`. The runtime forwards the
     /// watermark downstream after this returns.
@@ -185,6 +249,16 @@ pub trait BinaryOperator<A, B, O>: Send + 'static {
     /// # Errors
     /// The job fails naming this task.
     fn process_second(&mut self, batch: Vec<B>, out: &mut Output<O>) -> Result<(), BoxError>;
+
+    /// The barrier of `checkpoint` arrived: return the operator's state, serialized, or `None`
+    /// if it has none. Runs on the task's thread while its inputs wait, so it should only copy
+    /// or serialize; the runtime writes the bytes to disk on another thread.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
+        Ok(None)
+    }
 
     /// The combined watermark of both inputs advanced.
     ///

@@ -3,7 +3,8 @@
 use crate::process::StateKey;
 use crate::state::{KeyedState, KeyedStore};
 use snapflow_engine::{
-    BinaryOperator, BoxError, ConnectedKeyedStreams, Data, Either, KeySelector, Output, Stream,
+    BinaryOperator, BoxError, CheckpointId, ConnectedKeyedStreams, Data, Either, KeySelector,
+    Output, Stream,
 };
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -34,11 +35,12 @@ impl<K: StateKey, A: Data, B: Data> CoProcessExt<K, A, B> for ConnectedKeyedStre
             + 'static,
     {
         let f = Arc::new(f);
-        self.keyed_binary("co_process", move |_, key_a, key_b| KeyedCoProcess {
+        self.keyed_binary("co_process", move |task, key_a, key_b| KeyedCoProcess {
             key_a,
             key_b,
             f: f.clone(),
             store: KeyedStore::new(),
+            max_parallelism: task.max_parallelism,
             _types: PhantomData,
         })
     }
@@ -49,6 +51,7 @@ struct KeyedCoProcess<K, A, B, S, F> {
     key_b: KeySelector<B, K>,
     f: Arc<F>,
     store: KeyedStore<K, S>,
+    max_parallelism: u32,
     _types: PhantomData<fn(A, B)>,
 }
 
@@ -79,5 +82,9 @@ where
                 .with(key, |key, state| f(key, Either::Right(record), state, out))?;
         }
         Ok(())
+    }
+
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
+        self.store.snapshot(self.max_parallelism).map(Some)
     }
 }

@@ -4,7 +4,7 @@ use crate::state::{KeyedState, KeyedStore};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use snapflow_engine::{
-    BoxError, Data, Key, KeySelector, KeyedStream, Output, Stream, UnaryOperator,
+    BoxError, CheckpointId, Data, Key, KeySelector, KeyedStream, Output, Stream, UnaryOperator,
 };
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -53,10 +53,11 @@ impl<K: StateKey, T: Data> ProcessExt<K, T> for KeyedStream<K, T> {
         F: Fn(&K, T, &mut S, &mut Output<O>) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        self.keyed_unary("process", move |_, key| KeyedProcess {
+        self.keyed_unary("process", move |task, key| KeyedProcess {
             key,
             f: f.clone(),
             store: KeyedStore::new(),
+            max_parallelism: task.max_parallelism,
             _types: PhantomData,
         })
     }
@@ -66,6 +67,7 @@ struct KeyedProcess<K, T, S, F> {
     key: KeySelector<T, K>,
     f: Arc<F>,
     store: KeyedStore<K, S>,
+    max_parallelism: u32,
     _types: PhantomData<fn(T)>,
 }
 
@@ -85,5 +87,9 @@ where
                 .with(key, |key, state| f(key, record, state, out))?;
         }
         Ok(())
+    }
+
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
+        self.store.snapshot(self.max_parallelism).map(Some)
     }
 }

@@ -7,7 +7,8 @@
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use snapflow_engine::Key;
+use snapflow_checkpoint::encode_keyed_state;
+use snapflow_engine::{BoxError, Key};
 use std::hash::Hash;
 
 /// A type usable as per-key state.
@@ -150,7 +151,7 @@ pub(crate) struct KeyedStore<K, S> {
     states: FxHashMap<K, S>,
 }
 
-impl<K: Key, S: KeyedState> KeyedStore<K, S> {
+impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
     pub(crate) fn new() -> Self {
         KeyedStore {
             states: FxHashMap::default(),
@@ -174,6 +175,11 @@ impl<K: Key, S: KeyedState> KeyedStore<K, S> {
             }
             result
         }
+    }
+
+    /// Serializes every key's state, grouped by key group, for a checkpoint.
+    pub(crate) fn snapshot(&self, max_parallelism: u32) -> Result<Vec<u8>, BoxError> {
+        Ok(encode_keyed_state(self.states.iter(), max_parallelism)?)
     }
 
     /// The number of keys with state.

@@ -84,7 +84,7 @@ impl Job {
     /// [`JobError::Build`] for an invalid graph or configuration (nothing is started), or
     /// [`JobError::Spawn`].
     pub fn launch(&self, config: &JobConfig) -> Result<JobHandle, JobError> {
-        crate::runtime::plan::launch(&self.graph.borrow(), config)
+        crate::runtime::plan::launch(&self.name, &self.graph.borrow(), config)
     }
 
     /// Runs the job to completion: [`launch`](Job::launch), then [`JobHandle::join`].

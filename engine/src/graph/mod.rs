@@ -5,6 +5,7 @@
 //! never changed by running it, so a job can be launched again (a restart builds every task
 //! afresh from the same recipes).
 
+pub(crate) mod fingerprint;
 pub(crate) mod validate;
 
 use crate::error::BuildError;
@@ -13,7 +14,7 @@ use crate::runtime::factory::{EdgeFactory, NodeFactory};
 use petgraph::graph::DiGraph;
 use std::sync::Arc;
 
-pub(crate) use validate::resolve;
+pub(crate) use validate::{resolve, ResolvedGraph};
 
 /// What role a node plays; only sinks may have no consumer.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -61,6 +61,11 @@ impl InputTracker {
         }
     }
 
+    /// Whether a barrier is being aligned (some channel is blocked on it).
+    pub(crate) fn is_aligning(&self) -> bool {
+        self.aligning.is_some()
+    }
+
     /// Whether channel `ch` may be read now.
     pub(crate) fn is_open(&self, ch: usize) -> bool {
         self.channels[ch] == ChannelState::Open

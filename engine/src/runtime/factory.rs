@@ -8,7 +8,7 @@
 use crate::config::JobConfig;
 use crate::error::TaskError;
 use crate::message::Message;
-use crate::operator::{BinaryOperator, Sink, Source, TaskInfo, UnaryOperator};
+use crate::operator::{BinaryOperator, Committer, Sink, Source, TaskInfo, UnaryOperator};
 use crate::partition::Partitioning;
 use crate::runtime::gate::InputGate;
 use crate::runtime::router::{EdgeWriter, KeyHasher, Output};
@@ -59,6 +59,11 @@ pub(crate) trait NodeFactory: Send + Sync {
         wiring: TaskWiring,
         env: TaskEnv,
     ) -> Result<Box<dyn Task>, TaskError>;
+
+    /// The global committer of a two-phase sink node.
+    fn committer(&self) -> Option<Arc<dyn Committer>> {
+        None
+    }
 }
 
 /// The edge recipe for records of type `T`.
@@ -181,6 +186,7 @@ where
             handler: UnaryHandler {
                 op,
                 out: output(outputs, &env),
+                snapshots: env.snapshots.clone(),
                 _input: PhantomData,
             },
             counters: env.counters,
@@ -216,6 +222,7 @@ where
             handler: BinaryHandler {
                 op,
                 out: output(outputs, &env),
+                snapshots: env.snapshots.clone(),
                 _inputs: PhantomData,
             },
             counters: env.counters,
@@ -230,6 +237,10 @@ pub(crate) struct SinkFactory<T, S> {
 }
 
 impl<T: Data, S: Sink<T>> NodeFactory for SinkFactory<T, S> {
+    fn committer(&self) -> Option<Arc<dyn Committer>> {
+        self.sink.committer()
+    }
+
     fn create_task(
         &self,
         info: TaskInfo,
@@ -240,7 +251,10 @@ impl<T: Data, S: Sink<T>> NodeFactory for SinkFactory<T, S> {
         let ([input], _) = ports::<1>(wiring);
         Ok(Box::new(InputTask {
             gate: InputGate::<T, Infallible>::new(receivers(input), Vec::new()),
-            handler: SinkHandler { writer },
+            handler: SinkHandler {
+                writer,
+                snapshots: env.snapshots.clone(),
+            },
             counters: env.counters,
         }))
     }

@@ -7,6 +7,7 @@ use crate::runtime::align::{InputTracker, Progress};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 use snapflow_checkpoint::CheckpointId;
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 /// What the task loop acts on next.
 pub(crate) enum GateEvent<A, B> {
@@ -16,8 +17,11 @@ pub(crate) enum GateEvent<A, B> {
     Second(Vec<B>),
     /// The combined watermark advanced.
     Watermark(Timestamp),
-    /// A barrier has been aligned on all inputs.
-    Barrier(CheckpointId),
+    /// A barrier has been aligned on all inputs, after `alignment` from its first arrival.
+    Barrier {
+        id: CheckpointId,
+        alignment: Duration,
+    },
     /// Every input has ended.
     End,
 }
@@ -40,6 +44,8 @@ pub(crate) struct InputGate<A, B> {
     cursor: usize,
     /// Events decided but not yet handed out (one control message can yield several).
     pending: VecDeque<GateEvent<A, B>>,
+    /// When the barrier being aligned first arrived.
+    aligning_since: Option<Instant>,
     #[cfg(debug_assertions)]
     ended: Vec<bool>,
 }
@@ -53,6 +59,7 @@ impl<A, B> InputGate<A, B> {
             tracker: InputTracker::new(n),
             cursor: 0,
             pending: VecDeque::new(),
+            aligning_since: None,
             #[cfg(debug_assertions)]
             ended: vec![false; n],
         }
@@ -157,7 +164,11 @@ impl<A, B> InputGate<A, B> {
         };
         // Order matters: a barrier aligned by an end goes out before the end itself.
         if let Some(id) = progress.aligned {
-            self.pending.push_back(GateEvent::Barrier(id));
+            let alignment = self
+                .aligning_since
+                .take()
+                .map_or(Duration::ZERO, |t| t.elapsed());
+            self.pending.push_back(GateEvent::Barrier { id, alignment });
         }
         if let Some(wm) = progress.watermark {
             self.pending.push_back(GateEvent::Watermark(wm));
@@ -172,7 +183,12 @@ impl<A, B> InputGate<A, B> {
         match message {
             Message::Batch(_) => unreachable!("batches are handled by the caller"),
             Message::Watermark(wm) => self.tracker.on_watermark(ch, wm),
-            Message::Barrier(id) => self.tracker.on_barrier(ch, id),
+            Message::Barrier(id) => {
+                if !self.tracker.is_aligning() {
+                    self.aligning_since = Some(Instant::now());
+                }
+                self.tracker.on_barrier(ch, id)
+            }
             Message::End => {
                 #[cfg(debug_assertions)]
                 {

@@ -1,5 +1,6 @@
 //! A running job: its threads, its counters, and how it ends.
 
+use crate::coordinator::{CheckpointStats, CoordinatorExit, StatsLog};
 use crate::error::{JobError, TaskError};
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +34,10 @@ pub struct JobReport {
     pub elapsed: Duration,
     /// Records counted per operator, in graph order.
     pub operators: Vec<OperatorMetrics>,
+    /// Every completed checkpoint, oldest first; the last is the final one.
+    pub checkpoints: Vec<CheckpointStats>,
+    /// How many checkpoints were aborted.
+    pub aborted_checkpoints: u64,
 }
 
 impl JobReport {
@@ -46,19 +51,34 @@ impl JobReport {
 /// and joins every thread, so no task thread outlives its handle.
 pub struct JobHandle {
     threads: Vec<TaskThread>,
+    coordinator: Option<JoinHandle<Result<CoordinatorExit, JobError>>>,
     shared: Arc<Shared>,
     metrics: JobMetrics,
+    stats: StatsLog,
     started: Instant,
 }
 
 impl JobHandle {
-    pub(crate) fn new(threads: Vec<TaskThread>, shared: Arc<Shared>, metrics: JobMetrics) -> Self {
+    pub(crate) fn new(
+        threads: Vec<TaskThread>,
+        coordinator: Option<JoinHandle<Result<CoordinatorExit, JobError>>>,
+        shared: Arc<Shared>,
+        metrics: JobMetrics,
+        stats: StatsLog,
+    ) -> Self {
         JobHandle {
             threads,
+            coordinator,
             shared,
             metrics,
+            stats,
             started: Instant::now(),
         }
+    }
+
+    /// Statistics of every checkpoint completed so far, oldest first.
+    pub fn checkpoints(&self) -> Vec<CheckpointStats> {
+        self.stats.all()
     }
 
     /// Live record counters, readable from any thread while the job runs.
@@ -73,11 +93,12 @@ impl JobHandle {
         self.shared.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Waits for every task to finish.
+    /// Waits for every task and the checkpoint coordinator to finish.
     ///
     /// # Errors
     /// [`JobError::TaskFailed`] naming the first task that failed for a reason of its own (the
-    /// others stopped because of it), or [`JobError::Cancelled`].
+    /// others stopped because of it); a checkpoint or commit error of the coordinator; or
+    /// [`JobError::Cancelled`].
     pub fn join(mut self) -> Result<JobReport, JobError> {
         let mut first: Option<(bool, u64, usize, TaskError)> = None;
         for (i, thread) in self.threads.iter_mut().enumerate() {
@@ -100,39 +121,51 @@ impl JobHandle {
                 }
             }
         }
-        let elapsed = self.started.elapsed();
-        match first {
-            None => Ok(JobReport {
-                elapsed,
+        let coordinator = match self.coordinator.take() {
+            Some(join) => join.join().unwrap_or(Ok(CoordinatorExit::Stopped)),
+            None => Ok(CoordinatorExit::Stopped),
+        };
+        let cancelled = self.shared.cancelled.load(Ordering::Relaxed);
+        match (first, coordinator) {
+            (Some((false, _, i, source)), _) => Err(self.task_failed(i, source)),
+            (_, Err(error)) => Err(error),
+            (_, Ok(_)) if cancelled => Err(JobError::Cancelled),
+            (Some((true, _, i, source)), _) => Err(self.task_failed(i, source)),
+            (None, Ok(CoordinatorExit::Finished)) => Ok(JobReport {
+                elapsed: self.started.elapsed(),
                 operators: self.metrics.snapshot(),
+                checkpoints: self.stats.all(),
+                aborted_checkpoints: self.stats.aborted_count(),
             }),
-            Some((secondary, _, _, _))
-                if secondary && self.shared.cancelled.load(Ordering::Relaxed) =>
-            {
-                Err(JobError::Cancelled)
-            }
-            Some((_, _, i, source)) => {
-                let t = &self.threads[i];
-                Err(JobError::TaskFailed {
-                    operator: t.name.to_string(),
-                    uid: t.uid.to_string(),
-                    index: t.index,
-                    parallelism: t.parallelism,
-                    source,
-                })
-            }
+            // Every task ended, yet the final checkpoint was never committed: that can only be
+            // a stop, so nothing may be reported as published.
+            (None, Ok(CoordinatorExit::Stopped)) => Err(JobError::Cancelled),
+        }
+    }
+
+    fn task_failed(&self, i: usize, source: TaskError) -> JobError {
+        let t = &self.threads[i];
+        JobError::TaskFailed {
+            operator: t.name.to_string(),
+            uid: t.uid.to_string(),
+            index: t.index,
+            parallelism: t.parallelism,
+            source,
         }
     }
 }
 
 impl Drop for JobHandle {
     fn drop(&mut self) {
-        if self.threads.iter().any(|t| t.join.is_some()) {
+        if self.threads.iter().any(|t| t.join.is_some()) || self.coordinator.is_some() {
             self.cancel();
             for thread in &mut self.threads {
                 if let Some(join) = thread.join.take() {
                     let _ = join.join();
                 }
+            }
+            if let Some(join) = self.coordinator.take() {
+                let _ = join.join();
             }
         }
     }

@@ -18,6 +18,10 @@ impl TaskCounters {
     pub(crate) fn add_out(&self, n: u64) {
         self.records_out.fetch_add(n, Ordering::Relaxed);
     }
+
+    pub(crate) fn records_in(&self) -> u64 {
+        self.records_in.load(Ordering::Relaxed)
+    }
 }
 
 /// Records counted for one operator, summed over its tasks.

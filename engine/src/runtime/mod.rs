@@ -12,6 +12,7 @@ pub(crate) mod handle;
 pub(crate) mod metrics;
 pub(crate) mod plan;
 pub(crate) mod router;
+pub(crate) mod snapshot;
 pub(crate) mod task;
 
 pub use handle::{JobHandle, JobReport};

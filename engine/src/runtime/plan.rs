@@ -1,24 +1,59 @@
-//! Expands a validated job graph into tasks and channels, and starts one thread per task.
+//! Expands a validated job graph into tasks and channels, and starts one thread per task plus
+//! the checkpoint coordinator.
 
 use crate::config::JobConfig;
+use crate::coordinator::pending::TaskKey;
+use crate::coordinator::protocol::Trigger;
+use crate::coordinator::{Coordinator, StatsLog};
 use crate::error::{JobError, TaskError};
+use crate::graph::fingerprint::fingerprint;
 use crate::graph::{resolve, JobGraph};
 use crate::id::OperatorId;
 use crate::operator::TaskInfo;
 use crate::runtime::factory::TaskWiring;
 use crate::runtime::handle::{JobHandle, Shared, TaskThread};
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics, TaskCounters};
+use crate::runtime::snapshot::SnapshotContext;
 use crate::runtime::task::TaskEnv;
+use crossbeam_channel::unbounded;
 use petgraph::visit::EdgeRef;
+use snapflow_checkpoint::{CheckpointId, CheckpointLayout, CheckpointStore};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Validates the graph, creates every channel and starts every task.
-pub(crate) fn launch(graph: &JobGraph, config: &JobConfig) -> Result<JobHandle, JobError> {
+/// Validates the graph, creates every channel and starts every task and the coordinator.
+pub(crate) fn launch(
+    job: &str,
+    graph: &JobGraph,
+    config: &JobConfig,
+) -> Result<JobHandle, JobError> {
     let resolved = resolve(graph, config)?;
     let g = &graph.graph;
     let shared = Arc::new(Shared::default());
+
+    let checkpoints = match &config.checkpoint {
+        None => None,
+        Some(c) => {
+            let store = CheckpointStore::open(&c.dir)?;
+            if !store.scan()?.is_empty() {
+                return Err(JobError::CheckpointDirInUse { dir: c.dir.clone() });
+            }
+            Some((c.clone(), store))
+        }
+    };
+    let layout = checkpoints
+        .as_ref()
+        .map(|(c, _)| Arc::new(CheckpointLayout::new(c.dir.clone())));
+    let first_checkpoint = CheckpointId(1);
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .thread_name(|i| format!("snapflow-snapshot-{i}"))
+            .build()
+            .map_err(|e| JobError::Spawn(std::io::Error::other(e)))?,
+    );
+    let (reports_tx, reports_rx) = unbounded();
 
     // wiring[node][task]: the channel ends each task will own.
     let mut wiring: Vec<Vec<TaskWiring>> = g
@@ -50,21 +85,43 @@ pub(crate) fn launch(graph: &JobGraph, config: &JobConfig) -> Result<JobHandle, 
         }
     }
 
-    let sources: usize = g
+    // Sinks resolve what an earlier run left staged before any writer stages anything new.
+    for n in g.node_indices() {
+        if let Some(committer) = g[n].factory.committer() {
+            committer
+                .open(None)
+                .map_err(|source| JobError::SinkOpenFailed { source })?;
+        }
+    }
+
+    let source_tasks: usize = g
         .node_indices()
         .filter(|&n| g[n].ports == 0)
         .map(|n| resolved.nodes[n.index()].parallelism)
         .sum();
-    let source_rate = config.max_rate.map(|r| r as f64 / sources as f64);
+    let source_rate = config.max_rate.map(|r| r as f64 / source_tasks as f64);
 
     let mut threads = Vec::new();
     let mut operators = Vec::new();
+    let mut all_tasks: Vec<TaskKey> = Vec::new();
+    let mut sources = Vec::new();
+    let mut source_counters = Vec::new();
+    let mut committers = Vec::new();
     for (n, node_wiring) in g.node_indices().zip(wiring) {
         let node = &resolved.nodes[n.index()];
         let is_source = g[n].ports == 0;
+        committers.extend(g[n].factory.committer());
         let counters: Vec<Arc<TaskCounters>> =
             (0..node.parallelism).map(|_| Arc::default()).collect();
         for (index, task_wiring) in node_wiring.into_iter().enumerate() {
+            let key = (n.index(), index);
+            all_tasks.push(key);
+            let triggers = is_source.then(|| {
+                let (tx, rx) = unbounded::<Trigger>();
+                sources.push((key, tx));
+                source_counters.push(counters[index].clone());
+                rx
+            });
             let info = TaskInfo {
                 operator: OperatorId(n.index() as u32),
                 name: node.name.clone(),
@@ -72,12 +129,22 @@ pub(crate) fn launch(graph: &JobGraph, config: &JobConfig) -> Result<JobHandle, 
                 index,
                 parallelism: node.parallelism,
                 max_parallelism: config.max_parallelism,
+                first_checkpoint,
             };
             let env = TaskEnv {
                 counters: counters[index].clone(),
                 stop: shared.stop.clone(),
                 batch_size: config.batch_size,
                 source_rate: source_rate.filter(|_| is_source),
+                snapshots: SnapshotContext {
+                    task: key,
+                    uid: node.uid.clone(),
+                    index: index as u32,
+                    reports: reports_tx.clone(),
+                    layout: layout.clone(),
+                    pool: pool.clone(),
+                },
+                triggers,
             };
             let factory = g[n].factory.clone();
             let thread_shared = shared.clone();
@@ -99,7 +166,13 @@ pub(crate) fn launch(graph: &JobGraph, config: &JobConfig) -> Result<JobHandle, 
                 Err(e) => {
                     // Dropping the handle stops and joins what was started; the channel ends of
                     // tasks never started are dropped here, which unblocks their neighbours.
-                    drop(JobHandle::new(threads, shared, metrics(operators)));
+                    drop(JobHandle::new(
+                        threads,
+                        None,
+                        shared,
+                        metrics(operators),
+                        StatsLog::default(),
+                    ));
                     return Err(JobError::Spawn(e));
                 }
             }
@@ -115,7 +188,46 @@ pub(crate) fn launch(graph: &JobGraph, config: &JobConfig) -> Result<JobHandle, 
             counters,
         ));
     }
-    Ok(JobHandle::new(threads, shared, metrics(operators)))
+    // Only tasks and snapshot writers hold report senders now: when they are all gone, the
+    // coordinator knows the job is over.
+    drop(reports_tx);
+
+    let stats = StatsLog::default();
+    let coordinator = Coordinator {
+        job: job.to_owned(),
+        graph_fingerprint: fingerprint(graph, &resolved),
+        checkpoints,
+        first_id: first_checkpoint,
+        tasks: all_tasks,
+        sources,
+        source_counters,
+        reports: reports_rx,
+        committers,
+        stop: shared.stop.clone(),
+        stats: stats.clone(),
+    };
+    let coordinator = std::thread::Builder::new()
+        .name("snapflow-coordinator".into())
+        .spawn(move || coordinator.run());
+    match coordinator {
+        Ok(join) => Ok(JobHandle::new(
+            threads,
+            Some(join),
+            shared,
+            metrics(operators),
+            stats,
+        )),
+        Err(e) => {
+            drop(JobHandle::new(
+                threads,
+                None,
+                shared,
+                metrics(operators),
+                stats,
+            ));
+            Err(JobError::Spawn(e))
+        }
+    }
 }
 
 fn metrics(operators: Vec<(OperatorMetrics, Vec<Arc<TaskCounters>>)>) -> JobMetrics {
@@ -127,7 +239,7 @@ fn metrics(operators: Vec<(OperatorMetrics, Vec<Arc<TaskCounters>>)>) -> JobMetr
 /// Runs a task body on its thread: turns a panic into an error, and on failure tells the other
 /// tasks to stop and takes a sequence number so that the job can report the first failure.
 fn run_task(
-    shared: &Shared,
+    shared: &crate::runtime::handle::Shared,
     body: impl FnOnce() -> Result<(), TaskError>,
 ) -> Result<(), (u64, TaskError)> {
     // The task's channel ends are dropped while unwinding, inside `catch_unwind`: neighbours

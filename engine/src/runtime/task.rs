@@ -1,12 +1,15 @@
 //! The loops that tasks run: one for sources, one shared by every task that has inputs.
 
+use crate::coordinator::protocol::Trigger;
 use crate::error::{BoxError, TaskError};
 use crate::message::{Message, Timestamp};
 use crate::operator::{BinaryOperator, ReadStatus, SinkWriter, SourceReader, UnaryOperator};
 use crate::runtime::gate::{GateEvent, InputGate};
 use crate::runtime::metrics::TaskCounters;
 use crate::runtime::router::Output;
+use crate::runtime::snapshot::SnapshotContext;
 use crate::Data;
+use crossbeam_channel::{Receiver, TryRecvError};
 use snapflow_checkpoint::CheckpointId;
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -29,6 +32,9 @@ pub(crate) struct TaskEnv {
     pub batch_size: usize,
     /// Records per second for this task when the job is rate-limited.
     pub source_rate: Option<f64>,
+    pub snapshots: SnapshotContext,
+    /// Checkpoint triggers from the coordinator; source tasks only.
+    pub triggers: Option<Receiver<Trigger>>,
 }
 
 /// Reads a source and sends what it reads downstream.
@@ -45,6 +51,10 @@ impl<T: Data> Task for SourceTask<T> {
             mut out,
             env,
         } = *self;
+        let triggers = env
+            .triggers
+            .clone()
+            .expect("source tasks get a trigger channel (engine bug otherwise)");
         // Under a rate limit, read small batches (about 10 ms worth) so that the output is
         // paced smoothly rather than in bursts of a whole batch.
         let max = match env.source_rate {
@@ -56,6 +66,18 @@ impl<T: Data> Task for SourceTask<T> {
             if env.stop.load(Ordering::Relaxed) {
                 return Err(TaskError::Cancelled);
             }
+            // Triggers are taken between batches: the position recorded is exactly after the
+            // last record sent before the barrier.
+            match triggers.try_recv() {
+                Ok(trigger) => {
+                    if emit_barrier(trigger, reader.as_ref(), &mut out, &env)? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return Err(TaskError::Cancelled),
+            }
             let mut batch = Vec::with_capacity(max);
             let status = reader.read_batch(&mut batch, max)?;
             let read = batch.len();
@@ -63,14 +85,41 @@ impl<T: Data> Task for SourceTask<T> {
             out.push_batch(batch);
             out.check()?;
             if status == ReadStatus::Exhausted {
-                return out.send_control(|| Message::End);
+                break;
             }
             if let Some(wait) = pacer.as_mut().and_then(|p| p.wait_after(read)) {
                 out.flush()?;
                 std::thread::sleep(wait);
             }
         }
+        // Exhausted, but still part of the job: keep answering triggers (with the final
+        // position) until the final checkpoint, so that every checkpoint holds every task.
+        out.flush()?;
+        env.snapshots.exhausted();
+        loop {
+            let trigger = triggers.recv().map_err(|_| TaskError::Cancelled)?;
+            if emit_barrier(trigger, reader.as_ref(), &mut out, &env)? {
+                return Ok(());
+            }
+        }
     }
+}
+
+/// Emits the barrier of `trigger` and acknowledges it; after the final one, also
+/// end-of-stream. Returns whether the source is done.
+fn emit_barrier<T: Data>(
+    trigger: Trigger,
+    reader: &dyn SourceReader<T>,
+    out: &mut Output<T>,
+    env: &TaskEnv,
+) -> Result<bool, TaskError> {
+    out.send_control(|| Message::Barrier(trigger.id))?;
+    env.snapshots
+        .checkpoint_source(trigger.id, reader.position())?;
+    if trigger.is_final {
+        out.send_control(|| Message::End)?;
+    }
+    Ok(trigger.is_final)
 }
 
 /// Spaces a source's output to a rate.
@@ -102,7 +151,7 @@ pub(crate) trait InputHandler<A, B> {
     fn first(&mut self, batch: Vec<A>) -> Result<(), TaskError>;
     fn second(&mut self, batch: Vec<B>) -> Result<(), TaskError>;
     fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError>;
-    fn barrier(&mut self, id: CheckpointId) -> Result<(), TaskError>;
+    fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError>;
     fn end(&mut self) -> Result<(), TaskError>;
     /// Send partly filled output batches: the task is about to wait for input.
     fn flush(&mut self) -> Result<(), TaskError>;
@@ -133,7 +182,7 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
                     handler.second(batch)?;
                 }
                 GateEvent::Watermark(wm) => handler.watermark(wm)?,
-                GateEvent::Barrier(id) => handler.barrier(id)?,
+                GateEvent::Barrier { id, alignment } => handler.barrier(id, alignment)?,
                 GateEvent::End => return handler.end(),
             }
         }
@@ -144,6 +193,7 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
 pub(crate) struct UnaryHandler<I, O, Op> {
     pub op: Op,
     pub out: Output<O>,
+    pub snapshots: SnapshotContext,
     pub _input: PhantomData<fn(I)>,
 }
 
@@ -167,8 +217,11 @@ impl<I: Data, O: Data, Op: UnaryOperator<I, O>> InputHandler<I, Infallible>
         self.out.send_control(|| Message::Watermark(watermark))
     }
 
-    fn barrier(&mut self, id: CheckpointId) -> Result<(), TaskError> {
-        self.out.send_control(|| Message::Barrier(id))
+    fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
+        // Forward first: downstream tasks start aligning while this one snapshots.
+        self.out.send_control(|| Message::Barrier(id))?;
+        let op = &mut self.op;
+        self.snapshots.checkpoint(id, alignment, || op.snapshot(id))
     }
 
     fn end(&mut self) -> Result<(), TaskError> {
@@ -185,6 +238,7 @@ impl<I: Data, O: Data, Op: UnaryOperator<I, O>> InputHandler<I, Infallible>
 pub(crate) struct BinaryHandler<A, B, O, Op> {
     pub op: Op,
     pub out: Output<O>,
+    pub snapshots: SnapshotContext,
     pub _inputs: PhantomData<fn(A, B)>,
 }
 
@@ -206,8 +260,11 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
         self.out.send_control(|| Message::Watermark(watermark))
     }
 
-    fn barrier(&mut self, id: CheckpointId) -> Result<(), TaskError> {
-        self.out.send_control(|| Message::Barrier(id))
+    fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
+        // Forward first: downstream tasks start aligning while this one snapshots.
+        self.out.send_control(|| Message::Barrier(id))?;
+        let op = &mut self.op;
+        self.snapshots.checkpoint(id, alignment, || op.snapshot(id))
     }
 
     fn end(&mut self) -> Result<(), TaskError> {
@@ -223,6 +280,7 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
 /// Runs a sink.
 pub(crate) struct SinkHandler<T> {
     pub writer: Box<dyn SinkWriter<T>>,
+    pub snapshots: SnapshotContext,
 }
 
 impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
@@ -241,8 +299,9 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
         Ok(())
     }
 
-    fn barrier(&mut self, _id: CheckpointId) -> Result<(), TaskError> {
-        Ok(())
+    fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
+        self.writer.pre_commit(id).map_err(TaskError::Failed)?;
+        self.snapshots.checkpoint(id, alignment, || Ok(None))
     }
 
     fn end(&mut self) -> Result<(), TaskError> {

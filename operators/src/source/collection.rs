@@ -1,7 +1,7 @@
 //! A source over an in-memory collection.
 
-use crate::source::share;
-use snapflow_engine::{BoxError, Data, ReadStatus, Source, SourceReader, TaskInfo};
+use crate::source::{index_position, share};
+use snapflow_engine::{BoxError, Data, ReadStatus, Source, SourcePosition, SourceReader, TaskInfo};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -51,5 +51,9 @@ impl<T: Data + Sync> SourceReader<T> for CollectionReader<T> {
         } else {
             ReadStatus::More
         })
+    }
+
+    fn position(&self) -> Option<SourcePosition> {
+        Some(index_position(self.range.start as u64, "item"))
     }
 }

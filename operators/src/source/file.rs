@@ -2,7 +2,7 @@
 
 use crate::error::SourceError;
 use crate::source::share;
-use snapflow_engine::{BoxError, ReadStatus, Source, SourceReader, TaskInfo};
+use snapflow_engine::{BoxError, ReadStatus, Source, SourcePosition, SourceReader, TaskInfo};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -152,6 +152,13 @@ impl SourceReader<String> for TextFileReader {
             }
         }
         Ok(ReadStatus::More)
+    }
+
+    fn position(&self) -> Option<SourcePosition> {
+        Some(SourcePosition {
+            offset: self.pos.to_le_bytes().to_vec(),
+            description: format!("byte {} of {}", self.pos, self.path.display()),
+        })
     }
 }
 

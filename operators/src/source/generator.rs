@@ -1,7 +1,7 @@
 //! A deterministic generator source.
 
-use crate::source::share;
-use snapflow_engine::{BoxError, Data, ReadStatus, Source, SourceReader, TaskInfo};
+use crate::source::{index_position, share};
+use snapflow_engine::{BoxError, Data, ReadStatus, Source, SourcePosition, SourceReader, TaskInfo};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -54,5 +54,9 @@ impl<T: Data> SourceReader<T> for GeneratorReader<T> {
         } else {
             ReadStatus::More
         })
+    }
+
+    fn position(&self) -> Option<SourcePosition> {
+        Some(index_position(self.range.start, "record"))
     }
 }

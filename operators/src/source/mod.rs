@@ -8,7 +8,16 @@ pub use collection::CollectionSource;
 pub use file::TextFileSource;
 pub use generator::GeneratorSource;
 
+use snapflow_engine::SourcePosition;
 use std::ops::Range;
+
+/// The position of a reader that emits items by index: the index of the next one.
+pub(crate) fn index_position(next: u64, what: &str) -> SourcePosition {
+    SourcePosition {
+        offset: next.to_le_bytes().to_vec(),
+        description: format!("{what} {next}"),
+    }
+}
 
 /// Task `index`'s share of `len` items split evenly over `parallelism` tasks: contiguous, and
 /// together the shares cover `0..len` exactly once.

@@ -1,0 +1,284 @@
+//! Keyed state, encoded sorted by key group.
+//!
+//! Encoding (bincode, fixed-width little-endian integers): the format version u32, the max
+//! parallelism u32, then the entries as a sequence (u64 length) of `(key_group u32, key,
+//! state)`, in ascending key-group order. Sorting lets a reader stop at the end of its range;
+//! recording the max parallelism lets it refuse state whose key groups mean something else.
+
+use crate::error::{CheckpointError, Result};
+use crate::format::bincode_options;
+use crate::{key_group_of_hash, key_hash, KeyGroupRange};
+use bincode::Options;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::hash::Hash;
+
+/// The keyed-state encoding version this build writes and reads.
+pub const KEYED_STATE_FORMAT: u32 = 1;
+
+/// The encoded layout, borrowing keys and states so that encoding clones nothing.
+#[derive(Serialize)]
+struct KeyedStateRef<'a, K, S> {
+    format: u32,
+    max_parallelism: u32,
+    entries: Vec<(u32, &'a K, &'a S)>,
+}
+
+/// Encodes keyed state: every `(key, state)` pair is tagged with its key's key group
+/// ([`key_hash`] then [`key_group_of_hash`], exactly as the hash partitioner routes records)
+/// and the pairs are sorted by key group.
+///
+/// Keys must hash the way the router hashed the records' keys: `String` and `str` agree, but a
+/// key wrapped in another type generally does not.
+///
+/// # Errors
+/// [`CheckpointError::InvalidArgument`] if `max_parallelism` is 0;
+/// [`CheckpointError::Encode`] if a key or state cannot be serialized.
+pub fn encode_keyed_state<'a, K, S, I>(entries: I, max_parallelism: u32) -> Result<Vec<u8>>
+where
+    K: Serialize + Hash + 'a,
+    S: Serialize + 'a,
+    I: IntoIterator<Item = (&'a K, &'a S)>,
+{
+    if max_parallelism == 0 {
+        return Err(CheckpointError::InvalidArgument {
+            what: "max parallelism must be at least 1".to_owned(),
+        });
+    }
+    let mut entries: Vec<(u32, &K, &S)> = entries
+        .into_iter()
+        .map(|(key, state)| {
+            let group = key_group_of_hash(key_hash(key), max_parallelism);
+            (group.0, key, state)
+        })
+        .collect();
+    // Stable, so keys within a group keep the caller's order.
+    entries.sort_by_key(|&(group, _, _)| group);
+    let state = KeyedStateRef {
+        format: KEYED_STATE_FORMAT,
+        max_parallelism,
+        entries,
+    };
+    bincode_options()
+        .serialize(&state)
+        .map_err(|source| CheckpointError::Encode {
+            what: format!("keyed state of {} entries", state.entries.len()),
+            source,
+        })
+}
+
+/// Decodes the entries of `bytes` whose key group lies in `owned`, in key-group order.
+///
+/// Entries of other key groups are decoded and dropped (bincode cannot skip a value without
+/// decoding it), and decoding stops after the last owned group. To restore a task at a new
+/// parallelism, call this on every old task's snapshot of the operator with the new task's
+/// range and concatenate the results.
+///
+/// # Errors
+/// - [`CheckpointError::KeyGroupMismatch`] if the state was written for another max
+///   parallelism.
+/// - [`CheckpointError::InvalidState`] for an unknown format, a key group out of range or out
+///   of order, or trailing bytes.
+/// - [`CheckpointError::Decode`] if the bytes do not decode as `K` and `S`.
+pub fn decode_keyed_state<K: DeserializeOwned, S: DeserializeOwned>(
+    bytes: &[u8],
+    owned: &KeyGroupRange,
+    max_parallelism: u32,
+) -> Result<Vec<(K, S)>> {
+    let mut input = bytes;
+    let format: u32 = next(&mut input, "keyed state format")?;
+    if format != KEYED_STATE_FORMAT {
+        return Err(invalid(format!(
+            "unsupported keyed state format {format} (this build reads {KEYED_STATE_FORMAT})"
+        )));
+    }
+    let found: u32 = next(&mut input, "keyed state max parallelism")?;
+    if found != max_parallelism {
+        return Err(CheckpointError::KeyGroupMismatch {
+            found,
+            expected: max_parallelism,
+        });
+    }
+    let len: u64 = next(&mut input, "keyed state entry count")?;
+    let mut out = Vec::new();
+    let mut previous = 0;
+    for index in 0..len {
+        let group: u32 = next(&mut input, "key group")?;
+        if group >= max_parallelism || group < previous {
+            return Err(invalid(format!(
+                "entry {index} has key group {group} after {previous}, with {max_parallelism} \
+                 key groups"
+            )));
+        }
+        previous = group;
+        if group >= owned.groups.end {
+            // Sorted: no later entry is ours.
+            return Ok(out);
+        }
+        let entry: (K, S) = next(&mut input, "keyed state entry")?;
+        if owned.groups.contains(&group) {
+            out.push(entry);
+        }
+    }
+    if !input.is_empty() {
+        return Err(invalid(format!("{} trailing bytes", input.len())));
+    }
+    Ok(out)
+}
+
+/// Decodes the next value from `input` and advances past it. The limit keeps a bogus length
+/// prefix from allocating more than the input holds.
+fn next<T: DeserializeOwned>(input: &mut &[u8], what: &str) -> Result<T> {
+    let limit = u64::try_from(input.len()).unwrap_or(u64::MAX);
+    bincode_options()
+        .with_limit(limit)
+        .deserialize_from(&mut *input)
+        .map_err(|source| CheckpointError::Decode {
+            what: what.to_owned(),
+            source,
+        })
+}
+
+fn invalid(reason: String) -> CheckpointError {
+    CheckpointError::InvalidState { reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{task_for_key_group, KeyGroup};
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashMap};
+
+    fn group_of(key: &String, max: u32) -> u32 {
+        key_group_of_hash(key_hash(key), max).0
+    }
+
+    /// Decodes `bytes` for every task of `parallelism` and checks that each key comes back
+    /// exactly once, in the task that owns its key group.
+    fn redistribute(
+        bytes: &[u8],
+        parallelism: u32,
+        max: u32,
+    ) -> std::result::Result<BTreeMap<String, u64>, TestCaseError> {
+        let mut union = BTreeMap::new();
+        for task in 0..parallelism {
+            let range = KeyGroupRange::for_task(task, parallelism, max);
+            let part: Vec<(String, u64)> = decode_keyed_state(bytes, &range, max).expect("decode");
+            let groups: Vec<u32> = part.iter().map(|(k, _)| group_of(k, max)).collect();
+            prop_assert!(
+                groups.windows(2).all(|w| w[0] <= w[1]),
+                "not sorted: {groups:?}"
+            );
+            for (key, state) in part {
+                let group = KeyGroup(group_of(&key, max));
+                prop_assert!(range.contains(group), "{key} in task {task}");
+                prop_assert_eq!(task_for_key_group(group, parallelism, max), task);
+                prop_assert!(union.insert(key, state).is_none(), "key restored twice");
+            }
+        }
+        Ok(union)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn state_round_trips_at_any_parallelism(
+            state in proptest::collection::hash_map("\\PC{0,8}", any::<u64>(), 0..200),
+            max in 1u32..300,
+            p_seed in any::<u32>(),
+        ) {
+            let bytes = encode_keyed_state(&state, max).expect("encode");
+            let parallelism = p_seed % max.min(8) + 1;
+            let union = redistribute(&bytes, parallelism, max)?;
+            let original: BTreeMap<String, u64> = state.into_iter().collect();
+            prop_assert_eq!(union, original);
+        }
+    }
+
+    #[test]
+    fn state_written_at_parallelism_1_splits_over_3_tasks() {
+        let max = 128;
+        let state: HashMap<String, u64> = (0..1000).map(|i| (format!("word{i}"), i)).collect();
+        // Parallelism 1: a single task owns every key group and writes one snapshot.
+        let bytes = encode_keyed_state(&state, max).expect("encode");
+        let all = KeyGroupRange::for_task(0, 1, max);
+        let whole: Vec<(String, u64)> = decode_keyed_state(&bytes, &all, max).expect("decode");
+        assert_eq!(whole.len(), state.len());
+
+        let union = redistribute(&bytes, 3, max).expect("redistribute");
+        assert_eq!(union, state.into_iter().collect::<BTreeMap<_, _>>());
+    }
+
+    #[test]
+    fn another_max_parallelism_is_refused() {
+        let state = HashMap::from([("a".to_owned(), 1u64)]);
+        let bytes = encode_keyed_state(&state, 128).expect("encode");
+        let range = KeyGroupRange::for_task(0, 1, 64);
+        let result = decode_keyed_state::<String, u64>(&bytes, &range, 64);
+        assert!(
+            matches!(
+                result,
+                Err(CheckpointError::KeyGroupMismatch {
+                    found: 128,
+                    expected: 64
+                })
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn zero_max_parallelism_is_an_invalid_argument() {
+        let state = HashMap::from([("a".to_owned(), 1u64)]);
+        let result = encode_keyed_state(&state, 0);
+        assert!(
+            matches!(result, Err(CheckpointError::InvalidArgument { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_state_is_an_error_never_a_panic() {
+        let range = KeyGroupRange::for_task(0, 1, 8);
+        let decode = |bytes: &[u8]| decode_keyed_state::<String, u64>(bytes, &range, 8);
+        let encode = |format: u32, entries: Vec<(u32, &str, u64)>| {
+            bincode_options()
+                .serialize(&(format, 8u32, entries))
+                .expect("bincode")
+        };
+        let cases = [
+            (encode(2, vec![]), "unsupported keyed state format 2"),
+            (encode(1, vec![(8, "a", 1)]), "key group 8"),
+            (
+                encode(1, vec![(3, "a", 1), (2, "b", 2)]),
+                "key group 2 after 3",
+            ),
+        ];
+        for (bytes, needle) in cases {
+            match decode(&bytes) {
+                Err(CheckpointError::InvalidState { reason }) => {
+                    assert!(reason.contains(needle), "{reason}")
+                }
+                other => panic!("{needle}: {other:?}"),
+            }
+        }
+        let mut trailing = encode(1, vec![(1, "a", 1)]);
+        trailing.push(0);
+        assert!(matches!(
+            decode(&trailing),
+            Err(CheckpointError::InvalidState { .. })
+        ));
+
+        let state: HashMap<String, u64> = (0..20).map(|i| (format!("k{i}"), i)).collect();
+        let bytes = encode_keyed_state(&state, 8).expect("encode");
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
+        }
+        // A huge length prefix must fail on the limit, not attempt the allocation.
+        let mut huge = encode(1, vec![(0, "a", 1)]);
+        huge[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(decode(&huge), Err(CheckpointError::Decode { .. })));
+    }
+}

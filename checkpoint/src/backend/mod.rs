@@ -1,0 +1,9 @@
+//! State backends: how operator state is laid out inside a snapshot payload.
+//!
+//! Keyed state is stored by key group ([`encode_keyed_state`]), so that a task restored at a
+//! different parallelism can read every old task's snapshot and keep exactly the keys it owns
+//! now ([`decode_keyed_state`]).
+
+mod keyed;
+
+pub use keyed::{decode_keyed_state, encode_keyed_state, KEYED_STATE_FORMAT};

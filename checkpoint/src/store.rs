@@ -1,0 +1,302 @@
+//! The checkpoint store: a directory of checkpoints, each begun, filled by tasks, then
+//! committed by its manifest or aborted.
+//!
+//! Protocol for checkpoint `n`: the coordinator calls [`CheckpointStore::begin`]; every task
+//! writes its snapshot to [`CheckpointLayout::snapshot_file`] with
+//! [`write_snapshot`](crate::write_snapshot) and acks with the returned
+//! [`SnapshotInfo`](crate::SnapshotInfo); once all have acked, the coordinator calls
+//! [`CheckpointStore::commit`], whose atomic manifest write is the commit point. On recovery,
+//! [`CheckpointStore::latest`] finds what to restore.
+
+use crate::error::{CheckpointError, Result};
+use crate::fs::{fsync_dir, parent_dir, write_atomic};
+use crate::layout::CheckpointLayout;
+use crate::manifest::{Manifest, SnapshotEntry};
+use crate::recovery::{
+    decide_latest, retention_plan, CheckpointState, CheckpointStatus, LatestDecision,
+};
+use crate::snapshot::Snapshot;
+use crate::CheckpointId;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How many complete checkpoints a job keeps unless configured otherwise.
+pub const DEFAULT_RETAINED: usize = 3;
+
+/// The checkpoints of one job, in one root directory.
+///
+/// The store assumes one writer: a single coordinator per root calls `begin`, `commit`,
+/// `abort` and `retain`. Scanning while another process deletes checkpoints may report a
+/// checkpoint being deleted as corrupt.
+#[derive(Clone, Debug)]
+pub struct CheckpointStore {
+    layout: CheckpointLayout,
+}
+
+impl CheckpointStore {
+    /// Opens the store rooted at `root`, creating the directory if needed.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Io`] if the directory cannot be created or synced.
+    pub fn open(root: impl Into<PathBuf>) -> Result<CheckpointStore> {
+        let layout = CheckpointLayout::new(root);
+        let root = layout.root();
+        if !root.is_dir() {
+            fs::create_dir_all(root).map_err(|e| CheckpointError::io(root, e))?;
+            fsync_dir(parent_dir(root))?;
+        }
+        Ok(CheckpointStore { layout })
+    }
+
+    /// The paths of this store.
+    pub fn layout(&self) -> &CheckpointLayout {
+        &self.layout
+    }
+
+    /// Creates checkpoint `id`'s directory, empty, and returns it.
+    ///
+    /// A directory left by an earlier, uncommitted attempt at the same id (a crash before its
+    /// manifest) is removed first: its files were never part of a complete checkpoint.
+    ///
+    /// # Errors
+    /// [`CheckpointError::AlreadyCommitted`] if `id` has a manifest (ids must be fresh: see
+    /// [`CheckpointStore::next_id`]); [`CheckpointError::Io`] if the directory cannot be
+    /// replaced or created.
+    pub fn begin(&self, id: CheckpointId) -> Result<PathBuf> {
+        self.refuse_if_committed(id)?;
+        let dir = self.layout.checkpoint_dir(id);
+        remove_dir_if_present(&dir)?;
+        fs::create_dir(&dir).map_err(|e| CheckpointError::io(&dir, e))?;
+        fsync_dir(self.layout.root())?;
+        Ok(dir)
+    }
+
+    /// Commits `manifest.checkpoint` by writing its manifest atomically, last. When this
+    /// returns `Ok`, the checkpoint is durable and complete: its snapshot files must already be
+    /// synced (the writers did), and the directory sync here also makes their names durable.
+    ///
+    /// # Errors
+    /// [`CheckpointError::AlreadyCommitted`] if the checkpoint has a manifest;
+    /// [`CheckpointError::InvalidArgument`] or [`CheckpointError::Encode`] from
+    /// [`Manifest::encode`]; [`CheckpointError::Io`] if the directory is missing (never begun,
+    /// or aborted) or the write fails, in which case the checkpoint is not committed.
+    pub fn commit(&self, manifest: &Manifest) -> Result<()> {
+        let id = manifest.checkpoint;
+        self.refuse_if_committed(id)?;
+        let dir = self.layout.checkpoint_dir(id);
+        fs::metadata(&dir).map_err(|e| CheckpointError::io(&dir, e))?;
+        write_atomic(&self.layout.manifest_file(id), &manifest.encode()?)
+    }
+
+    /// Removes the directory of uncommitted checkpoint `id`; `Ok` if it does not exist.
+    ///
+    /// # Errors
+    /// [`CheckpointError::AlreadyCommitted`] if the checkpoint has a manifest: a committed
+    /// checkpoint may already have released sink output and is only deleted by
+    /// [`CheckpointStore::retain`]. [`CheckpointError::Io`] if removal fails.
+    pub fn abort(&self, id: CheckpointId) -> Result<()> {
+        self.refuse_if_committed(id)?;
+        remove_dir_if_present(&self.layout.checkpoint_dir(id))?;
+        fsync_dir(self.layout.root())
+    }
+
+    /// Reads and verifies checkpoint `id`'s manifest (not its snapshot files).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Io`] (`NotFound` if the checkpoint has no manifest);
+    /// [`CheckpointError::Corrupt`] if it fails a check or names another checkpoint.
+    pub fn load_manifest(&self, id: CheckpointId) -> Result<Manifest> {
+        let path = self.layout.manifest_file(id);
+        let manifest = Manifest::read(&path)?;
+        if manifest.checkpoint != id {
+            return Err(CheckpointError::corrupt(
+                &path,
+                format!(
+                    "manifest is for checkpoint {}, but lies in the directory of checkpoint {id}",
+                    manifest.checkpoint
+                ),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Opens and verifies the snapshot file of `entry` in `manifest`'s checkpoint.
+    ///
+    /// # Errors
+    /// As [`Snapshot::open`], and [`CheckpointError::Corrupt`] if the file's size differs from
+    /// the one the manifest recorded.
+    pub fn open_snapshot(&self, manifest: &Manifest, entry: &SnapshotEntry) -> Result<Snapshot> {
+        let id = manifest.checkpoint;
+        let path = self.layout.listed_file(id, &entry.file);
+        let snapshot = Snapshot::open(&path, &entry.expected(id))?;
+        if snapshot.file_len() != entry.bytes {
+            return Err(CheckpointError::corrupt(
+                &path,
+                format!(
+                    "file is {} bytes, the manifest recorded {}",
+                    snapshot.file_len(),
+                    entry.bytes
+                ),
+            ));
+        }
+        Ok(snapshot)
+    }
+
+    /// The state of every checkpoint directory, sorted by id.
+    ///
+    /// A checkpoint is [`Complete`](CheckpointState::Complete) only if its manifest decodes,
+    /// names the directory's id, and every snapshot file it lists exists and verifies against
+    /// the manifest's uid, task, checkpoint, size and checksum. This reads every listed file in
+    /// full. A directory without a manifest is [`InProgress`](CheckpointState::InProgress);
+    /// any failed check is [`Corrupt`](CheckpointState::Corrupt). Entries of the root that are
+    /// not `chk-<20 digits>` directories are ignored.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Io`] if the root cannot be listed, or a file cannot be read for a
+    /// reason other than its absence (permissions, I/O errors): the store refuses to guess
+    /// rather than fall back to an older checkpoint on a transient error.
+    pub fn scan(&self) -> Result<Vec<CheckpointStatus>> {
+        Ok(self
+            .scan_with_manifests()?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect())
+    }
+
+    /// The newest complete checkpoint and its manifest, after a full [`scan`](Self::scan).
+    ///
+    /// # Errors
+    /// As [`CheckpointStore::scan`].
+    pub fn latest(&self) -> Result<(LatestDecision, Option<Manifest>)> {
+        let scanned = self.scan_with_manifests()?;
+        let statuses: Vec<CheckpointStatus> = scanned.iter().map(|(s, _)| s.clone()).collect();
+        let decision = decide_latest(&statuses);
+        let manifest = scanned
+            .into_iter()
+            .find(|(s, _)| Some(s.id) == decision.latest)
+            .and_then(|(_, manifest)| manifest);
+        Ok((decision, manifest))
+    }
+
+    /// Deletes what [`retention_plan`] selects when keeping the `keep` newest complete
+    /// checkpoints, and returns the deleted ids, oldest first.
+    ///
+    /// Each manifest is removed (and the removal synced) before the rest of its directory, so a
+    /// crash mid-way leaves an in-progress directory that the next `retain` deletes, never a
+    /// manifest whose files are gone (which would look corrupt).
+    ///
+    /// # Errors
+    /// As [`CheckpointStore::scan`], and [`CheckpointError::Io`] if a deletion fails; the
+    /// checkpoints deleted before the failure stay deleted.
+    pub fn retain(&self, keep: usize) -> Result<Vec<CheckpointId>> {
+        let plan = retention_plan(&self.scan()?, keep);
+        for &id in &plan {
+            let manifest = self.layout.manifest_file(id);
+            match fs::remove_file(&manifest) {
+                Ok(()) => fsync_dir(&self.layout.checkpoint_dir(id))?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(CheckpointError::io(&manifest, e)),
+            }
+            remove_dir_if_present(&self.layout.checkpoint_dir(id))?;
+        }
+        if !plan.is_empty() {
+            fsync_dir(self.layout.root())?;
+        }
+        Ok(plan)
+    }
+
+    /// The id after the highest checkpoint directory of any state, or 1 for an empty store.
+    /// A restarted job numbers on from here, so it never reuses the id of a checkpoint that
+    /// was in flight, or corrupt, when the previous run died.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Io`] if the root cannot be listed.
+    pub fn next_id(&self) -> Result<CheckpointId> {
+        Ok(self
+            .checkpoint_ids()?
+            .last()
+            .map_or(CheckpointId(1), |id| id.next()))
+    }
+
+    fn scan_with_manifests(&self) -> Result<Vec<(CheckpointStatus, Option<Manifest>)>> {
+        self.checkpoint_ids()?
+            .into_iter()
+            .map(|id| {
+                let (state, manifest) = self.check(id)?;
+                Ok((CheckpointStatus { id, state }, manifest))
+            })
+            .collect()
+    }
+
+    /// The state of checkpoint `id`, with its manifest when complete.
+    fn check(&self, id: CheckpointId) -> Result<(CheckpointState, Option<Manifest>)> {
+        let manifest = match self.load_manifest(id) {
+            Ok(manifest) => manifest,
+            Err(CheckpointError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok((CheckpointState::InProgress, None));
+            }
+            Err(e) => return corrupt_or_fail(e).map(|state| (state, None)),
+        };
+        for entry in &manifest.snapshots {
+            if let Err(e) = self.open_snapshot(&manifest, entry) {
+                return corrupt_or_fail(e).map(|state| (state, None));
+            }
+        }
+        Ok((CheckpointState::Complete, Some(manifest)))
+    }
+
+    /// Ids of every checkpoint directory, sorted.
+    fn checkpoint_ids(&self) -> Result<Vec<CheckpointId>> {
+        let root = self.layout.root();
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(root).map_err(|e| CheckpointError::io(root, e))? {
+            let entry = entry.map_err(|e| CheckpointError::io(root, e))?;
+            let id = entry
+                .file_name()
+                .to_str()
+                .and_then(CheckpointLayout::parse_checkpoint_dir_name);
+            if let Some(id) = id.filter(|_| entry.path().is_dir()) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn refuse_if_committed(&self, id: CheckpointId) -> Result<()> {
+        let path = self.layout.manifest_file(id);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Err(CheckpointError::AlreadyCommitted { id, path }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(CheckpointError::io(&path, e)),
+        }
+    }
+}
+
+/// Maps an error met while checking a checkpoint to its state: corrupt data and missing files
+/// make the checkpoint corrupt; any other failure is not evidence about the data, so it is
+/// returned.
+fn corrupt_or_fail(error: CheckpointError) -> Result<CheckpointState> {
+    match error {
+        CheckpointError::Corrupt { .. } => Ok(CheckpointState::Corrupt {
+            reason: error.to_string(),
+        }),
+        CheckpointError::Io { path, source } if source.kind() == io::ErrorKind::NotFound => {
+            Ok(CheckpointState::Corrupt {
+                reason: format!("{} is missing", path.display()),
+            })
+        }
+        other => Err(other),
+    }
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(CheckpointError::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

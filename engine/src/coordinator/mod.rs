@@ -1,0 +1,290 @@
+//! The checkpoint coordinator: one thread per job that triggers checkpoints at the sources,
+//! collects the tasks' acknowledgements, makes each complete checkpoint durable (manifest
+//! last), then has the sinks publish its output.
+//!
+//! A checkpoint is complete when every task has acknowledged it. Exhausted sources stay alive
+//! and keep acknowledging, so every checkpoint covers every task; when all sources are
+//! exhausted the coordinator triggers the final checkpoint, whose barrier the sources follow
+//! with end-of-stream, and the job ends when that checkpoint is committed.
+
+pub(crate) mod pending;
+pub(crate) mod protocol;
+mod stats;
+
+pub use stats::CheckpointStats;
+pub(crate) use stats::StatsLog;
+
+use crate::config::CheckpointConfig;
+use crate::error::JobError;
+use crate::operator::Committer;
+use crate::runtime::metrics::TaskCounters;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use pending::{AckOutcome, PendingCheckpoint, TaskKey};
+use protocol::{TaskReport, Trigger};
+use snapflow_checkpoint::{CheckpointId, CheckpointStore, Manifest, SnapshotEntry, SourceOffset};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often the coordinator looks at the job's stop flag while nothing else happens.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// How the coordinator ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CoordinatorExit {
+    /// The final checkpoint is committed: all output is published.
+    Finished,
+    /// The job was stopped (cancelled, or a task failed) before its final checkpoint.
+    Stopped,
+}
+
+/// Everything the coordinator works with, set up by the planner.
+pub(crate) struct Coordinator {
+    pub job: String,
+    pub graph_fingerprint: u64,
+    pub checkpoints: Option<(CheckpointConfig, CheckpointStore)>,
+    pub first_id: CheckpointId,
+    pub tasks: Vec<TaskKey>,
+    pub sources: Vec<(TaskKey, Sender<Trigger>)>,
+    pub source_counters: Vec<Arc<TaskCounters>>,
+    pub reports: Receiver<TaskReport>,
+    pub committers: Vec<Arc<dyn Committer>>,
+    pub stop: Arc<AtomicBool>,
+    pub stats: StatsLog,
+}
+
+/// The checkpoint in flight.
+struct InFlight {
+    acks: PendingCheckpoint,
+    triggered: Instant,
+    triggered_at_ms: u64,
+    snapshots: Vec<SnapshotEntry>,
+    offsets: Vec<SourceOffset>,
+}
+
+impl Coordinator {
+    /// Runs until the final checkpoint is committed or the job stops. A failure here stops the
+    /// job too.
+    pub(crate) fn run(mut self) -> Result<CoordinatorExit, JobError> {
+        let result = self.drive();
+        if !matches!(result, Ok(CoordinatorExit::Finished)) {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn drive(&mut self) -> Result<CoordinatorExit, JobError> {
+        let mut next_id = self.first_id;
+        let mut in_flight: Option<InFlight> = None;
+        let mut exhausted: HashSet<TaskKey> = HashSet::new();
+        let interval = self.checkpoints.as_ref().map(|(c, _)| c.interval);
+        let timeout = self.checkpoints.as_ref().map(|(c, _)| c.timeout);
+        let mut next_periodic = interval.map(|i| Instant::now() + i);
+        let mut rate_mark = (Instant::now(), self.records_read());
+
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(CoordinatorExit::Stopped);
+            }
+            if in_flight.is_none() {
+                let all_exhausted = exhausted.len() == self.sources.len();
+                let periodic_due = next_periodic.is_some_and(|t| Instant::now() >= t);
+                if all_exhausted || periodic_due {
+                    in_flight = Some(self.trigger(next_id, all_exhausted)?);
+                    next_id = next_id.next();
+                }
+            }
+
+            let mut deadline = Instant::now() + STOP_POLL;
+            match (&in_flight, timeout) {
+                (Some(f), Some(t)) => deadline = deadline.min(f.triggered + t),
+                (None, _) => {
+                    if let Some(t) = next_periodic {
+                        deadline = deadline.min(t);
+                    }
+                }
+                _ => {}
+            }
+            let report = match self.reports.recv_deadline(deadline) {
+                Ok(report) => report,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let (Some(f), Some(t)) = (&in_flight, timeout) {
+                        if f.triggered.elapsed() >= t {
+                            let f = in_flight.take().expect("checked above");
+                            let reason = format!(
+                                "not complete after {t:?}: {} tasks have not acknowledged",
+                                f.acks.waiting()
+                            );
+                            self.abort(f, reason)?;
+                            next_periodic = interval.map(|i| Instant::now() + i);
+                        }
+                    }
+                    continue;
+                }
+                // Every task and snapshot writer is gone: the job is over, and without a
+                // committed final checkpoint it failed; the tasks' errors say why.
+                Err(RecvTimeoutError::Disconnected) => return Ok(CoordinatorExit::Stopped),
+            };
+            match report {
+                TaskReport::Exhausted { task } => {
+                    exhausted.insert(task);
+                }
+                TaskReport::SnapshotFailed {
+                    task,
+                    checkpoint,
+                    error,
+                } => {
+                    if in_flight.as_ref().is_some_and(|f| f.acks.id == checkpoint) {
+                        let f = in_flight.take().expect("checked above");
+                        self.abort(
+                            f,
+                            format!("task {task:?} could not write its snapshot: {error}"),
+                        )?;
+                        next_periodic = interval.map(|i| Instant::now() + i);
+                    }
+                }
+                TaskReport::Ack {
+                    task,
+                    checkpoint,
+                    stats,
+                    snapshot,
+                    source_offset,
+                } => {
+                    let Some(f) = in_flight.as_mut() else {
+                        continue;
+                    };
+                    let outcome = f.acks.on_ack(checkpoint, task, &stats);
+                    if outcome == AckOutcome::Ignored {
+                        continue;
+                    }
+                    f.snapshots.extend(snapshot);
+                    f.offsets.extend(source_offset);
+                    if outcome == AckOutcome::Complete {
+                        let f = in_flight.take().expect("checked above");
+                        let is_final = f.acks.is_final;
+                        self.complete(f, &mut rate_mark)?;
+                        if is_final {
+                            return Ok(CoordinatorExit::Finished);
+                        }
+                        next_periodic = interval.map(|i| Instant::now() + i);
+                    }
+                }
+            }
+        }
+    }
+
+    fn trigger(&self, id: CheckpointId, is_final: bool) -> Result<InFlight, JobError> {
+        if let Some((_, store)) = &self.checkpoints {
+            store.begin(id)?;
+        }
+        for (_, triggers) in &self.sources {
+            // A source that is gone has failed; the job is stopping and the tasks say why.
+            let _ = triggers.send(Trigger { id, is_final });
+        }
+        tracing::debug!(checkpoint = id.0, is_final, "checkpoint triggered");
+        Ok(InFlight {
+            acks: PendingCheckpoint::new(id, is_final, self.tasks.iter().copied()),
+            triggered: Instant::now(),
+            triggered_at_ms: unix_ms(),
+            snapshots: Vec::new(),
+            offsets: Vec::new(),
+        })
+    }
+
+    fn abort(&self, f: InFlight, reason: String) -> Result<(), JobError> {
+        let id = f.acks.id;
+        tracing::warn!(checkpoint = id.0, %reason, "checkpoint aborted");
+        self.stats.aborted();
+        if let Some((_, store)) = &self.checkpoints {
+            store.abort(id)?;
+        }
+        if f.acks.is_final {
+            // The sources have ended: there is no later checkpoint to subsume this one, and
+            // publishing without it would break exactly-once. The job fails instead.
+            return Err(JobError::FinalCheckpointFailed {
+                checkpoint: id,
+                reason,
+            });
+        }
+        Ok(())
+    }
+
+    fn complete(&self, mut f: InFlight, rate_mark: &mut (Instant, u64)) -> Result<(), JobError> {
+        let id = f.acks.id;
+        if let Some((config, store)) = &self.checkpoints {
+            f.snapshots
+                .sort_by(|a, b| (&a.operator_uid, a.task).cmp(&(&b.operator_uid, b.task)));
+            f.offsets
+                .sort_by(|a, b| (&a.operator_uid, a.task).cmp(&(&b.operator_uid, b.task)));
+            let manifest = Manifest {
+                checkpoint: id,
+                job: self.job.clone(),
+                graph_fingerprint: self.graph_fingerprint,
+                triggered_at_ms: f.triggered_at_ms,
+                completed_at_ms: unix_ms(),
+                snapshots: std::mem::take(&mut f.snapshots),
+                source_offsets: std::mem::take(&mut f.offsets),
+            };
+            // The commit point: from here on, recovery restores this checkpoint.
+            store.commit(&manifest)?;
+            for committer in &self.committers {
+                committer
+                    .commit(id)
+                    .map_err(|source| JobError::CommitFailed {
+                        checkpoint: id,
+                        source,
+                    })?;
+            }
+            if let Err(e) = store.retain(config.retained) {
+                tracing::warn!(checkpoint = id.0, error = %e, "could not delete old checkpoints");
+            }
+        } else {
+            for committer in &self.committers {
+                committer
+                    .commit(id)
+                    .map_err(|source| JobError::CommitFailed {
+                        checkpoint: id,
+                        source,
+                    })?;
+            }
+        }
+        let read = self.records_read();
+        let elapsed = rate_mark.0.elapsed().as_secs_f64();
+        let stats = CheckpointStats {
+            id,
+            is_final: f.acks.is_final,
+            duration: f.triggered.elapsed(),
+            longest_alignment: f.acks.longest_alignment,
+            longest_sync_snapshot: f.acks.longest_sync_snapshot,
+            bytes: f.acks.bytes,
+            records_per_second: if elapsed > 0.0 {
+                (read - rate_mark.1) as f64 / elapsed
+            } else {
+                0.0
+            },
+        };
+        *rate_mark = (Instant::now(), read);
+        tracing::info!(
+            checkpoint = id.0,
+            is_final = stats.is_final,
+            duration_ms = stats.duration.as_secs_f64() * 1e3,
+            longest_alignment_ms = stats.longest_alignment.as_secs_f64() * 1e3,
+            bytes = stats.bytes,
+            records_per_second = stats.records_per_second,
+            "checkpoint complete"
+        );
+        self.stats.completed(stats);
+        Ok(())
+    }
+
+    fn records_read(&self) -> u64 {
+        self.source_counters.iter().map(|c| c.records_in()).sum()
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,61 @@
+//! Statistics of completed checkpoints, readable while the job runs.
+
+use snapflow_checkpoint::CheckpointId;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// What one completed checkpoint cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointStats {
+    /// The checkpoint.
+    pub id: CheckpointId,
+    /// Whether it was the job's final checkpoint, taken when every source was exhausted.
+    pub is_final: bool,
+    /// From the trigger until the manifest was durable and the sinks committed.
+    pub duration: Duration,
+    /// The longest time a task spent aligning barriers.
+    pub longest_alignment: Duration,
+    /// The longest time a task's own thread spent taking its snapshot (the part that holds
+    /// up the data; writing the file happens off the task's thread).
+    pub longest_sync_snapshot: Duration,
+    /// Bytes of snapshot files written.
+    pub bytes: u64,
+    /// Records read by all sources per second since the previous checkpoint completed.
+    pub records_per_second: f64,
+}
+
+/// All checkpoint statistics of a job, shared by its coordinator and its handle.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StatsLog {
+    inner: Arc<Mutex<StatsInner>>,
+}
+
+#[derive(Debug, Default)]
+struct StatsInner {
+    completed: Vec<CheckpointStats>,
+    aborted: u64,
+}
+
+impl StatsLog {
+    pub(crate) fn completed(&self, stats: CheckpointStats) {
+        self.lock().completed.push(stats);
+    }
+
+    pub(crate) fn aborted(&self) {
+        self.lock().aborted += 1;
+    }
+
+    /// Every completed checkpoint so far, oldest first.
+    pub(crate) fn all(&self) -> Vec<CheckpointStats> {
+        self.lock().completed.clone()
+    }
+
+    /// How many checkpoints were aborted so far.
+    pub(crate) fn aborted_count(&self) -> u64 {
+        self.lock().aborted
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatsInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
