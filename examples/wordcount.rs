@@ -18,6 +18,7 @@ use snapflow::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum SinkKind {
@@ -52,12 +53,16 @@ struct Args {
     /// Limit the sources to about this many lines per second.
     #[arg(long)]
     max_rate: Option<u64>,
-    /// Checkpoint directory (checkpointing is not implemented yet: accepted, not used).
+    /// Checkpoint directory; it must hold no checkpoints yet (default: a new directory under
+    /// the system's temporary directory, printed in the report).
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
-    /// Checkpoint interval in milliseconds (not used yet, like --checkpoint-dir).
+    /// Time between checkpoints, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     checkpoint_interval_ms: u64,
+    /// Take no periodic checkpoints (the output is still published once, at the end).
+    #[arg(long, conflicts_with_all = ["checkpoint_dir"])]
+    no_checkpoints: bool,
 }
 
 fn main() {
@@ -79,9 +84,16 @@ fn run(args: Args) -> Result<()> {
     if sink == SinkKind::File && args.output.is_none() {
         bail!("--sink file needs --output DIR");
     }
-    if args.checkpoint_dir.is_some() {
-        eprintln!("note: checkpointing is not implemented yet; --checkpoint-dir and --checkpoint-interval-ms are ignored");
-    }
+    let checkpoint_dir = if args.no_checkpoints {
+        None
+    } else {
+        Some(args.checkpoint_dir.clone().unwrap_or_else(|| {
+            let millis = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            std::env::temp_dir().join(format!("snapflow-wordcount-{millis}"))
+        }))
+    };
 
     // Keep the generated corpus alive until the job has read it.
     let mut _generated = None;
@@ -150,10 +162,13 @@ fn run(args: Args) -> Result<()> {
         }
     }
 
-    let config = JobConfig::default()
+    let mut config = JobConfig::default()
         .with_parallelism(parallelism)
         .with_batch_size(args.batch_size)
         .with_max_rate(args.max_rate);
+    if let Some(dir) = &checkpoint_dir {
+        config = config.with_checkpointing(dir, Duration::from_millis(args.checkpoint_interval_ms));
+    }
     let handle = job.launch(&config)?;
     let progress = progress::Progress::start(handle.metrics(), "tokenize", "lines");
     let report = handle.join()?;
@@ -178,5 +193,43 @@ fn run(args: Args) -> Result<()> {
         "  elapsed {secs:.3} s, {:.2} M words/s",
         words as f64 / secs / 1e6
     );
+    print_checkpoints(&report, checkpoint_dir.as_deref());
     Ok(())
+}
+
+/// The checkpoint part of the report.
+fn print_checkpoints(report: &JobReport, dir: Option<&std::path::Path>) {
+    let Some(dir) = dir else {
+        println!("  checkpoints: off (output published once, at the end)");
+        return;
+    };
+    let periodic: Vec<_> = report.checkpoints.iter().filter(|c| !c.is_final).collect();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let max = |f: fn(&snapflow::engine::CheckpointStats) -> Duration| {
+        report.checkpoints.iter().map(f).max().unwrap_or_default()
+    };
+    println!(
+        "  checkpoints: {} completed ({} periodic + final), {} aborted, in {}",
+        report.checkpoints.len(),
+        periodic.len(),
+        report.aborted_checkpoints,
+        dir.display()
+    );
+    if let Some(last) = report.checkpoints.last() {
+        let mean = if periodic.is_empty() {
+            0.0
+        } else {
+            periodic.iter().map(|c| ms(c.duration)).sum::<f64>() / periodic.len() as f64
+        };
+        println!(
+            "  checkpoint duration mean {mean:.1} ms (periodic), max {:.1} ms; last size {} bytes",
+            ms(max(|c| c.duration)),
+            last.bytes
+        );
+        println!(
+            "  longest alignment {:.2} ms, longest snapshot on a task thread {:.2} ms",
+            ms(max(|c| c.longest_alignment)),
+            ms(max(|c| c.longest_sync_snapshot))
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! How a job runs: parallelism, batching, channel sizes, rate limit.
 
+use crate::coordinator::CheckpointEvent;
 use crate::error::BuildError;
+use crossbeam_channel::Sender;
 use snapflow_checkpoint::DEFAULT_MAX_PARALLELISM;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +30,7 @@ pub struct JobConfig {
     pub(crate) channel_capacity: usize,
     pub(crate) max_rate: Option<u64>,
     pub(crate) checkpoint: Option<CheckpointConfig>,
+    pub(crate) listener: Option<Sender<CheckpointEvent>>,
 }
 
 impl Default for JobConfig {
@@ -39,6 +42,7 @@ impl Default for JobConfig {
             channel_capacity: 16,
             max_rate: None,
             checkpoint: None,
+            listener: None,
         }
     }
 }
@@ -105,6 +109,13 @@ impl JobConfig {
         if let Some(c) = &mut self.checkpoint {
             c.retained = retained;
         }
+        self
+    }
+
+    /// Sends every completed and aborted checkpoint to `listener`, as it happens (the final
+    /// checkpoint included, also without periodic checkpointing).
+    pub fn with_checkpoint_listener(mut self, listener: Sender<CheckpointEvent>) -> Self {
+        self.listener = Some(listener);
         self
     }
 

@@ -29,7 +29,7 @@ mod runtime;
 
 pub use builder::{ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream};
 pub use config::{CheckpointConfig, JobConfig};
-pub use coordinator::CheckpointStats;
+pub use coordinator::{CheckpointEvent, CheckpointStats};
 pub use data::{Data, Either, Key};
 pub use error::{BoxError, BuildError, JobError, TaskError};
 pub use id::{OperatorId, TaskId};

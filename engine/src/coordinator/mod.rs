@@ -11,8 +11,8 @@ pub(crate) mod pending;
 pub(crate) mod protocol;
 mod stats;
 
-pub use stats::CheckpointStats;
 pub(crate) use stats::StatsLog;
+pub use stats::{CheckpointEvent, CheckpointStats};
 
 use crate::config::CheckpointConfig;
 use crate::error::JobError;
@@ -52,6 +52,7 @@ pub(crate) struct Coordinator {
     pub committers: Vec<Arc<dyn Committer>>,
     pub stop: Arc<AtomicBool>,
     pub stats: StatsLog,
+    pub listener: Option<Sender<CheckpointEvent>>,
 }
 
 /// The checkpoint in flight.
@@ -196,6 +197,10 @@ impl Coordinator {
         let id = f.acks.id;
         tracing::warn!(checkpoint = id.0, %reason, "checkpoint aborted");
         self.stats.aborted();
+        self.notify(CheckpointEvent::Aborted {
+            id,
+            reason: reason.clone(),
+        });
         if let Some((_, store)) = &self.checkpoints {
             store.abort(id)?;
         }
@@ -274,8 +279,16 @@ impl Coordinator {
             records_per_second = stats.records_per_second,
             "checkpoint complete"
         );
+        self.notify(CheckpointEvent::Completed(stats.clone()));
         self.stats.completed(stats);
         Ok(())
+    }
+
+    fn notify(&self, event: CheckpointEvent) {
+        if let Some(listener) = &self.listener {
+            // A listener that went away is no reason to stop the job.
+            let _ = listener.send(event);
+        }
     }
 
     fn records_read(&self) -> u64 {

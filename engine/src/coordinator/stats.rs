@@ -24,6 +24,20 @@ pub struct CheckpointStats {
     pub records_per_second: f64,
 }
 
+/// Something that happened to a checkpoint, as sent to a checkpoint listener.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckpointEvent {
+    /// A checkpoint completed: its manifest is durable and its output published.
+    Completed(CheckpointStats),
+    /// A checkpoint was aborted; its files were removed and a later one subsumes it.
+    Aborted {
+        /// The checkpoint.
+        id: CheckpointId,
+        /// Why it was aborted.
+        reason: String,
+    },
+}
+
 /// All checkpoint statistics of a job, shared by its coordinator and its handle.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct StatsLog {

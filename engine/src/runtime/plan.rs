@@ -205,6 +205,7 @@ pub(crate) fn launch(
         committers,
         stop: shared.stop.clone(),
         stats: stats.clone(),
+        listener: config.listener.clone(),
     };
     let coordinator = std::thread::Builder::new()
         .name("snapflow-coordinator".into())
