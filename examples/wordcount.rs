@@ -47,6 +47,9 @@ struct Args {
     /// Lines of the generated corpus (10 words each), when there is no --input.
     #[arg(long, default_value_t = 1_000_000)]
     lines: u64,
+    /// Distinct words the generated corpus draws from (Zipf 1.1).
+    #[arg(long, default_value_t = 100_000)]
+    vocabulary: usize,
     /// Records per batch on every channel.
     #[arg(long, default_value_t = 1024)]
     batch_size: usize,
@@ -111,7 +114,7 @@ fn run(args: Args) -> Result<()> {
                 args.lines,
                 path.display()
             );
-            corpus::Corpus::new(100_000, 10, 1)
+            corpus::Corpus::new(args.vocabulary.max(1), 10, 1)
                 .write_to(&path, args.lines)
                 .with_context(|| format!("cannot write corpus {}", path.display()))?;
             _generated = Some(dir);

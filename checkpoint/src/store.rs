@@ -17,9 +17,11 @@ use crate::recovery::{
 };
 use crate::snapshot::Snapshot;
 use crate::CheckpointId;
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// How many complete checkpoints a job keeps unless configured otherwise.
 pub const DEFAULT_RETAINED: usize = 3;
@@ -32,6 +34,8 @@ pub const DEFAULT_RETAINED: usize = 3;
 #[derive(Clone, Debug)]
 pub struct CheckpointStore {
     layout: CheckpointLayout,
+    /// Checkpoints whose files `retain` has verified in full already.
+    verified: Arc<Mutex<HashSet<CheckpointId>>>,
 }
 
 impl CheckpointStore {
@@ -46,7 +50,10 @@ impl CheckpointStore {
             fs::create_dir_all(root).map_err(|e| CheckpointError::io(root, e))?;
             fsync_dir(parent_dir(root))?;
         }
-        Ok(CheckpointStore { layout })
+        Ok(CheckpointStore {
+            layout,
+            verified: Arc::default(),
+        })
     }
 
     /// The paths of this store.
@@ -86,6 +93,9 @@ impl CheckpointStore {
         self.refuse_if_committed(id)?;
         let dir = self.layout.checkpoint_dir(id);
         fs::metadata(&dir).map_err(|e| CheckpointError::io(&dir, e))?;
+        // The snapshot files' names must be durable before the manifest that lists them is:
+        // otherwise a crash could leave a manifest naming files that are gone.
+        fsync_dir(&dir)?;
         write_atomic(&self.layout.manifest_file(id), &manifest.encode()?)
     }
 
@@ -180,7 +190,8 @@ impl CheckpointStore {
     }
 
     /// Deletes what [`retention_plan`] selects when keeping the `keep` newest complete
-    /// checkpoints, and returns the deleted ids, oldest first.
+    /// checkpoints, and returns the deleted ids, oldest first. Each checkpoint's files are
+    /// verified in full the first time this store's `retain` sees it, not on every call.
     ///
     /// Each manifest is removed (and the removal synced) before the rest of its directory, so a
     /// crash mid-way leaves an in-progress directory that the next `retain` deletes, never a
@@ -190,7 +201,27 @@ impl CheckpointStore {
     /// As [`CheckpointStore::scan`], and [`CheckpointError::Io`] if a deletion fails; the
     /// checkpoints deleted before the failure stay deleted.
     pub fn retain(&self, keep: usize) -> Result<Vec<CheckpointId>> {
-        let plan = retention_plan(&self.scan()?, keep);
+        // Every checkpoint is verified in full once, the first time retention sees it (just
+        // after its commit, while its pages are still cached); re-reading all retained state
+        // on every pass would cost I/O proportional to the state times the retained count.
+        let statuses = self
+            .checkpoint_ids()?
+            .into_iter()
+            .map(|id| {
+                let state = if self.verified_lock().contains(&id) && self.load_manifest(id).is_ok()
+                {
+                    CheckpointState::Complete
+                } else {
+                    let (state, _) = self.check(id)?;
+                    if state == CheckpointState::Complete {
+                        self.verified_lock().insert(id);
+                    }
+                    state
+                };
+                Ok(CheckpointStatus { id, state })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let plan = retention_plan(&statuses, keep);
         for &id in &plan {
             let manifest = self.layout.manifest_file(id);
             match fs::remove_file(&manifest) {
@@ -262,6 +293,10 @@ impl CheckpointStore {
         }
         ids.sort_unstable();
         Ok(ids)
+    }
+
+    fn verified_lock(&self) -> MutexGuard<'_, HashSet<CheckpointId>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn refuse_if_committed(&self, id: CheckpointId) -> Result<()> {

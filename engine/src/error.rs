@@ -154,6 +154,9 @@ pub enum JobError {
         /// The directory.
         dir: std::path::PathBuf,
     },
+    /// The checkpoint coordinator panicked (a bug, or a panicking committer).
+    #[error("the checkpoint coordinator panicked: {0}")]
+    CoordinatorPanicked(String),
     /// The operating system refused to start a task thread.
     #[error("could not start a task thread: {0}")]
     Spawn(#[source] io::Error),

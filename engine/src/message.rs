@@ -20,6 +20,9 @@ pub enum Message<T> {
     /// Everything before this on the channel belongs to checkpoint `id`, everything after to
     /// later ones.
     Barrier(CheckpointId),
-    /// The sender has finished; nothing follows on this channel.
-    End,
+    /// The sender has finished; nothing follows on this channel. End-of-stream is also the
+    /// barrier of the job's final checkpoint `id`: a task that has it on every input closes its
+    /// operator (whose last output thus still belongs to the final checkpoint), snapshots, and
+    /// forwards it.
+    End(CheckpointId),
 }

@@ -23,7 +23,7 @@ use pending::{AckOutcome, PendingCheckpoint, TaskKey};
 use protocol::{TaskReport, Trigger};
 use snapflow_checkpoint::{CheckpointId, CheckpointStore, Manifest, SnapshotEntry, SourceOffset};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -53,6 +53,9 @@ pub(crate) struct Coordinator {
     pub stop: Arc<AtomicBool>,
     pub stats: StatsLog,
     pub listener: Option<Sender<CheckpointEvent>>,
+    /// The highest checkpoint id that is completed or aborted, shared with the snapshot
+    /// writers so that they skip work for checkpoints that can no longer complete.
+    pub settled: Arc<AtomicU64>,
 }
 
 /// The checkpoint in flight.
@@ -98,8 +101,10 @@ impl Coordinator {
             }
 
             let mut deadline = Instant::now() + STOP_POLL;
+            // The final checkpoint has no timeout: the sources have ended, so nothing could
+            // subsume it, and it only waits for the backlog ahead of it to drain.
             match (&in_flight, timeout) {
-                (Some(f), Some(t)) => deadline = deadline.min(f.triggered + t),
+                (Some(f), Some(t)) if !f.acks.is_final => deadline = deadline.min(f.triggered + t),
                 (None, _) => {
                     if let Some(t) = next_periodic {
                         deadline = deadline.min(t);
@@ -111,7 +116,7 @@ impl Coordinator {
                 Ok(report) => report,
                 Err(RecvTimeoutError::Timeout) => {
                     if let (Some(f), Some(t)) = (&in_flight, timeout) {
-                        if f.triggered.elapsed() >= t {
+                        if !f.acks.is_final && f.triggered.elapsed() >= t {
                             let f = in_flight.take().expect("checked above");
                             let reason = format!(
                                 "not complete after {t:?}: {} tasks have not acknowledged",
@@ -196,13 +201,18 @@ impl Coordinator {
     fn abort(&self, f: InFlight, reason: String) -> Result<(), JobError> {
         let id = f.acks.id;
         tracing::warn!(checkpoint = id.0, %reason, "checkpoint aborted");
+        self.settled.fetch_max(id.0, Ordering::Relaxed);
         self.stats.aborted();
         self.notify(CheckpointEvent::Aborted {
             id,
             reason: reason.clone(),
         });
         if let Some((_, store)) = &self.checkpoints {
-            store.abort(id)?;
+            // A snapshot write still running can race the removal; what it leaves is an
+            // incomplete checkpoint, which is never restored and which retention deletes.
+            if let Err(e) = store.abort(id) {
+                tracing::warn!(checkpoint = id.0, error = %e, "could not remove an aborted checkpoint");
+            }
         }
         if f.acks.is_final {
             // The sources have ended: there is no later checkpoint to subsume this one, and
@@ -217,7 +227,8 @@ impl Coordinator {
 
     fn complete(&self, mut f: InFlight, rate_mark: &mut (Instant, u64)) -> Result<(), JobError> {
         let id = f.acks.id;
-        if let Some((config, store)) = &self.checkpoints {
+        self.settled.fetch_max(id.0, Ordering::Relaxed);
+        if let Some((_, store)) = &self.checkpoints {
             f.snapshots
                 .sort_by(|a, b| (&a.operator_uid, a.task).cmp(&(&b.operator_uid, b.task)));
             f.offsets
@@ -233,25 +244,18 @@ impl Coordinator {
             };
             // The commit point: from here on, recovery restores this checkpoint.
             store.commit(&manifest)?;
-            for committer in &self.committers {
-                committer
-                    .commit(id)
-                    .map_err(|source| JobError::CommitFailed {
-                        checkpoint: id,
-                        source,
-                    })?;
-            }
+        }
+        for committer in &self.committers {
+            committer
+                .commit(id)
+                .map_err(|source| JobError::CommitFailed {
+                    checkpoint: id,
+                    source,
+                })?;
+        }
+        if let Some((config, store)) = &self.checkpoints {
             if let Err(e) = store.retain(config.retained) {
                 tracing::warn!(checkpoint = id.0, error = %e, "could not delete old checkpoints");
-            }
-        } else {
-            for committer in &self.committers {
-                committer
-                    .commit(id)
-                    .map_err(|source| JobError::CommitFailed {
-                        checkpoint: id,
-                        source,
-                    })?;
             }
         }
         let read = self.records_read();
@@ -286,8 +290,8 @@ impl Coordinator {
 
     fn notify(&self, event: CheckpointEvent) {
         if let Some(listener) = &self.listener {
-            // A listener that went away is no reason to stop the job.
-            let _ = listener.send(event);
+            // Never block the coordinator on a listener: a full or closed one misses events.
+            let _ = listener.try_send(event);
         }
     }
 

@@ -22,8 +22,8 @@ pub(crate) enum GateEvent<A, B> {
         id: CheckpointId,
         alignment: Duration,
     },
-    /// Every input has ended.
-    End,
+    /// Every input has ended; `checkpoint` is the final checkpoint whose barrier the end is.
+    End { checkpoint: CheckpointId },
 }
 
 enum Received<A, B> {
@@ -46,6 +46,8 @@ pub(crate) struct InputGate<A, B> {
     pending: VecDeque<GateEvent<A, B>>,
     /// When the barrier being aligned first arrived.
     aligning_since: Option<Instant>,
+    /// The final checkpoint named by the end-of-stream messages received so far.
+    final_checkpoint: Option<CheckpointId>,
     #[cfg(debug_assertions)]
     ended: Vec<bool>,
 }
@@ -60,6 +62,7 @@ impl<A, B> InputGate<A, B> {
             cursor: 0,
             pending: VecDeque::new(),
             aligning_since: None,
+            final_checkpoint: None,
             #[cfg(debug_assertions)]
             ended: vec![false; n],
         }
@@ -174,7 +177,10 @@ impl<A, B> InputGate<A, B> {
             self.pending.push_back(GateEvent::Watermark(wm));
         }
         if progress.all_ended {
-            self.pending.push_back(GateEvent::End);
+            let checkpoint = self
+                .final_checkpoint
+                .expect("an end-of-stream was received");
+            self.pending.push_back(GateEvent::End { checkpoint });
         }
         self.pending.pop_front()
     }
@@ -189,11 +195,17 @@ impl<A, B> InputGate<A, B> {
                 }
                 self.tracker.on_barrier(ch, id)
             }
-            Message::End => {
+            Message::End(id) => {
                 #[cfg(debug_assertions)]
                 {
                     self.ended[ch] = true;
                 }
+                // Every source ends with the same final checkpoint, on every channel.
+                debug_assert!(
+                    self.final_checkpoint.is_none_or(|f| f == id),
+                    "two final checkpoints"
+                );
+                self.final_checkpoint = Some(id);
                 self.tracker.on_end(ch)
             }
         }

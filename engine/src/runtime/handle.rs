@@ -3,6 +3,9 @@
 use crate::coordinator::{CheckpointStats, CoordinatorExit, StatsLog};
 use crate::error::{JobError, TaskError};
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics};
+use crate::runtime::plan::panic_message;
+use crossbeam_channel::Receiver;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -52,6 +55,8 @@ impl JobReport {
 pub struct JobHandle {
     threads: Vec<TaskThread>,
     coordinator: Option<JoinHandle<Result<CoordinatorExit, JobError>>>,
+    /// Disconnects once every task and every queued snapshot write is gone.
+    writers: Option<Receiver<Infallible>>,
     shared: Arc<Shared>,
     metrics: JobMetrics,
     stats: StatsLog,
@@ -62,6 +67,7 @@ impl JobHandle {
     pub(crate) fn new(
         threads: Vec<TaskThread>,
         coordinator: Option<JoinHandle<Result<CoordinatorExit, JobError>>>,
+        writers: Option<Receiver<Infallible>>,
         shared: Arc<Shared>,
         metrics: JobMetrics,
         stats: StatsLog,
@@ -69,6 +75,7 @@ impl JobHandle {
         JobHandle {
             threads,
             coordinator,
+            writers,
             shared,
             metrics,
             stats,
@@ -122,24 +129,37 @@ impl JobHandle {
             }
         }
         let coordinator = match self.coordinator.take() {
-            Some(join) => join.join().unwrap_or(Ok(CoordinatorExit::Stopped)),
+            Some(join) => join.join().unwrap_or_else(|payload| {
+                Err(JobError::CoordinatorPanicked(panic_message(
+                    payload.as_ref(),
+                )))
+            }),
             None => Ok(CoordinatorExit::Stopped),
         };
+        self.wait_for_writers();
         let cancelled = self.shared.cancelled.load(Ordering::Relaxed);
         match (first, coordinator) {
             (Some((false, _, i, source)), _) => Err(self.task_failed(i, source)),
             (_, Err(error)) => Err(error),
-            (_, Ok(_)) if cancelled => Err(JobError::Cancelled),
-            (Some((true, _, i, source)), _) => Err(self.task_failed(i, source)),
             (None, Ok(CoordinatorExit::Finished)) => Ok(JobReport {
                 elapsed: self.started.elapsed(),
                 operators: self.metrics.snapshot(),
                 checkpoints: self.stats.all(),
                 aborted_checkpoints: self.stats.aborted_count(),
             }),
+            (_, Ok(_)) if cancelled => Err(JobError::Cancelled),
+            (Some((true, _, i, source)), _) => Err(self.task_failed(i, source)),
             // Every task ended, yet the final checkpoint was never committed: that can only be
             // a stop, so nothing may be reported as published.
             (None, Ok(CoordinatorExit::Stopped)) => Err(JobError::Cancelled),
+        }
+    }
+
+    /// Blocks until no snapshot write of this job is queued or running.
+    fn wait_for_writers(&mut self) {
+        if let Some(writers) = self.writers.take() {
+            // Only ever disconnects: nothing is sent on it.
+            let _ = writers.recv();
         }
     }
 
@@ -167,6 +187,7 @@ impl Drop for JobHandle {
             if let Some(join) = self.coordinator.take() {
                 let _ = join.join();
             }
+            self.wait_for_writers();
         }
     }
 }

@@ -15,11 +15,12 @@ use crate::runtime::handle::{JobHandle, Shared, TaskThread};
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics, TaskCounters};
 use crate::runtime::snapshot::SnapshotContext;
 use crate::runtime::task::TaskEnv;
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{bounded, unbounded};
 use petgraph::visit::EdgeRef;
 use snapflow_checkpoint::{CheckpointId, CheckpointLayout, CheckpointStore};
+use std::convert::Infallible;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Validates the graph, creates every channel and starts every task and the coordinator.
@@ -54,6 +55,8 @@ pub(crate) fn launch(
             .map_err(|e| JobError::Spawn(std::io::Error::other(e)))?,
     );
     let (reports_tx, reports_rx) = unbounded();
+    let settled = Arc::new(AtomicU64::new(0));
+    let (alive_tx, alive_rx) = bounded::<Infallible>(0);
 
     // wiring[node][task]: the channel ends each task will own.
     let mut wiring: Vec<Vec<TaskWiring>> = g
@@ -143,6 +146,8 @@ pub(crate) fn launch(
                     reports: reports_tx.clone(),
                     layout: layout.clone(),
                     pool: pool.clone(),
+                    settled: settled.clone(),
+                    alive: alive_tx.clone(),
                 },
                 triggers,
             };
@@ -169,6 +174,7 @@ pub(crate) fn launch(
                     drop(JobHandle::new(
                         threads,
                         None,
+                        None,
                         shared,
                         metrics(operators),
                         StatsLog::default(),
@@ -191,6 +197,7 @@ pub(crate) fn launch(
     // Only tasks and snapshot writers hold report senders now: when they are all gone, the
     // coordinator knows the job is over.
     drop(reports_tx);
+    drop(alive_tx);
 
     let stats = StatsLog::default();
     let coordinator = Coordinator {
@@ -206,6 +213,7 @@ pub(crate) fn launch(
         stop: shared.stop.clone(),
         stats: stats.clone(),
         listener: config.listener.clone(),
+        settled,
     };
     let coordinator = std::thread::Builder::new()
         .name("snapflow-coordinator".into())
@@ -214,6 +222,7 @@ pub(crate) fn launch(
         Ok(join) => Ok(JobHandle::new(
             threads,
             Some(join),
+            Some(alive_rx),
             shared,
             metrics(operators),
             stats,
@@ -222,6 +231,7 @@ pub(crate) fn launch(
             drop(JobHandle::new(
                 threads,
                 None,
+                Some(alive_rx),
                 shared,
                 metrics(operators),
                 stats,
@@ -253,7 +263,7 @@ fn run_task(
     })
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

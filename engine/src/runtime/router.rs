@@ -193,24 +193,7 @@ impl<T: Data> Output<T> {
     /// Emits one record to every consumer of the stream.
     #[inline]
     pub fn push(&mut self, record: T) {
-        if self.error.is_some() {
-            return;
-        }
-        let result = match self.edges.split_last_mut() {
-            None => Ok(0),
-            Some((last, rest)) => {
-                let mut sent = 0;
-                let mut result = Ok(());
-                for edge in rest {
-                    match edge.push(record.clone()) {
-                        Ok(n) => sent += n,
-                        Err(e) => result = Err(e),
-                    }
-                }
-                result.and_then(|()| last.push(record).map(|n| n + sent))
-            }
-        };
-        self.account(result);
+        self.fan_out(record, EdgeWriter::push);
     }
 
     /// Emits every record of `records`, stopping early once the output has failed (the job
@@ -233,6 +216,16 @@ impl<T: Data> Output<T> {
     /// Emits a whole batch, passing the vector on unchanged where the partitioning allows
     /// (forward, rebalance and broadcast edges), so that pass-through operators copy nothing.
     pub fn push_batch(&mut self, batch: Vec<T>) {
+        self.fan_out(batch, EdgeWriter::push_batch);
+    }
+
+    /// Hands `item` to every edge: a clone to all but the last, which gets the original.
+    #[inline]
+    fn fan_out<I: Clone>(
+        &mut self,
+        item: I,
+        send: impl Fn(&mut EdgeWriter<T>, I) -> Result<usize, TaskError>,
+    ) {
         if self.error.is_some() {
             return;
         }
@@ -242,12 +235,12 @@ impl<T: Data> Output<T> {
                 let mut sent = 0;
                 let mut result = Ok(());
                 for edge in rest {
-                    match edge.push_batch(batch.clone()) {
+                    match send(edge, item.clone()) {
                         Ok(n) => sent += n,
                         Err(e) => result = Err(e),
                     }
                 }
-                result.and_then(|()| last.push_batch(batch).map(|n| n + sent))
+                result.and_then(|()| send(last, item).map(|n| n + sent))
             }
         };
         self.account(result);

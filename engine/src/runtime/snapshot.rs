@@ -9,6 +9,8 @@ use crossbeam_channel::Sender;
 use snapflow_checkpoint::{
     write_snapshot, CheckpointId, CheckpointLayout, SnapshotEntry, SourceOffset,
 };
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,12 @@ pub(crate) struct SnapshotContext {
     /// and which then needs no state.
     pub layout: Option<Arc<CheckpointLayout>>,
     pub pool: Arc<rayon::ThreadPool>,
+    /// Checkpoints up to this id are completed or aborted: a write for them is dead work.
+    pub settled: Arc<AtomicU64>,
+    /// Held by every task and every queued snapshot write; the job handle waits until all
+    /// are dropped, so no write outlives the job. Never read: dropping it is the signal.
+    #[allow(dead_code)]
+    pub alive: Sender<Infallible>,
 }
 
 impl SnapshotContext {
@@ -75,6 +83,9 @@ impl SnapshotContext {
         bytes: &[u8],
         mut stats: TaskAckStats,
     ) {
+        if id.0 <= self.settled.load(Ordering::Relaxed) {
+            return; // aborted while this write waited in the queue
+        }
         let path = layout.snapshot_file(id, &self.uid, self.index);
         let report = match write_snapshot(&path, &self.uid, self.index, id, bytes) {
             Ok(info) => {

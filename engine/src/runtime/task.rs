@@ -105,20 +105,21 @@ impl<T: Data> Task for SourceTask<T> {
     }
 }
 
-/// Emits the barrier of `trigger` and acknowledges it; after the final one, also
-/// end-of-stream. Returns whether the source is done.
+/// Emits the barrier of `trigger` (for the final checkpoint: end-of-stream, which is its
+/// barrier) and acknowledges it. Returns whether the source is done.
 fn emit_barrier<T: Data>(
     trigger: Trigger,
     reader: &dyn SourceReader<T>,
     out: &mut Output<T>,
     env: &TaskEnv,
 ) -> Result<bool, TaskError> {
-    out.send_control(|| Message::Barrier(trigger.id))?;
-    env.snapshots
-        .checkpoint_source(trigger.id, reader.position())?;
+    let id = trigger.id;
     if trigger.is_final {
-        out.send_control(|| Message::End)?;
+        out.send_control(|| Message::End(id))?;
+    } else {
+        out.send_control(|| Message::Barrier(id))?;
     }
+    env.snapshots.checkpoint_source(id, reader.position())?;
     Ok(trigger.is_final)
 }
 
@@ -152,7 +153,8 @@ pub(crate) trait InputHandler<A, B> {
     fn second(&mut self, batch: Vec<B>) -> Result<(), TaskError>;
     fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError>;
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError>;
-    fn end(&mut self) -> Result<(), TaskError>;
+    /// Every input ended: the barrier of the final checkpoint `checkpoint`.
+    fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
     /// Send partly filled output batches: the task is about to wait for input.
     fn flush(&mut self) -> Result<(), TaskError>;
 }
@@ -183,7 +185,7 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
                 }
                 GateEvent::Watermark(wm) => handler.watermark(wm)?,
                 GateEvent::Barrier { id, alignment } => handler.barrier(id, alignment)?,
-                GateEvent::End => return handler.end(),
+                GateEvent::End { checkpoint } => return handler.end(checkpoint),
             }
         }
     }
@@ -224,9 +226,14 @@ impl<I: Data, O: Data, Op: UnaryOperator<I, O>> InputHandler<I, Infallible>
         self.snapshots.checkpoint(id, alignment, || op.snapshot(id))
     }
 
-    fn end(&mut self) -> Result<(), TaskError> {
+    fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        // Close first: whatever the operator emits now precedes the final barrier.
         self.op.close(&mut self.out)?;
-        self.out.send_control(|| Message::End)
+        self.out.check()?;
+        let op = &mut self.op;
+        self.snapshots
+            .checkpoint(checkpoint, Duration::ZERO, || op.snapshot(checkpoint))?;
+        self.out.send_control(|| Message::End(checkpoint))
     }
 
     fn flush(&mut self) -> Result<(), TaskError> {
@@ -267,9 +274,14 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
         self.snapshots.checkpoint(id, alignment, || op.snapshot(id))
     }
 
-    fn end(&mut self) -> Result<(), TaskError> {
+    fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        // Close first: whatever the operator emits now precedes the final barrier.
         self.op.close(&mut self.out)?;
-        self.out.send_control(|| Message::End)
+        self.out.check()?;
+        let op = &mut self.op;
+        self.snapshots
+            .checkpoint(checkpoint, Duration::ZERO, || op.snapshot(checkpoint))?;
+        self.out.send_control(|| Message::End(checkpoint))
     }
 
     fn flush(&mut self) -> Result<(), TaskError> {
@@ -304,7 +316,12 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
         self.snapshots.checkpoint(id, alignment, || Ok(None))
     }
 
-    fn end(&mut self) -> Result<(), TaskError> {
+    fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        self.writer
+            .pre_commit(checkpoint)
+            .map_err(TaskError::Failed)?;
+        self.snapshots
+            .checkpoint(checkpoint, Duration::ZERO, || Ok(None))?;
         self.writer.finish().map_err(TaskError::Failed)
     }
 

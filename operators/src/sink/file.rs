@@ -171,10 +171,12 @@ impl<T: Data> SinkWriter<T> for FileWriter<T> {
                 source,
             };
             staging.file.sync_all().map_err(write_error)?;
-            // The file's directory entry must be durable too, or a crash could lose the file.
-            if let Some(dir) = staging.path.parent() {
-                fsync_dir(dir)?;
-            }
+            // Every directory entry on the way must be durable too, or a crash after the
+            // checkpoint completes could lose output its state already counts.
+            let checkpoint_dir = staging.path.parent().unwrap_or(&self.dir);
+            fsync_dir(checkpoint_dir)?;
+            fsync_dir(&self.dir.join(STAGING))?;
+            fsync_dir(&self.dir)?;
         }
         self.checkpoint = checkpoint.next();
         Ok(())
