@@ -13,7 +13,7 @@ use crate::partition::Partitioning;
 use crate::runtime::gate::InputGate;
 use crate::runtime::router::{EdgeWriter, KeyHasher, Output};
 use crate::runtime::task::{
-    failed, BinaryHandler, InputTask, SinkHandler, SourceTask, Task, TaskEnv, UnaryHandler,
+    failed, AsBinary, BinaryHandler, InputTask, SinkHandler, SourceTask, Task, TaskEnv,
 };
 use crate::Data;
 use crossbeam_channel::{bounded, Receiver};
@@ -178,16 +178,16 @@ where
         wiring: TaskWiring,
         env: TaskEnv,
     ) -> Result<Box<dyn Task>, TaskError> {
-        let mut op = (self.make)(&info);
+        let mut op = AsBinary::new((self.make)(&info));
         op.open().map_err(failed)?;
         let ([input], outputs) = ports::<1>(wiring);
         Ok(Box::new(InputTask {
             gate: InputGate::<I, Infallible>::new(receivers(input), Vec::new()),
-            handler: UnaryHandler {
+            handler: BinaryHandler {
                 op,
                 out: output(outputs, &env),
                 snapshots: env.snapshots.clone(),
-                _input: PhantomData,
+                _inputs: PhantomData,
             },
             counters: env.counters,
         }))

@@ -191,57 +191,58 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
     }
 }
 
-/// Runs a one-input operator.
-pub(crate) struct UnaryHandler<I, O, Op> {
-    pub op: Op,
-    pub out: Output<O>,
-    pub snapshots: SnapshotContext,
-    pub _input: PhantomData<fn(I)>,
+/// A one-input operator seen as a two-input one whose second input never delivers, so that
+/// one handler runs both kinds.
+pub(crate) struct AsBinary<Op, I> {
+    op: Op,
+    _input: PhantomData<fn(I)>,
 }
 
-impl<I: Data, O: Data, Op: UnaryOperator<I, O>> InputHandler<I, Infallible>
-    for UnaryHandler<I, O, Op>
+impl<Op, I> AsBinary<Op, I> {
+    pub(crate) fn new(op: Op) -> Self {
+        AsBinary {
+            op,
+            _input: PhantomData,
+        }
+    }
+}
+
+impl<I: Data, O: Data, Op: UnaryOperator<I, O>> BinaryOperator<I, Infallible, O>
+    for AsBinary<Op, I>
 {
-    fn first(&mut self, batch: Vec<I>) -> Result<(), TaskError> {
-        self.op.process_batch(batch, &mut self.out)?;
-        self.out.check()
+    fn open(&mut self) -> Result<(), BoxError> {
+        self.op.open()
     }
 
-    fn second(&mut self, batch: Vec<Infallible>) -> Result<(), TaskError> {
+    fn process_first(&mut self, batch: Vec<I>, out: &mut Output<O>) -> Result<(), BoxError> {
+        self.op.process_batch(batch, out)
+    }
+
+    fn process_second(
+        &mut self,
+        batch: Vec<Infallible>,
+        _out: &mut Output<O>,
+    ) -> Result<(), BoxError> {
         match batch.into_iter().next() {
             None => Ok(()),
             Some(never) => match never {},
         }
     }
 
-    fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
-        self.op.on_watermark(watermark, &mut self.out)?;
-        self.out.send_control(|| Message::Watermark(watermark))
+    fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
+        self.op.snapshot(checkpoint)
     }
 
-    fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
-        // Forward first: downstream tasks start aligning while this one snapshots.
-        self.out.send_control(|| Message::Barrier(id))?;
-        let op = &mut self.op;
-        self.snapshots.checkpoint(id, alignment, || op.snapshot(id))
+    fn on_watermark(&mut self, watermark: Timestamp, out: &mut Output<O>) -> Result<(), BoxError> {
+        self.op.on_watermark(watermark, out)
     }
 
-    fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
-        // Close first: whatever the operator emits now precedes the final barrier.
-        self.op.close(&mut self.out)?;
-        self.out.check()?;
-        let op = &mut self.op;
-        self.snapshots
-            .checkpoint(checkpoint, Duration::ZERO, || op.snapshot(checkpoint))?;
-        self.out.send_control(|| Message::End(checkpoint))
-    }
-
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.out.flush()
+    fn close(&mut self, out: &mut Output<O>) -> Result<(), BoxError> {
+        self.op.close(out)
     }
 }
 
-/// Runs a two-input operator.
+/// Runs an operator: a two-input one, or a one-input one through [`AsBinary`].
 pub(crate) struct BinaryHandler<A, B, O, Op> {
     pub op: Op,
     pub out: Output<O>,
