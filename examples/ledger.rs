@@ -1,0 +1,303 @@
+//! A double-entry ledger with exactly-once output.
+//!
+//! ```text
+//! cargo run --release --example ledger        # generated workload, report, self-check
+//! cargo run --release --example ledger -- --input FILE --output DIR --dead-letter DIR \
+//!     --checkpoint-dir DIR [--parallelism N] [--checkpoint-interval-ms MS] [--max-rate R]
+//! ```
+//!
+//! Input lines `id,from,to,amount` (see `support/ledger_model.rs`). Each transfer is
+//! de-duplicated by id, split into a debit of `from` and a credit of `to`, and applied to the
+//! accounts' balances; every applied entry yields `account<TAB>balance<TAB>version`. Malformed
+//! lines and resubmitted ids go to the dead-letter output as `malformed<TAB>line` and
+//! `duplicate<TAB>line`.
+
+#[path = "support/ledger_model.rs"]
+mod ledger_model;
+#[path = "support/output.rs"]
+mod output;
+#[path = "support/progress.rs"]
+mod progress;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use ledger_model::{parse, Parsed, Transfer};
+use snapflow::prelude::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A double-entry ledger over transfer lines, with exactly-once balances and dead letters.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Transfers, one `id,from,to,amount` per line. Without it, a workload is generated.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Output directory of `account<TAB>balance<TAB>version` lines.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Output directory of malformed and duplicate lines.
+    #[arg(long)]
+    dead_letter: Option<PathBuf>,
+    /// Checkpoint directory (default: a new directory under the system's temporary one).
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Tasks per operator (default: the number of CPUs).
+    #[arg(long)]
+    parallelism: Option<usize>,
+    /// Time between checkpoints, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_interval_ms: u64,
+    /// Limit the source to about this many lines per second.
+    #[arg(long)]
+    max_rate: Option<u64>,
+    /// Transfers of the generated workload, when there is no --input.
+    #[arg(long, default_value_t = 1_000_000)]
+    transfers: u64,
+    /// Accounts of the generated workload.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u64,
+}
+
+/// A transfer after de-duplication.
+#[derive(Clone, Debug)]
+enum Checked {
+    Accepted(Transfer),
+    Duplicate(String),
+}
+
+/// One side of an accepted transfer.
+#[derive(Clone, Debug)]
+struct Entry {
+    account: String,
+    delta: i128,
+}
+
+fn main() {
+    if let Err(error) = run(Args::parse()) {
+        eprintln!("ledger: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let parallelism = args
+        .parallelism
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let generated = args.input.is_none();
+    let input = match &args.input {
+        Some(path) => path.clone(),
+        None => {
+            let path = scratch.path().join("transfers.csv");
+            eprintln!(
+                "generating {} transfers into {} ...",
+                args.transfers,
+                path.display()
+            );
+            std::fs::write(
+                &path,
+                ledger_model::workload(args.transfers, args.accounts.max(1), 7),
+            )
+            .with_context(|| format!("cannot write {}", path.display()))?;
+            path
+        }
+    };
+    std::fs::metadata(&input)
+        .with_context(|| format!("cannot open input file {}", input.display()))?;
+    let (output, dead_letter) = match (&args.output, &args.dead_letter) {
+        (Some(o), Some(d)) => (o.clone(), d.clone()),
+        (None, None) if generated => (
+            scratch.path().join("balances"),
+            scratch.path().join("dead-letter"),
+        ),
+        _ => bail!("give both --output and --dead-letter (or neither, with a generated workload)"),
+    };
+    let checkpoint_dir = args.checkpoint_dir.clone().unwrap_or_else(|| {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        std::env::temp_dir().join(format!("snapflow-ledger-{millis}"))
+    });
+
+    let job = build(&input, &output, &dead_letter);
+    let config = JobConfig::default()
+        .with_parallelism(parallelism)
+        .with_max_rate(args.max_rate)
+        .with_checkpointing(
+            &checkpoint_dir,
+            Duration::from_millis(args.checkpoint_interval_ms),
+        );
+    let handle = job.launch(&config)?;
+    let progress = progress::Progress::start(handle.metrics(), "parse", "lines");
+    let report = handle.join()?;
+    drop(progress);
+
+    let transfers = report.operator("dedup").map_or(0, |m| m.records_in);
+    let secs = report.elapsed.as_secs_f64();
+    println!("ledger  input {}", input.display());
+    println!(
+        "  parallelism {parallelism}, checkpoints in {}",
+        checkpoint_dir.display()
+    );
+    println!(
+        "  {transfers} transfers in {secs:.3} s: {:.2} M transfers/s; {} checkpoints ({} aborted)",
+        transfers as f64 / secs / 1e6,
+        report.checkpoints.len(),
+        report.aborted_checkpoints
+    );
+    let balances = latest_balances(&output)?;
+    let sum: i128 = balances.values().map(|(b, _)| b).sum();
+    let dead = output::committed_lines(&dead_letter)?;
+    println!(
+        "  {} accounts, balances sum to {sum}; {} malformed and {} duplicate lines in {}",
+        balances.len(),
+        dead.iter().filter(|l| l.starts_with("malformed\t")).count(),
+        dead.iter().filter(|l| l.starts_with("duplicate\t")).count(),
+        dead_letter.display()
+    );
+    if sum != 0 {
+        bail!("the committed balances sum to {sum}, not 0");
+    }
+    if generated {
+        let text = std::fs::read_to_string(&input)?;
+        let expected = ledger_model::reference(&text);
+        if balances != expected.balances {
+            bail!("the balances differ from a sequential computation");
+        }
+        let mut expected_dead: Vec<String> = expected
+            .malformed
+            .iter()
+            .map(|l| format!("malformed\t{l}"))
+            .chain(
+                expected
+                    .duplicates
+                    .iter()
+                    .map(|l| format!("duplicate\t{l}")),
+            )
+            .collect();
+        let mut dead = dead;
+        expected_dead.sort();
+        dead.sort();
+        if dead != expected_dead {
+            bail!("the dead letters differ from a sequential computation");
+        }
+        println!(
+            "  checked against a sequential computation: balances, versions and dead letters match"
+        );
+    }
+    Ok(())
+}
+
+/// The ledger job: parse, de-duplicate by id, split into entries, apply per account.
+fn build(input: &Path, output: &Path, dead_letter: &Path) -> Job {
+    let job = Job::new("ledger");
+    let parsed = job
+        .source(TextFileSource::new(input))
+        .name("read")
+        .map(parse)
+        .name("parse");
+    let malformed = parsed
+        .clone()
+        .flat_map(|p: Parsed| match p {
+            Parsed::Malformed(line) => Some(format!("malformed\t{line}")),
+            _ => None,
+        })
+        .name("malformed");
+    let checked = parsed
+        .flat_map(|p: Parsed| match p {
+            Parsed::Transfer(t) => Some(t),
+            _ => None,
+        })
+        .name("transfers")
+        .key_by(|t: &Transfer| t.id)
+        .process(
+            |_: &u64, t: Transfer, seen: &mut ValueState<()>, out: &mut Output<Checked>| {
+                if seen.get().is_some() {
+                    out.push(Checked::Duplicate(t.line));
+                } else {
+                    seen.set(());
+                    out.push(Checked::Accepted(t));
+                }
+                Ok(())
+            },
+        )
+        .name("dedup")
+        .uid("dedup");
+    let duplicates = checked
+        .clone()
+        .flat_map(|c: Checked| match c {
+            Checked::Duplicate(line) => Some(format!("duplicate\t{line}")),
+            Checked::Accepted(_) => None,
+        })
+        .name("duplicates");
+    malformed
+        .union(duplicates)
+        .sink(FileSink::new(dead_letter))
+        .name("write-dead-letters")
+        .uid("dead-letters");
+    checked
+        .flat_map(|c: Checked| match c {
+            Checked::Accepted(t) => vec![
+                Entry {
+                    account: t.from,
+                    delta: -(t.amount as i128),
+                },
+                Entry {
+                    account: t.to,
+                    delta: t.amount as i128,
+                },
+            ],
+            Checked::Duplicate(_) => Vec::new(),
+        })
+        .name("entries")
+        .key_by(|e: &Entry| e.account.clone())
+        .process(
+            |account: &String,
+             e: Entry,
+             state: &mut ValueState<(i128, u64)>,
+             out: &mut Output<(String, i128, u64)>| {
+                let (balance, version) = state.get().copied().unwrap_or((0, 0));
+                let next = (balance + e.delta, version + 1);
+                state.set(next);
+                out.push((account.clone(), next.0, next.1));
+                Ok(())
+            },
+        )
+        .name("balance")
+        .uid("balance")
+        .sink(FileSink::with_format(
+            output,
+            |(account, balance, version): &(String, i128, u64), buf: &mut Vec<u8>| {
+                buf.extend_from_slice(format!("{account}\t{balance}\t{version}").as_bytes());
+            },
+        ))
+        .name("write-balances")
+        .uid("balances");
+    job
+}
+
+/// The committed balance and version of every account: its line with the highest version.
+fn latest_balances(dir: &Path) -> Result<HashMap<String, (i128, u64)>> {
+    let mut latest: HashMap<String, (i128, u64)> = HashMap::new();
+    for line in output::committed_lines(dir)? {
+        let mut fields = line.split('\t');
+        let (Some(account), Some(balance), Some(version)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            bail!("malformed output line {line:?} in {}", dir.display());
+        };
+        let balance: i128 = balance
+            .parse()
+            .with_context(|| format!("bad balance in {line:?}"))?;
+        let version: u64 = version
+            .parse()
+            .with_context(|| format!("bad version in {line:?}"))?;
+        let entry = latest.entry(account.to_owned()).or_insert((0, 0));
+        if version > entry.1 {
+            *entry = (balance, version);
+        }
+    }
+    Ok(latest)
+}
