@@ -30,6 +30,8 @@ pub struct JobConfig {
     pub(crate) channel_capacity: usize,
     pub(crate) max_rate: Option<u64>,
     pub(crate) checkpoint: Option<CheckpointConfig>,
+    checkpoint_timeout: Duration,
+    retained: usize,
     pub(crate) listener: Option<Sender<CheckpointEvent>>,
 }
 
@@ -42,6 +44,8 @@ impl Default for JobConfig {
             channel_capacity: 16,
             max_rate: None,
             checkpoint: None,
+            checkpoint_timeout: Duration::from_secs(60),
+            retained: snapflow_checkpoint::DEFAULT_RETAINED,
             listener: None,
         }
     }
@@ -88,24 +92,25 @@ impl JobConfig {
         self.checkpoint = Some(CheckpointConfig {
             dir: dir.into(),
             interval,
-            timeout: Duration::from_secs(60),
-            retained: snapflow_checkpoint::DEFAULT_RETAINED,
+            timeout: self.checkpoint_timeout,
+            retained: self.retained,
         });
         self
     }
 
-    /// Aborts a checkpoint not complete this long after its trigger (default 60 s). Takes effect
-    /// with [`with_checkpointing`](Self::with_checkpointing).
+    /// Aborts a checkpoint not complete this long after its trigger (default 60 s; the final
+    /// checkpoint has no timeout).
     pub fn with_checkpoint_timeout(mut self, timeout: Duration) -> Self {
+        self.checkpoint_timeout = timeout;
         if let Some(c) = &mut self.checkpoint {
             c.timeout = timeout;
         }
         self
     }
 
-    /// Keeps this many completed checkpoints (default 3). Takes effect with
-    /// [`with_checkpointing`](Self::with_checkpointing).
+    /// Keeps this many completed checkpoints (default 3).
     pub fn with_retained_checkpoints(mut self, retained: usize) -> Self {
+        self.retained = retained;
         if let Some(c) = &mut self.checkpoint {
             c.retained = retained;
         }
@@ -113,7 +118,8 @@ impl JobConfig {
     }
 
     /// Sends every completed and aborted checkpoint to `listener`, as it happens (the final
-    /// checkpoint included, also without periodic checkpointing).
+    /// checkpoint included, also without periodic checkpointing). The coordinator never waits
+    /// for the listener: use an unbounded channel, or events that do not fit are dropped.
     pub fn with_checkpoint_listener(mut self, listener: Sender<CheckpointEvent>) -> Self {
         self.listener = Some(listener);
         self

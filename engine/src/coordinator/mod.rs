@@ -203,10 +203,6 @@ impl Coordinator {
         tracing::warn!(checkpoint = id.0, %reason, "checkpoint aborted");
         self.settled.fetch_max(id.0, Ordering::Relaxed);
         self.stats.aborted();
-        self.notify(CheckpointEvent::Aborted {
-            id,
-            reason: reason.clone(),
-        });
         if let Some((_, store)) = &self.checkpoints {
             // A snapshot write still running can race the removal; what it leaves is an
             // incomplete checkpoint, which is never restored and which retention deletes.
@@ -214,6 +210,11 @@ impl Coordinator {
                 tracing::warn!(checkpoint = id.0, error = %e, "could not remove an aborted checkpoint");
             }
         }
+        // After the removal, so that a listener sees the files gone.
+        self.notify(CheckpointEvent::Aborted {
+            id,
+            reason: reason.clone(),
+        });
         if f.acks.is_final {
             // The sources have ended: there is no later checkpoint to subsume this one, and
             // publishing without it would break exactly-once. The job fails instead.

@@ -87,6 +87,11 @@ impl<T: Data> Task for SourceTask<T> {
             if status == ReadStatus::Exhausted {
                 break;
             }
+            if read == 0 {
+                // The source has nothing right now: send what is buffered rather than hold
+                // it back until the next record, barrier or end.
+                out.flush()?;
+            }
             if let Some(wait) = pacer.as_mut().and_then(|p| p.wait_after(read)) {
                 out.flush()?;
                 std::thread::sleep(wait);

@@ -1,0 +1,200 @@
+//! Retention: with two checkpoints retained, a job that took many leaves exactly its two newest
+//! complete checkpoints, the final one last, and nothing in progress. A second run is refused
+//! when its checkpoint directory, or its file sink's output directory, holds an earlier run's.
+
+mod common;
+
+use common::{
+    assert_same_map, bounded, complete_runs, gated, next_event, published_files,
+    read_published_counts, share,
+};
+use snapflow::checkpoint::{checkpoint_dir_name, CheckpointState, CheckpointStore};
+use snapflow::engine::{CheckpointEvent, Source};
+use snapflow::prelude::*;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const RECORDS: u64 = 200_000;
+const PARALLELISM: usize = 2;
+const KEYS: u64 = 300;
+/// Checkpoints completed while the sources wait at their gates.
+const WHILE_GATED: usize = 5;
+
+fn config(checkpoints: &Path) -> JobConfig {
+    JobConfig::default()
+        .with_parallelism(PARALLELISM)
+        .with_checkpointing(checkpoints, Duration::from_millis(10))
+        .with_retained_checkpoints(2)
+}
+
+/// A keyed running count of `source` into a file sink at `out`.
+fn count_job<S: Source<Out = u64>>(source: S, out: &Path) -> Job {
+    let job = Job::new("retention");
+    job.source(source)
+        .uid("numbers")
+        .key_by(|i: &u64| i % KEYS)
+        .process(
+            |key: &u64, _i: u64, count: &mut ValueState<u64>, out: &mut Output<(u64, u64)>| {
+                let n = count.get().copied().unwrap_or(0) + 1;
+                count.set(n);
+                out.push((*key, n));
+                Ok(())
+            },
+        )
+        .uid("count")
+        .sink(FileSink::with_format(
+            out,
+            |(key, n): &(u64, u64), buf: &mut Vec<u8>| {
+                let _ = write!(buf, "k{key}\t{n}");
+            },
+        ));
+    job
+}
+
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Each published file and its bytes.
+fn output_snapshot(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    published_files(out)
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).expect("read output");
+            (f, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_newest_checkpoints_are_kept_and_a_second_run_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let checkpoints = dir.path().join("checkpoints");
+    let out = dir.path().join("out");
+    let (events_tx, events) = crossbeam_channel::unbounded();
+
+    // Hold the sources in the middle until several checkpoints have completed, so that the
+    // job takes many checkpoints however fast it runs.
+    let (source, mut gate) = gated(GeneratorSource::new(RECORDS, |i| i), |task| {
+        let range = share(RECORDS, task.index, task.parallelism);
+        range.start + (range.end - range.start) / 2
+    });
+    let handle = count_job(source, &out)
+        .launch(&config(&checkpoints).with_checkpoint_listener(events_tx))
+        .expect("launch the job");
+    gate.wait_reached(PARALLELISM);
+    let mut completed = 0;
+    while completed < WHILE_GATED {
+        match next_event(&events) {
+            CheckpointEvent::Completed(_) => completed += 1,
+            CheckpointEvent::Aborted { id, reason } => {
+                panic!("checkpoint {id} was aborted: {reason}")
+            }
+        }
+    }
+    gate.open();
+    let report = bounded("join the job", move || handle.join()).expect("the job finishes");
+    let ids: Vec<_> = report.checkpoints.iter().map(|c| c.id).collect();
+    assert!(
+        ids.len() > WHILE_GATED,
+        "the job took {} checkpoints",
+        ids.len()
+    );
+    let last = report.checkpoints.last().expect("checkpoints");
+    assert!(last.is_final, "the last checkpoint is the final one");
+
+    // Exactly the two newest complete checkpoints are left, and nothing else.
+    let store = CheckpointStore::open(&checkpoints).expect("open the store");
+    let statuses = store.scan().expect("scan");
+    assert_eq!(
+        statuses
+            .iter()
+            .map(|s| (s.id, s.state.clone()))
+            .collect::<Vec<_>>(),
+        ids[ids.len() - 2..]
+            .iter()
+            .map(|&id| (id, CheckpointState::Complete))
+            .collect::<Vec<_>>(),
+        "the store holds the two newest checkpoints, complete"
+    );
+    assert_eq!(
+        dir_entries(&checkpoints),
+        ids[ids.len() - 2..]
+            .iter()
+            .map(|&id| checkpoint_dir_name(id))
+            .collect::<Vec<_>>(),
+        "nothing else is left in the checkpoint directory"
+    );
+    let (decision, manifest) = store.latest().expect("latest");
+    assert_eq!(decision.latest, Some(last.id));
+    assert!(decision.newer_corrupt.is_empty(), "{decision:?}");
+    assert_eq!(
+        manifest.expect("manifest of the latest").checkpoint,
+        last.id
+    );
+
+    // The output is exact.
+    let mut want: HashMap<String, u64> = HashMap::new();
+    for i in 0..RECORDS {
+        *want.entry(format!("k{}", i % KEYS)).or_default() += 1;
+    }
+    let runs = complete_runs(&read_published_counts(&out)).expect("each key's counts are 1..n");
+    assert_same_map("output", &runs, &want);
+    let output_before = output_snapshot(&out);
+
+    // A second run into the same checkpoint directory is refused, and changes nothing.
+    let fresh_out = dir.path().join("out-2");
+    let result = {
+        let (checkpoints, fresh_out) = (checkpoints.clone(), fresh_out.clone());
+        bounded("second run, same checkpoints", move || {
+            count_job(GeneratorSource::new(RECORDS, |i| i), &fresh_out).run(&config(&checkpoints))
+        })
+    };
+    match result {
+        Err(JobError::CheckpointDirInUse { dir }) => assert_eq!(dir, checkpoints),
+        other => panic!("expected CheckpointDirInUse, got {other:?}"),
+    }
+    assert_eq!(
+        store.scan().expect("scan"),
+        statuses,
+        "checkpoints unchanged"
+    );
+    assert!(
+        published_files(&fresh_out).is_empty(),
+        "the refused run published nothing"
+    );
+
+    // A second run into the same output directory, with fresh checkpoints, is refused too.
+    let fresh_checkpoints = dir.path().join("checkpoints-2");
+    let result = {
+        let (fresh_checkpoints, out) = (fresh_checkpoints.clone(), out.clone());
+        bounded("second run, same output", move || {
+            count_job(GeneratorSource::new(RECORDS, |i| i), &out).run(&config(&fresh_checkpoints))
+        })
+    };
+    match result {
+        Err(JobError::SinkOpenFailed { source }) => assert!(
+            source.to_string().contains(&out.display().to_string()),
+            "the error names the output directory: {source}"
+        ),
+        other => panic!("expected SinkOpenFailed, got {other:?}"),
+    }
+    assert_eq!(output_snapshot(&out), output_before, "output unchanged");
+    if fresh_checkpoints.exists() {
+        assert!(
+            CheckpointStore::open(&fresh_checkpoints)
+                .expect("open")
+                .scan()
+                .expect("scan")
+                .is_empty(),
+            "the refused run left no checkpoint behind"
+        );
+    }
+}
