@@ -103,6 +103,15 @@ pub trait SourceReader<T>: Send {
     fn position(&self) -> Option<SourcePosition> {
         None
     }
+
+    /// Checkpoint `checkpoint` is complete: its manifest is durable and its output published
+    /// (Flink's `notifyCheckpointComplete`). Called on the task's thread at its next input.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn notify_checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
+        Ok(())
+    }
 }
 
 /// A source reader's position, as recorded in a checkpoint.
@@ -171,6 +180,15 @@ pub trait SinkWriter<T>: Send {
         Ok(())
     }
 
+    /// Checkpoint `checkpoint` is complete: its manifest is durable and its output published
+    /// (Flink's `notifyCheckpointComplete`). Called on the task's thread at its next input.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn notify_checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
+        Ok(())
+    }
+
     /// Called once after the last batch, when every input has ended.
     ///
     /// # Errors
@@ -204,6 +222,15 @@ pub trait UnaryOperator<I, O>: Send + 'static {
     /// The job fails naming this task.
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         Ok(None)
+    }
+
+    /// Checkpoint `checkpoint` is complete: its manifest is durable and its output published
+    /// (Flink's `notifyCheckpointComplete`). Called on the task's thread at its next input.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn notify_checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
+        Ok(())
     }
 
     /// The combined watermark of all inputs advanced to `watermark`. The runtime forwards the
@@ -258,6 +285,15 @@ pub trait BinaryOperator<A, B, O>: Send + 'static {
     /// The job fails naming this task.
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         Ok(None)
+    }
+
+    /// Checkpoint `checkpoint` is complete: its manifest is durable and its output published
+    /// (Flink's `notifyCheckpointComplete`). Called on the task's thread at its next input.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn notify_checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
+        Ok(())
     }
 
     /// The combined watermark of both inputs advanced.

@@ -56,6 +56,8 @@ pub(crate) struct Coordinator {
     /// The highest checkpoint id that is completed or aborted, shared with the snapshot
     /// writers so that they skip work for checkpoints that can no longer complete.
     pub settled: Arc<AtomicU64>,
+    /// The newest checkpoint completed and published, which tasks check to be notified.
+    pub completed: Arc<AtomicU64>,
 }
 
 /// The checkpoint in flight.
@@ -254,6 +256,7 @@ impl Coordinator {
                     source,
                 })?;
         }
+        self.completed.store(id.0, Ordering::Relaxed);
         if let Some((config, store)) = &self.checkpoints {
             if let Err(e) = store.retain(config.retained) {
                 tracing::warn!(checkpoint = id.0, error = %e, "could not delete old checkpoints");

@@ -56,6 +56,7 @@ pub(crate) fn launch(
     );
     let (reports_tx, reports_rx) = unbounded();
     let settled = Arc::new(AtomicU64::new(0));
+    let completed = Arc::new(AtomicU64::new(0));
     let (alive_tx, alive_rx) = bounded::<Infallible>(0);
 
     // wiring[node][task]: the channel ends each task will own.
@@ -147,6 +148,8 @@ pub(crate) fn launch(
                     layout: layout.clone(),
                     pool: pool.clone(),
                     settled: settled.clone(),
+                    completed: completed.clone(),
+                    notified: 0,
                     alive: alive_tx.clone(),
                 },
                 triggers,
@@ -214,6 +217,7 @@ pub(crate) fn launch(
         stats: stats.clone(),
         listener: config.listener.clone(),
         settled,
+        completed,
     };
     let coordinator = std::thread::Builder::new()
         .name("snapflow-coordinator".into())

@@ -27,6 +27,10 @@ pub(crate) struct SnapshotContext {
     pub pool: Arc<rayon::ThreadPool>,
     /// Checkpoints up to this id are completed or aborted: a write for them is dead work.
     pub settled: Arc<AtomicU64>,
+    /// The newest checkpoint that is complete and whose output is published.
+    pub completed: Arc<AtomicU64>,
+    /// The newest completed checkpoint this task was told about.
+    pub notified: u64,
     /// Held by every task and every queued snapshot write; the job handle waits until all
     /// are dropped, so no write outlives the job. Never read: dropping it is the signal.
     #[allow(dead_code)]
@@ -34,6 +38,16 @@ pub(crate) struct SnapshotContext {
 }
 
 impl SnapshotContext {
+    /// The newest checkpoint completed since the task last asked, if any: checked once per
+    /// batch, so a task learns of a completion at its next input.
+    pub(crate) fn newly_completed(&mut self) -> Option<CheckpointId> {
+        let completed = self.completed.load(Ordering::Relaxed);
+        (completed > self.notified).then(|| {
+            self.notified = completed;
+            CheckpointId(completed)
+        })
+    }
+
     /// Whether snapshots are written at all.
     pub(crate) fn stores_state(&self) -> bool {
         self.layout.is_some()

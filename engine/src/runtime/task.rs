@@ -49,7 +49,7 @@ impl<T: Data> Task for SourceTask<T> {
         let SourceTask {
             mut reader,
             mut out,
-            env,
+            mut env,
         } = *self;
         let triggers = env
             .triggers
@@ -65,6 +65,9 @@ impl<T: Data> Task for SourceTask<T> {
         loop {
             if env.stop.load(Ordering::Relaxed) {
                 return Err(TaskError::Cancelled);
+            }
+            if let Some(id) = env.snapshots.newly_completed() {
+                reader.notify_checkpoint_complete(id)?;
             }
             // Triggers are taken between batches: the position recorded is exactly after the
             // last record sent before the barrier.
@@ -162,6 +165,8 @@ pub(crate) trait InputHandler<A, B> {
     fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
     /// Send partly filled output batches: the task is about to wait for input.
     fn flush(&mut self) -> Result<(), TaskError>;
+    /// Tell the operator about checkpoints completed since the last call.
+    fn notify_completed(&mut self) -> Result<(), TaskError>;
 }
 
 /// A task with inputs: its gate and what handles the gate's events.
@@ -192,6 +197,7 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
                 GateEvent::Barrier { id, alignment } => handler.barrier(id, alignment)?,
                 GateEvent::End { checkpoint } => return handler.end(checkpoint),
             }
+            handler.notify_completed()?;
         }
     }
 }
@@ -245,6 +251,10 @@ impl<I: Data, O: Data, Op: UnaryOperator<I, O>> BinaryOperator<I, Infallible, O>
     fn close(&mut self, out: &mut Output<O>) -> Result<(), BoxError> {
         self.op.close(out)
     }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
+        self.op.notify_checkpoint_complete(checkpoint)
+    }
 }
 
 /// Runs an operator: a two-input one, or a one-input one through [`AsBinary`].
@@ -293,6 +303,16 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
     fn flush(&mut self) -> Result<(), TaskError> {
         self.out.flush()
     }
+
+    fn notify_completed(&mut self) -> Result<(), TaskError> {
+        match self.snapshots.newly_completed() {
+            Some(id) => self
+                .op
+                .notify_checkpoint_complete(id)
+                .map_err(TaskError::Failed),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Runs a sink.
@@ -333,6 +353,16 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
 
     fn flush(&mut self) -> Result<(), TaskError> {
         Ok(())
+    }
+
+    fn notify_completed(&mut self) -> Result<(), TaskError> {
+        match self.snapshots.newly_completed() {
+            Some(id) => self
+                .writer
+                .notify_checkpoint_complete(id)
+                .map_err(TaskError::Failed),
+            None => Ok(()),
+        }
     }
 }
 
