@@ -12,6 +12,8 @@
 //! lines and resubmitted ids go to the dead-letter output as `malformed<TAB>line` and
 //! `duplicate<TAB>line`.
 
+#[path = "support/ledger_job.rs"]
+mod ledger_job;
 #[path = "support/ledger_model.rs"]
 mod ledger_model;
 #[path = "support/output.rs"]
@@ -21,7 +23,6 @@ mod progress;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use ledger_model::{parse, Parsed, Transfer};
 use snapflow::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,20 +59,6 @@ struct Args {
     /// Accounts of the generated workload.
     #[arg(long, default_value_t = 10_000)]
     accounts: u64,
-}
-
-/// A transfer after de-duplication.
-#[derive(Clone, Debug)]
-enum Checked {
-    Accepted(Transfer),
-    Duplicate(String),
-}
-
-/// One side of an accepted transfer.
-#[derive(Clone, Debug)]
-struct Entry {
-    account: String,
-    delta: i128,
 }
 
 fn main() {
@@ -121,7 +108,7 @@ fn run(args: Args) -> Result<()> {
         std::env::temp_dir().join(format!("snapflow-ledger-{millis}"))
     });
 
-    let job = build(&input, &output, &dead_letter);
+    let job = ledger_job::build(&input, &output, &dead_letter);
     let config = JobConfig::default()
         .with_parallelism(parallelism)
         .with_max_rate(args.max_rate)
@@ -188,94 +175,6 @@ fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The ledger job: parse, de-duplicate by id, split into entries, apply per account.
-fn build(input: &Path, output: &Path, dead_letter: &Path) -> Job {
-    let job = Job::new("ledger");
-    let parsed = job
-        .source(TextFileSource::new(input))
-        .name("read")
-        .map(parse)
-        .name("parse");
-    let malformed = parsed
-        .clone()
-        .flat_map(|p: Parsed| match p {
-            Parsed::Malformed(line) => Some(format!("malformed\t{line}")),
-            _ => None,
-        })
-        .name("malformed");
-    let checked = parsed
-        .flat_map(|p: Parsed| match p {
-            Parsed::Transfer(t) => Some(t),
-            _ => None,
-        })
-        .name("transfers")
-        .key_by(|t: &Transfer| t.id)
-        .process(
-            |_: &u64, t: Transfer, seen: &mut ValueState<()>, out: &mut Output<Checked>| {
-                if seen.get().is_some() {
-                    out.push(Checked::Duplicate(t.line));
-                } else {
-                    seen.set(());
-                    out.push(Checked::Accepted(t));
-                }
-                Ok(())
-            },
-        )
-        .name("dedup")
-        .uid("dedup");
-    let duplicates = checked
-        .clone()
-        .flat_map(|c: Checked| match c {
-            Checked::Duplicate(line) => Some(format!("duplicate\t{line}")),
-            Checked::Accepted(_) => None,
-        })
-        .name("duplicates");
-    malformed
-        .union(duplicates)
-        .sink(FileSink::new(dead_letter))
-        .name("write-dead-letters")
-        .uid("dead-letters");
-    checked
-        .flat_map(|c: Checked| match c {
-            Checked::Accepted(t) => vec![
-                Entry {
-                    account: t.from,
-                    delta: -(t.amount as i128),
-                },
-                Entry {
-                    account: t.to,
-                    delta: t.amount as i128,
-                },
-            ],
-            Checked::Duplicate(_) => Vec::new(),
-        })
-        .name("entries")
-        .key_by(|e: &Entry| e.account.clone())
-        .process(
-            |account: &String,
-             e: Entry,
-             state: &mut ValueState<(i128, u64)>,
-             out: &mut Output<(String, i128, u64)>| {
-                let (balance, version) = state.get().copied().unwrap_or((0, 0));
-                let next = (balance + e.delta, version + 1);
-                state.set(next);
-                out.push((account.clone(), next.0, next.1));
-                Ok(())
-            },
-        )
-        .name("balance")
-        .uid("balance")
-        .sink(FileSink::with_format(
-            output,
-            |(account, balance, version): &(String, i128, u64), buf: &mut Vec<u8>| {
-                buf.extend_from_slice(format!("{account}\t{balance}\t{version}").as_bytes());
-            },
-        ))
-        .name("write-balances")
-        .uid("balances");
-    job
 }
 
 /// The committed balance and version of every account: its line with the highest version.

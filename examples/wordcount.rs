@@ -11,6 +11,8 @@
 mod corpus;
 #[path = "support/progress.rs"]
 mod progress;
+#[path = "support/wordcount_job.rs"]
+mod wordcount_job;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -123,47 +125,11 @@ fn run(args: Args) -> Result<()> {
     };
 
     let distinct = Arc::new(AtomicU64::new(0));
-    let job = Job::new("wordcount");
-    let counts = job
-        .source(TextFileSource::new(&input))
-        .name("read")
-        .flat_map(|line: String| {
-            line.split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .name("tokenize")
-        .key_by(|word: &String| word.clone())
-        .process({
-            let distinct = distinct.clone();
-            move |_, word: String, count: &mut ValueState<u64>, out: &mut Output<(String, u64)>| {
-                let n = count.get().copied().unwrap_or(0) + 1;
-                count.set(n);
-                if n == 1 {
-                    distinct.fetch_add(1, Ordering::Relaxed);
-                }
-                out.push((word, n));
-                Ok(())
-            }
-        })
-        .name("count");
-    match (sink, &args.output) {
-        (SinkKind::File, Some(dir)) => {
-            counts
-                .sink(FileSink::with_format(
-                    dir,
-                    |(word, n): &(String, u64), buf: &mut Vec<u8>| {
-                        buf.extend_from_slice(word.as_bytes());
-                        buf.push(b'\t');
-                        buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
-                    },
-                ))
-                .name("write");
-        }
-        _ => {
-            counts.sink(DiscardSink::new()).name("write");
-        }
-    }
+    let output = match sink {
+        SinkKind::File => args.output.as_deref(),
+        SinkKind::Discard => None,
+    };
+    let job = wordcount_job::build(&input, output, distinct.clone());
 
     let mut config = JobConfig::default()
         .with_parallelism(parallelism)

@@ -1,6 +1,7 @@
 //! Retention: with two checkpoints retained, a job that took many leaves exactly its two newest
-//! complete checkpoints, the final one last, and nothing in progress. A second run is refused
-//! when its checkpoint directory, or its file sink's output directory, holds an earlier run's.
+//! complete checkpoints, the final one last, and nothing in progress. A second run with the same
+//! checkpoint directory resumes from the final checkpoint and does nothing; one with a fresh
+//! checkpoint directory but the same file sink output is refused.
 
 mod common;
 
@@ -74,7 +75,7 @@ fn output_snapshot(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 #[test]
-fn only_the_newest_checkpoints_are_kept_and_a_second_run_is_refused() {
+fn only_the_newest_checkpoints_are_kept_and_a_second_run_resumes_finished() {
     let dir = tempfile::tempdir().expect("temp dir");
     let checkpoints = dir.path().join("checkpoints");
     let out = dir.path().join("out");
@@ -149,7 +150,8 @@ fn only_the_newest_checkpoints_are_kept_and_a_second_run_is_refused() {
     assert_same_map("output", &runs, &want);
     let output_before = output_snapshot(&out);
 
-    // A second run into the same checkpoint directory is refused, and changes nothing.
+    // A second run with the same checkpoint directory resumes from the final checkpoint:
+    // the job had finished, so it runs nothing and changes nothing.
     let fresh_out = dir.path().join("out-2");
     let result = {
         let (checkpoints, fresh_out) = (checkpoints.clone(), fresh_out.clone());
@@ -158,8 +160,11 @@ fn only_the_newest_checkpoints_are_kept_and_a_second_run_is_refused() {
         })
     };
     match result {
-        Err(JobError::CheckpointDirInUse { dir }) => assert_eq!(dir, checkpoints),
-        other => panic!("expected CheckpointDirInUse, got {other:?}"),
+        Ok(report) => {
+            assert_eq!(report.restored_from, Some(last.id));
+            assert!(report.checkpoints.is_empty(), "{:?}", report.checkpoints);
+        }
+        other => panic!("expected the finished job to resume as finished, got {other:?}"),
     }
     assert_eq!(
         store.scan().expect("scan"),
@@ -168,7 +173,7 @@ fn only_the_newest_checkpoints_are_kept_and_a_second_run_is_refused() {
     );
     assert!(
         published_files(&fresh_out).is_empty(),
-        "the refused run published nothing"
+        "the resumed, finished run published nothing"
     );
 
     // A second run into the same output directory, with fresh checkpoints, is refused too.

@@ -52,6 +52,8 @@
 //!     completed_at_ms: 0,
 //!     snapshots: vec![SnapshotEntry::new("count", 0, info)],
 //!     source_offsets: vec![],
+//!     operators: vec!["count".into()],
+//!     is_final: false,
 //! })?;
 //!
 //! // After a restart: find the latest complete checkpoint and restore task 1 of 2.

@@ -44,6 +44,12 @@ pub struct Manifest {
     pub snapshots: Vec<SnapshotEntry>,
     /// The position every source task had reached when it emitted the checkpoint's barrier.
     pub source_offsets: Vec<SourceOffset>,
+    /// The uid of every operator of the job graph, stateful or not, in graph order: lets a
+    /// refused restore say which operators were added or removed.
+    pub operators: Vec<String>,
+    /// The job's final checkpoint, taken after every source was exhausted: a job restored
+    /// from it has nothing left to do.
+    pub is_final: bool,
 }
 
 /// One snapshot file of a checkpoint, as the manifest records it.

@@ -1,7 +1,9 @@
 //! How a job runs: parallelism, batching, channel sizes, rate limit.
 
+use crate::coordinator::restart::RestartStrategy;
 use crate::coordinator::CheckpointEvent;
 use crate::error::BuildError;
+use crate::runtime::inject::FailureInjector;
 use crossbeam_channel::Sender;
 use snapflow_checkpoint::DEFAULT_MAX_PARALLELISM;
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ pub struct JobConfig {
     checkpoint_timeout: Duration,
     retained: usize,
     pub(crate) listener: Option<Sender<CheckpointEvent>>,
+    pub(crate) restart: RestartStrategy,
+    pub(crate) injector: FailureInjector,
 }
 
 impl Default for JobConfig {
@@ -47,6 +51,8 @@ impl Default for JobConfig {
             checkpoint_timeout: Duration::from_secs(60),
             retained: snapflow_checkpoint::DEFAULT_RETAINED,
             listener: None,
+            restart: RestartStrategy::None,
+            injector: FailureInjector::default(),
         }
     }
 }
@@ -122,6 +128,18 @@ impl JobConfig {
     /// for the listener: use an unbounded channel, or events that do not fit are dropped.
     pub fn with_checkpoint_listener(mut self, listener: Sender<CheckpointEvent>) -> Self {
         self.listener = Some(listener);
+        self
+    }
+
+    /// Restarts a failed job from its latest checkpoint, as `strategy` says (default: never).
+    pub fn with_restart_strategy(mut self, strategy: RestartStrategy) -> Self {
+        self.restart = strategy;
+        self
+    }
+
+    /// Injects the failures of `injector` into the job's tasks (for tests and chaos runs).
+    pub fn with_failure_injector(mut self, injector: FailureInjector) -> Self {
+        self.injector = injector;
         self
     }
 

@@ -147,12 +147,29 @@ pub enum JobError {
         /// Why.
         reason: String,
     },
-    /// The checkpoint directory already holds checkpoints. Resuming from them arrives with
-    /// recovery; until then a job never silently starts over next to them.
-    #[error("checkpoint directory {} already holds checkpoints of an earlier run; use an empty directory", dir.display())]
-    CheckpointDirInUse {
-        /// The directory.
+    /// The latest checkpoint was written by a different job graph (operators added, removed,
+    /// renamed, or connected differently); nothing ran.
+    #[error("checkpoint {checkpoint} in {} was written by a different job graph ({}); run the original job, or use another checkpoint directory", dir.display(), describe_mismatch(added, removed))]
+    GraphMismatch {
+        /// The checkpoint directory.
         dir: std::path::PathBuf,
+        /// The checkpoint that would have been restored.
+        checkpoint: CheckpointId,
+        /// Operator uids in this job but not in the checkpoint.
+        added: Vec<String>,
+        /// Operator uids in the checkpoint but not in this job.
+        removed: Vec<String>,
+    },
+    /// The newest checkpoint is corrupt. Falling back to an older one could publish output a
+    /// second time, so the job refuses to start; nothing ran.
+    #[error("checkpoint {checkpoint} in {} is corrupt: {reason}; refusing to resume from an older checkpoint, which could publish output twice (inspect with `snapflow verify {}`)", dir.display(), dir.display())]
+    CorruptCheckpoint {
+        /// The checkpoint directory.
+        dir: std::path::PathBuf,
+        /// The corrupt checkpoint.
+        checkpoint: CheckpointId,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The checkpoint coordinator panicked (a bug, or a panicking committer).
     #[error("the checkpoint coordinator panicked: {0}")]
@@ -160,4 +177,15 @@ pub enum JobError {
     /// The operating system refused to start a task thread.
     #[error("could not start a task thread: {0}")]
     Spawn(#[source] io::Error),
+}
+
+fn describe_mismatch(added: &[String], removed: &[String]) -> String {
+    match (added.is_empty(), removed.is_empty()) {
+        (true, true) => "same operators, connected differently".to_owned(),
+        _ => format!(
+            "operators added: [{}]; removed: [{}]",
+            added.join(", "),
+            removed.join(", ")
+        ),
+    }
 }

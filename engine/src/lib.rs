@@ -29,6 +29,7 @@ mod runtime;
 
 pub use builder::{ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream};
 pub use config::{CheckpointConfig, JobConfig};
+pub use coordinator::restart::RestartStrategy;
 pub use coordinator::{CheckpointEvent, CheckpointStats};
 pub use data::{Data, Either, Key};
 pub use error::{BoxError, BuildError, JobError, TaskError};
@@ -39,5 +40,7 @@ pub use operator::{
     TaskInfo, UnaryOperator,
 };
 pub use partition::Partitioning;
+pub use runtime::inject::FailureInjector;
+pub use runtime::restore::RestoredState;
 pub use runtime::{JobHandle, JobMetrics, JobReport, OperatorMetrics, Output};
 pub use snapflow_checkpoint::{CheckpointId, KeyGroup, KeyGroupRange};

@@ -8,6 +8,7 @@
 use crate::error::BoxError;
 use crate::id::{OperatorId, TaskId};
 use crate::message::Timestamp;
+use crate::runtime::restore::RestoredState;
 use crate::runtime::Output;
 use snapflow_checkpoint::{CheckpointId, KeyGroupRange};
 use std::fmt;
@@ -102,6 +103,16 @@ pub trait SourceReader<T>: Send {
     /// checkpointing on then fails at its first checkpoint rather than replay wrongly later.
     fn position(&self) -> Option<SourcePosition> {
         None
+    }
+
+    /// Moves the reader to `position`, one that `position` returned for the same task of a
+    /// job of the same parallelism, so that reading resumes right after the last record
+    /// recorded in the checkpoint.
+    ///
+    /// # Errors
+    /// The position is not one of this task's, or the source cannot seek (the default).
+    fn seek(&mut self, _position: &SourcePosition) -> Result<(), BoxError> {
+        Err("this source cannot seek, so it cannot resume from a checkpoint".into())
     }
 
     /// Checkpoint `checkpoint` is complete: its manifest is durable and its output published
@@ -224,6 +235,21 @@ pub trait UnaryOperator<I, O>: Send + 'static {
         Ok(None)
     }
 
+    /// Restores the state this operator had in the checkpoint the job resumes from; called
+    /// before `open`. `state` holds what every task of the operator returned from `snapshot`,
+    /// so that keyed state can be split by key group when the parallelism changed.
+    ///
+    /// # Errors
+    /// The state cannot be decoded; the job fails naming this task. The default fails if
+    /// there is state to restore, since an operator without `restore` would silently lose it.
+    fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err("the operator has state in the checkpoint but does not implement restore".into())
+        }
+    }
+
     /// Checkpoint `checkpoint` is complete: its manifest is durable and its output published
     /// (Flink's `notifyCheckpointComplete`). Called on the task's thread at its next input.
     ///
@@ -285,6 +311,21 @@ pub trait BinaryOperator<A, B, O>: Send + 'static {
     /// The job fails naming this task.
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         Ok(None)
+    }
+
+    /// Restores the state this operator had in the checkpoint the job resumes from; called
+    /// before `open`. `state` holds what every task of the operator returned from `snapshot`,
+    /// so that keyed state can be split by key group when the parallelism changed.
+    ///
+    /// # Errors
+    /// The state cannot be decoded; the job fails naming this task. The default fails if
+    /// there is state to restore, since an operator without `restore` would silently lose it.
+    fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err("the operator has state in the checkpoint but does not implement restore".into())
+        }
     }
 
     /// Checkpoint `checkpoint` is complete: its manifest is durable and its output published

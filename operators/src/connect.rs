@@ -4,7 +4,7 @@ use crate::process::StateKey;
 use crate::state::{KeyedState, KeyedStore};
 use snapflow_engine::{
     BinaryOperator, BoxError, CheckpointId, ConnectedKeyedStreams, Data, Either, KeySelector,
-    Output, Stream,
+    Output, RestoredState, Stream,
 };
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -86,5 +86,9 @@ where
 
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         self.store.snapshot(self.max_parallelism).map(Some)
+    }
+
+    fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
+        self.store.restore(state, self.max_parallelism)
     }
 }

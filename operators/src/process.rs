@@ -4,7 +4,8 @@ use crate::state::{KeyedState, KeyedStore};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use snapflow_engine::{
-    BoxError, CheckpointId, Data, Key, KeySelector, KeyedStream, Output, Stream, UnaryOperator,
+    BoxError, CheckpointId, Data, Key, KeySelector, KeyedStream, Output, RestoredState, Stream,
+    UnaryOperator,
 };
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -91,5 +92,9 @@ where
 
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         self.store.snapshot(self.max_parallelism).map(Some)
+    }
+
+    fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
+        self.store.restore(state, self.max_parallelism)
     }
 }

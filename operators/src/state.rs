@@ -7,8 +7,8 @@
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use snapflow_checkpoint::encode_keyed_state;
-use snapflow_engine::{BoxError, Key};
+use snapflow_checkpoint::{decode_keyed_state, encode_keyed_state};
+use snapflow_engine::{BoxError, Key, RestoredState};
 use std::hash::Hash;
 
 /// A type usable as per-key state.
@@ -175,6 +175,24 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
             }
             result
         }
+    }
+
+    /// Loads the states of the keys in this task's key groups from every snapshot of the
+    /// operator: the same code restores at the same or at another parallelism.
+    pub(crate) fn restore(
+        &mut self,
+        state: &RestoredState,
+        max_parallelism: u32,
+    ) -> Result<(), BoxError>
+    where
+        K: DeserializeOwned,
+    {
+        for payload in state.payloads() {
+            let entries: Vec<(K, S)> =
+                decode_keyed_state(payload, state.key_groups(), max_parallelism)?;
+            self.states.extend(entries);
+        }
+        Ok(())
     }
 
     /// Serializes every key's state, grouped by key group, for a checkpoint.

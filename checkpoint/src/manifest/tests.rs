@@ -35,6 +35,8 @@ fn manifest() -> Manifest {
             offset: 1234u64.to_le_bytes().to_vec(),
             description: "byte 1234 of input.txt".to_owned(),
         }],
+        operators: vec!["lines".to_owned(), "count".to_owned()],
+        is_final: false,
     }
 }
 
@@ -105,6 +107,8 @@ fn arb_manifest() -> impl Strategy<Value = Manifest> {
                         description,
                     })
                     .collect(),
+                operators: vec![format!("op-{id}")],
+                is_final: id % 2 == 0,
             },
         )
 }

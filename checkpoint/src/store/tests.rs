@@ -37,6 +37,8 @@ fn prepare(store: &CheckpointStore, id: u64) -> Manifest {
             offset: id.0.to_le_bytes().to_vec(),
             description: format!("record {}", id.0),
         }],
+        operators: vec!["src".to_owned(), UID.to_owned()],
+        is_final: false,
     }
 }
 

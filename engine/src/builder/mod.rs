@@ -5,6 +5,7 @@ mod stream;
 pub use stream::{ConnectedKeyedStreams, KeySelector, KeyedStream, SinkStream, Stream};
 
 use crate::config::JobConfig;
+use crate::coordinator::restart::is_restartable;
 use crate::error::JobError;
 use crate::graph::{JobGraph, NodeKind, NodeSpec};
 use crate::operator::Source;
@@ -91,7 +92,28 @@ impl Job {
     ///
     /// # Errors
     /// As `launch` and `join`: an invalid job, or the first task failure.
+    ///
+    /// A failed attempt is restarted from the latest completed checkpoint as the config's
+    /// [`RestartStrategy`](crate::RestartStrategy) says; once no restart is left, the last
+    /// error is returned.
     pub fn run(&self, config: &JobConfig) -> Result<JobReport, JobError> {
-        self.launch(config)?.join()
+        let mut restarts = 0;
+        loop {
+            let error = match self.launch(config).and_then(JobHandle::join) {
+                Ok(mut report) => {
+                    report.restarts = restarts;
+                    return Ok(report);
+                }
+                Err(error) => error,
+            };
+            match config.restart.delay(restarts + 1) {
+                Some(delay) if is_restartable(&error) => {
+                    restarts += 1;
+                    tracing::warn!(job = %self.name, restart = restarts, error = %error, "job failed; restarting from the latest checkpoint");
+                    std::thread::sleep(delay);
+                }
+                _ => return Err(error),
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@
 
 pub(crate) mod pending;
 pub(crate) mod protocol;
+pub(crate) mod restart;
 mod stats;
 
 pub(crate) use stats::StatsLog;
@@ -43,6 +44,8 @@ pub(crate) enum CoordinatorExit {
 pub(crate) struct Coordinator {
     pub job: String,
     pub graph_fingerprint: u64,
+    /// Every operator's uid, recorded in manifests.
+    pub operators: Vec<String>,
     pub checkpoints: Option<(CheckpointConfig, CheckpointStore)>,
     pub first_id: CheckpointId,
     pub tasks: Vec<TaskKey>,
@@ -244,6 +247,8 @@ impl Coordinator {
                 completed_at_ms: unix_ms(),
                 snapshots: std::mem::take(&mut f.snapshots),
                 source_offsets: std::mem::take(&mut f.offsets),
+                operators: self.operators.clone(),
+                is_final: f.acks.is_final,
             };
             // The commit point: from here on, recovery restores this checkpoint.
             store.commit(&manifest)?;

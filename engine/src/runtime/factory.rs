@@ -8,9 +8,12 @@
 use crate::config::JobConfig;
 use crate::error::TaskError;
 use crate::message::Message;
-use crate::operator::{BinaryOperator, Committer, Sink, Source, TaskInfo, UnaryOperator};
+use crate::operator::{
+    BinaryOperator, Committer, Sink, Source, SourcePosition, TaskInfo, UnaryOperator,
+};
 use crate::partition::Partitioning;
 use crate::runtime::gate::InputGate;
+use crate::runtime::restore::{RestorePoint, RestoredState};
 use crate::runtime::router::{EdgeWriter, KeyHasher, Output};
 use crate::runtime::task::{
     failed, AsBinary, BinaryHandler, InputTask, SinkHandler, SourceTask, Task, TaskEnv,
@@ -140,6 +143,55 @@ fn ports<const N: usize>(wiring: TaskWiring) -> ([Vec<AnyEnd>; N], Vec<AnyEnd>) 
     (inputs, wiring.outputs)
 }
 
+/// Gives an operator its state from the checkpoint the job resumes from, if it resumes.
+fn restore_operator<A, B, O>(
+    op: &mut impl BinaryOperator<A, B, O>,
+    info: &TaskInfo,
+    env: &TaskEnv,
+) -> Result<(), TaskError> {
+    if let Some(point) = &env.restore {
+        let state = RestoredState::load(point, &info.uid, info.key_groups()).map_err(failed)?;
+        op.restore(&state).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Where a source task resumes: the position its counterpart recorded in the checkpoint.
+/// Sources resume only at the parallelism they were checkpointed with, since how a source
+/// splits its input depends on it.
+fn source_position(point: &RestorePoint, info: &TaskInfo) -> Result<SourcePosition, TaskError> {
+    let manifest = &point.manifest;
+    let recorded = manifest
+        .source_offsets
+        .iter()
+        .filter(|o| *o.operator_uid == *info.uid)
+        .count();
+    if recorded != info.parallelism {
+        return Err(failed(
+            format!(
+                "checkpoint {} holds positions of {recorded} tasks of source '{}', which now has {}; sources resume only at the same parallelism",
+                manifest.checkpoint, info.uid, info.parallelism
+            )
+            .into(),
+        ));
+    }
+    let offset = manifest
+        .source_offset(&info.uid, info.index as u32)
+        .ok_or_else(|| {
+            failed(
+                format!(
+                    "checkpoint {} has no position for source '{}' task {}",
+                    manifest.checkpoint, info.uid, info.index
+                )
+                .into(),
+            )
+        })?;
+    Ok(SourcePosition {
+        offset: offset.offset.clone(),
+        description: offset.description.clone(),
+    })
+}
+
 /// Recipe of a source node.
 pub(crate) struct SourceFactory<S>(pub S);
 
@@ -150,7 +202,12 @@ impl<S: Source> NodeFactory for SourceFactory<S> {
         wiring: TaskWiring,
         env: TaskEnv,
     ) -> Result<Box<dyn Task>, TaskError> {
-        let reader = self.0.create_reader(&info).map_err(failed)?;
+        let mut reader = self.0.create_reader(&info).map_err(failed)?;
+        if let Some(point) = &env.restore {
+            reader
+                .seek(&source_position(point, &info)?)
+                .map_err(failed)?;
+        }
         Ok(Box::new(SourceTask {
             reader,
             out: output(wiring.outputs, &env),
@@ -179,6 +236,7 @@ where
         env: TaskEnv,
     ) -> Result<Box<dyn Task>, TaskError> {
         let mut op = AsBinary::new((self.make)(&info));
+        restore_operator(&mut op, &info, &env)?;
         op.open().map_err(failed)?;
         let ([input], outputs) = ports::<1>(wiring);
         Ok(Box::new(InputTask {
@@ -190,6 +248,7 @@ where
                 _inputs: PhantomData,
             },
             counters: env.counters,
+            faults: env.faults,
         }))
     }
 }
@@ -215,6 +274,7 @@ where
         env: TaskEnv,
     ) -> Result<Box<dyn Task>, TaskError> {
         let mut op = (self.make)(&info);
+        restore_operator(&mut op, &info, &env)?;
         op.open().map_err(failed)?;
         let ([first, second], outputs) = ports::<2>(wiring);
         Ok(Box::new(InputTask {
@@ -226,6 +286,7 @@ where
                 _inputs: PhantomData,
             },
             counters: env.counters,
+            faults: env.faults,
         }))
     }
 }
@@ -256,6 +317,7 @@ impl<T: Data, S: Sink<T>> NodeFactory for SinkFactory<T, S> {
                 snapshots: env.snapshots.clone(),
             },
             counters: env.counters,
+            faults: env.faults,
         }))
     }
 }

@@ -5,6 +5,7 @@ use crate::error::{JobError, TaskError};
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics};
 use crate::runtime::plan::panic_message;
 use crossbeam_channel::Receiver;
+use snapflow_checkpoint::CheckpointId;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,6 +42,10 @@ pub struct JobReport {
     pub checkpoints: Vec<CheckpointStats>,
     /// How many checkpoints were aborted.
     pub aborted_checkpoints: u64,
+    /// The checkpoint the job resumed from, if it resumed (after restarts: the last one).
+    pub restored_from: Option<CheckpointId>,
+    /// How many times the job was restarted after a failure.
+    pub restarts: u32,
 }
 
 impl JobReport {
@@ -61,6 +66,7 @@ pub struct JobHandle {
     metrics: JobMetrics,
     stats: StatsLog,
     started: Instant,
+    restored_from: Option<CheckpointId>,
 }
 
 impl JobHandle {
@@ -80,7 +86,35 @@ impl JobHandle {
             metrics,
             stats,
             started: Instant::now(),
+            restored_from: None,
         }
+    }
+
+    /// Records that the job resumed from `checkpoint`.
+    pub(crate) fn resumed_from(mut self, checkpoint: Option<CheckpointId>) -> Self {
+        self.restored_from = checkpoint;
+        self
+    }
+
+    /// The handle of a job whose latest checkpoint is its final one: nothing is left to run.
+    pub(crate) fn already_finished(restored_from: Option<CheckpointId>) -> Self {
+        let coordinator = std::thread::spawn(|| Ok(CoordinatorExit::Finished));
+        JobHandle::new(
+            Vec::new(),
+            Some(coordinator),
+            None,
+            Arc::default(),
+            JobMetrics {
+                operators: Arc::default(),
+            },
+            StatsLog::default(),
+        )
+        .resumed_from(restored_from)
+    }
+
+    /// The checkpoint the job resumed from, if it resumed.
+    pub fn restored_from(&self) -> Option<CheckpointId> {
+        self.restored_from
     }
 
     /// Statistics of every checkpoint completed so far, oldest first.
@@ -146,6 +180,8 @@ impl JobHandle {
                 operators: self.metrics.snapshot(),
                 checkpoints: self.stats.all(),
                 aborted_checkpoints: self.stats.aborted_count(),
+                restored_from: self.restored_from,
+                restarts: 0,
             }),
             (_, Ok(_)) if cancelled => Err(JobError::Cancelled),
             (Some((true, _, i, source)), _) => Err(self.task_failed(i, source)),

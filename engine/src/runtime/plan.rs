@@ -13,6 +13,7 @@ use crate::operator::TaskInfo;
 use crate::runtime::factory::TaskWiring;
 use crate::runtime::handle::{JobHandle, Shared, TaskThread};
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics, TaskCounters};
+use crate::runtime::restore::find_restore_point;
 use crate::runtime::snapshot::SnapshotContext;
 use crate::runtime::task::TaskEnv;
 use crossbeam_channel::{bounded, unbounded};
@@ -33,20 +34,25 @@ pub(crate) fn launch(
     let g = &graph.graph;
     let shared = Arc::new(Shared::default());
 
-    let checkpoints = match &config.checkpoint {
-        None => None,
+    let graph_fingerprint = fingerprint(graph, &resolved);
+    let operator_uids: Vec<String> = resolved.nodes.iter().map(|n| n.uid.to_string()).collect();
+    // Resume from the latest complete checkpoint, if there is one: rerunning a job with the
+    // same checkpoint directory is all it takes.
+    let (checkpoints, restore, first_checkpoint) = match &config.checkpoint {
+        None => (None, None, CheckpointId(1)),
         Some(c) => {
             let store = CheckpointStore::open(&c.dir)?;
-            if !store.scan()?.is_empty() {
-                return Err(JobError::CheckpointDirInUse { dir: c.dir.clone() });
-            }
-            Some((c.clone(), store))
+            let restore = find_restore_point(&store, graph_fingerprint, &operator_uids)?;
+            // After every existing directory, so an id in flight when the last run died is
+            // never reused.
+            let first = store.next_id()?;
+            (Some((c.clone(), store)), restore, first)
         }
     };
+    let restored_from = restore.as_ref().map(|r| r.manifest.checkpoint);
     let layout = checkpoints
         .as_ref()
         .map(|(c, _)| Arc::new(CheckpointLayout::new(c.dir.clone())));
-    let first_checkpoint = CheckpointId(1);
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
             .num_threads(2)
@@ -93,9 +99,14 @@ pub(crate) fn launch(
     for n in g.node_indices() {
         if let Some(committer) = g[n].factory.committer() {
             committer
-                .open(None)
+                .open(restored_from)
                 .map_err(|source| JobError::SinkOpenFailed { source })?;
         }
+    }
+    if restore.as_ref().is_some_and(|r| r.manifest.is_final) {
+        // The job had finished: its last output is published now (above), and there is
+        // nothing left to run.
+        return Ok(JobHandle::already_finished(restored_from));
     }
 
     let source_tasks: usize = g
@@ -153,6 +164,8 @@ pub(crate) fn launch(
                     alive: alive_tx.clone(),
                 },
                 triggers,
+                restore: restore.clone(),
+                faults: config.injector.for_task(&node.name, index),
             };
             let factory = g[n].factory.clone();
             let thread_shared = shared.clone();
@@ -205,7 +218,8 @@ pub(crate) fn launch(
     let stats = StatsLog::default();
     let coordinator = Coordinator {
         job: job.to_owned(),
-        graph_fingerprint: fingerprint(graph, &resolved),
+        graph_fingerprint,
+        operators: operator_uids,
         checkpoints,
         first_id: first_checkpoint,
         tasks: all_tasks,
@@ -230,7 +244,8 @@ pub(crate) fn launch(
             shared,
             metrics(operators),
             stats,
-        )),
+        )
+        .resumed_from(restored_from)),
         Err(e) => {
             drop(JobHandle::new(
                 threads,

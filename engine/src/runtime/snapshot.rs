@@ -48,6 +48,11 @@ impl SnapshotContext {
         })
     }
 
+    /// The newest completed checkpoint of this job attempt (0 for none).
+    pub(crate) fn completed_id(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+
     /// Whether snapshots are written at all.
     pub(crate) fn stores_state(&self) -> bool {
         self.layout.is_some()

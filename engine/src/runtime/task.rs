@@ -5,7 +5,9 @@ use crate::error::{BoxError, TaskError};
 use crate::message::{Message, Timestamp};
 use crate::operator::{BinaryOperator, ReadStatus, SinkWriter, SourceReader, UnaryOperator};
 use crate::runtime::gate::{GateEvent, InputGate};
+use crate::runtime::inject::TaskFaults;
 use crate::runtime::metrics::TaskCounters;
+use crate::runtime::restore::{RestorePoint, RestoredState};
 use crate::runtime::router::Output;
 use crate::runtime::snapshot::SnapshotContext;
 use crate::Data;
@@ -35,6 +37,10 @@ pub(crate) struct TaskEnv {
     pub snapshots: SnapshotContext,
     /// Checkpoint triggers from the coordinator; source tasks only.
     pub triggers: Option<Receiver<Trigger>>,
+    /// The checkpoint the job resumes from, if any.
+    pub restore: Option<Arc<RestorePoint>>,
+    /// Failures to inject into this task.
+    pub faults: TaskFaults,
 }
 
 /// Reads a source and sends what it reads downstream.
@@ -85,6 +91,8 @@ impl<T: Data> Task for SourceTask<T> {
             let status = reader.read_batch(&mut batch, max)?;
             let read = batch.len();
             env.counters.add_in(read as u64);
+            env.faults
+                .check(env.counters.records_in(), env.snapshots.completed_id());
             out.push_batch(batch);
             out.check()?;
             if status == ReadStatus::Exhausted {
@@ -167,6 +175,8 @@ pub(crate) trait InputHandler<A, B> {
     fn flush(&mut self) -> Result<(), TaskError>;
     /// Tell the operator about checkpoints completed since the last call.
     fn notify_completed(&mut self) -> Result<(), TaskError>;
+    /// The newest completed checkpoint of this attempt (0 for none).
+    fn completed_id(&self) -> u64;
 }
 
 /// A task with inputs: its gate and what handles the gate's events.
@@ -174,6 +184,7 @@ pub(crate) struct InputTask<A, B, H> {
     pub gate: InputGate<A, B>,
     pub handler: H,
     pub counters: Arc<TaskCounters>,
+    pub faults: TaskFaults,
 }
 
 impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H> {
@@ -182,15 +193,18 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
             mut gate,
             mut handler,
             counters,
+            faults,
         } = *self;
         loop {
             match gate.next(|| handler.flush())? {
                 GateEvent::First(batch) => {
                     counters.add_in(batch.len() as u64);
+                    faults.check(counters.records_in(), handler.completed_id());
                     handler.first(batch)?;
                 }
                 GateEvent::Second(batch) => {
                     counters.add_in(batch.len() as u64);
+                    faults.check(counters.records_in(), handler.completed_id());
                     handler.second(batch)?;
                 }
                 GateEvent::Watermark(wm) => handler.watermark(wm)?,
@@ -242,6 +256,10 @@ impl<I: Data, O: Data, Op: UnaryOperator<I, O>> BinaryOperator<I, Infallible, O>
 
     fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         self.op.snapshot(checkpoint)
+    }
+
+    fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
+        self.op.restore(state)
     }
 
     fn on_watermark(&mut self, watermark: Timestamp, out: &mut Output<O>) -> Result<(), BoxError> {
@@ -313,6 +331,10 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
             None => Ok(()),
         }
     }
+
+    fn completed_id(&self) -> u64 {
+        self.snapshots.completed_id()
+    }
 }
 
 /// Runs a sink.
@@ -363,6 +385,10 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
                 .map_err(TaskError::Failed),
             None => Ok(()),
         }
+    }
+
+    fn completed_id(&self) -> u64 {
+        self.snapshots.completed_id()
     }
 }
 

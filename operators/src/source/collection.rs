@@ -1,6 +1,6 @@
 //! A source over an in-memory collection.
 
-use crate::source::{index_position, share};
+use crate::source::{index_position, seek_index, share};
 use snapflow_engine::{BoxError, Data, ReadStatus, Source, SourcePosition, SourceReader, TaskInfo};
 use std::ops::Range;
 use std::sync::Arc;
@@ -55,5 +55,11 @@ impl<T: Data + Sync> SourceReader<T> for CollectionReader<T> {
 
     fn position(&self) -> Option<SourcePosition> {
         Some(index_position(self.range.start as u64, "item"))
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<(), BoxError> {
+        let range = self.range.start as u64..self.range.end as u64;
+        self.range.start = seek_index(position, &range)? as usize;
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! A source of the lines of one text file, split over tasks by byte range.
 
 use crate::error::SourceError;
-use crate::source::share;
+use crate::source::{seek_index, share};
 use snapflow_engine::{BoxError, ReadStatus, Source, SourcePosition, SourceReader, TaskInfo};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -50,6 +50,8 @@ pub(crate) struct TextFileReader {
     reader: BufReader<File>,
     /// Byte offset of the next line to read.
     pos: u64,
+    /// Where this task's first line starts.
+    start: u64,
     /// Lines starting at or after this offset belong to the next task.
     end: u64,
     line: Vec<u8>,
@@ -88,6 +90,7 @@ impl TextFileReader {
             path,
             reader,
             pos,
+            start: pos,
             end: range.end,
             line: Vec::new(),
         })
@@ -159,6 +162,19 @@ impl SourceReader<String> for TextFileReader {
             offset: self.pos.to_le_bytes().to_vec(),
             description: format!("byte {} of {}", self.pos, self.path.display()),
         })
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<(), BoxError> {
+        // Positions are line starts from this task's first line on; the last one may lie past
+        // the range's end, after a line that crosses it, which reads as exhausted.
+        let range = self.start..u64::MAX;
+        let pos =
+            seek_index(position, &range).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.reader
+            .seek(SeekFrom::Start(pos))
+            .map_err(|e| self.read_error(e))?;
+        self.pos = pos;
+        Ok(())
     }
 }
 

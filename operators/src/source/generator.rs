@@ -1,6 +1,6 @@
 //! A deterministic generator source.
 
-use crate::source::{index_position, share};
+use crate::source::{index_position, seek_index, share};
 use snapflow_engine::{BoxError, Data, ReadStatus, Source, SourcePosition, SourceReader, TaskInfo};
 use std::ops::Range;
 use std::sync::Arc;
@@ -58,5 +58,10 @@ impl<T: Data> SourceReader<T> for GeneratorReader<T> {
 
     fn position(&self) -> Option<SourcePosition> {
         Some(index_position(self.range.start, "record"))
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<(), BoxError> {
+        self.range.start = seek_index(position, &self.range)?;
+        Ok(())
     }
 }

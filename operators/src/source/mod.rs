@@ -11,6 +11,23 @@ pub use generator::GeneratorSource;
 use snapflow_engine::SourcePosition;
 use std::ops::Range;
 
+/// Decodes an [`index_position`] and checks that it lies in `range` (the task's share).
+pub(crate) fn seek_index(position: &SourcePosition, range: &Range<u64>) -> Result<u64, String> {
+    let bytes: [u8; 8] = position
+        .offset
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("position {:?} is not an index", position.description))?;
+    let next = u64::from_le_bytes(bytes);
+    if next < range.start || next > range.end {
+        return Err(format!(
+            "position {} lies outside this task's share {}..{}",
+            next, range.start, range.end
+        ));
+    }
+    Ok(next)
+}
+
 /// The position of a reader that emits items by index: the index of the next one.
 pub(crate) fn index_position(next: u64, what: &str) -> SourcePosition {
     SourcePosition {

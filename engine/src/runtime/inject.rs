@@ -1,0 +1,104 @@
+//! Failure injection: make a chosen task fail at a chosen point, to test recovery.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Failures to inject into a job, for tests and chaos experiments. Each fault fires once per
+/// injector, also across restarts of the job, so a restarted job can finish.
+#[derive(Clone, Debug, Default)]
+pub struct FailureInjector {
+    faults: Vec<Arc<Fault>>,
+}
+
+#[derive(Debug)]
+struct Fault {
+    operator: String,
+    task: usize,
+    after_records: u64,
+    /// Fire only once this checkpoint (of the current attempt) has completed.
+    after_checkpoint: u64,
+    fired: AtomicBool,
+}
+
+impl FailureInjector {
+    /// An injector with no faults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes task `task` of the operator named `operator` panic once it has received
+    /// `after_records` records (a source: read them), counted from the start of the attempt.
+    pub fn fail_task(
+        mut self,
+        operator: impl Into<String>,
+        task: usize,
+        after_records: u64,
+    ) -> Self {
+        self.faults.push(Arc::new(Fault {
+            operator: operator.into(),
+            task,
+            after_records,
+            after_checkpoint: 0,
+            fired: AtomicBool::new(false),
+        }));
+        self
+    }
+
+    /// Makes task `task` of the operator named `operator` panic at its first batch after
+    /// checkpoint `checkpoint` has completed, so that the job resumes from a real checkpoint.
+    pub fn fail_task_after_checkpoint(
+        mut self,
+        operator: impl Into<String>,
+        task: usize,
+        checkpoint: u64,
+    ) -> Self {
+        self.faults.push(Arc::new(Fault {
+            operator: operator.into(),
+            task,
+            after_records: 0,
+            after_checkpoint: checkpoint,
+            fired: AtomicBool::new(false),
+        }));
+        self
+    }
+
+    /// How many faults have fired.
+    pub fn fired(&self) -> usize {
+        self.faults
+            .iter()
+            .filter(|f| f.fired.load(Ordering::Relaxed))
+            .count()
+    }
+
+    /// The faults aimed at one task.
+    pub(crate) fn for_task(&self, operator: &str, task: usize) -> TaskFaults {
+        TaskFaults(
+            self.faults
+                .iter()
+                .filter(|f| f.operator == operator && f.task == task)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+/// The faults of one task, checked once per batch.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TaskFaults(Vec<Arc<Fault>>);
+
+impl TaskFaults {
+    /// Panics if a fault is due after `records` records, with checkpoint `completed` the
+    /// newest completed one, and has not fired yet.
+    #[inline]
+    pub(crate) fn check(&self, records: u64, completed: u64) {
+        for fault in &self.0 {
+            let due = records >= fault.after_records && completed >= fault.after_checkpoint;
+            if due && !fault.fired.swap(true, Ordering::Relaxed) {
+                panic!(
+                    "injected failure of '{}' task {} after {records} records",
+                    fault.operator, fault.task
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+#![allow(dead_code)] // Shared by the wordcount example, the chaos driver and the tests.
+//! The word count job graph, shared so that tests and the chaos driver run exactly what the
+//! example runs: one `word<TAB>running_count` line per word occurrence.
+
+use snapflow::prelude::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Builds word count over the lines of `input`. Counts go to files under `output`, or are
+/// discarded when it is `None`; `distinct` counts the words seen for the first time.
+pub fn build(input: &Path, output: Option<&Path>, distinct: Arc<AtomicU64>) -> Job {
+    let job = Job::new("wordcount");
+    let counts = job
+        .source(TextFileSource::new(input))
+        .name("read")
+        .uid("read")
+        .flat_map(|line: String| {
+            line.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .name("tokenize")
+        .uid("tokenize")
+        .key_by(|word: &String| word.clone())
+        .process(
+            move |_, word: String, count: &mut ValueState<u64>, out: &mut Output<(String, u64)>| {
+                let n = count.get().copied().unwrap_or(0) + 1;
+                count.set(n);
+                if n == 1 {
+                    distinct.fetch_add(1, Ordering::Relaxed);
+                }
+                out.push((word, n));
+                Ok(())
+            },
+        )
+        .name("count")
+        .uid("count");
+    match output {
+        Some(dir) => {
+            counts
+                .sink(FileSink::with_format(
+                    dir,
+                    |(word, n): &(String, u64), buf: &mut Vec<u8>| {
+                        buf.extend_from_slice(word.as_bytes());
+                        buf.push(b'\t');
+                        buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
+                    },
+                ))
+                .name("write")
+                .uid("write");
+        }
+        None => {
+            counts.sink(DiscardSink::new()).name("write").uid("write");
+        }
+    }
+    job
+}
