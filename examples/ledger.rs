@@ -12,6 +12,8 @@
 //! lines and resubmitted ids go to the dead-letter output as `malformed<TAB>line` and
 //! `duplicate<TAB>line`.
 
+#[path = "support/checkpoint_log.rs"]
+mod checkpoint_log;
 #[path = "support/ledger_job.rs"]
 mod ledger_job;
 #[path = "support/ledger_model.rs"]
@@ -53,6 +55,9 @@ struct Args {
     /// Limit the source to about this many lines per second.
     #[arg(long)]
     max_rate: Option<u64>,
+    /// Print a line on stdout for every completed or aborted checkpoint.
+    #[arg(long)]
+    log_checkpoints: bool,
     /// Transfers of the generated workload, when there is no --input.
     #[arg(long, default_value_t = 1_000_000)]
     transfers: u64,
@@ -109,13 +114,16 @@ fn run(args: Args) -> Result<()> {
     });
 
     let job = ledger_job::build(&input, &output, &dead_letter);
-    let config = JobConfig::default()
+    let mut config = JobConfig::default()
         .with_parallelism(parallelism)
         .with_max_rate(args.max_rate)
         .with_checkpointing(
             &checkpoint_dir,
             Duration::from_millis(args.checkpoint_interval_ms),
         );
+    if args.log_checkpoints {
+        config = checkpoint_log::log_checkpoints(config);
+    }
     let handle = job.launch(&config)?;
     let progress = progress::Progress::start(handle.metrics(), "parse", "lines");
     let report = handle.join()?;

@@ -7,6 +7,8 @@
 //!
 //! A word is a token of `str::split_whitespace`; the n-th occurrence of a word yields count n.
 
+#[path = "support/checkpoint_log.rs"]
+mod checkpoint_log;
 #[path = "support/corpus.rs"]
 mod corpus;
 #[path = "support/progress.rs"]
@@ -65,6 +67,9 @@ struct Args {
     /// Time between checkpoints, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     checkpoint_interval_ms: u64,
+    /// Print a line on stdout for every completed or aborted checkpoint.
+    #[arg(long)]
+    log_checkpoints: bool,
     /// Take no periodic checkpoints (the output is still published once, at the end).
     #[arg(long, conflicts_with_all = ["checkpoint_dir"])]
     no_checkpoints: bool,
@@ -137,6 +142,9 @@ fn run(args: Args) -> Result<()> {
         .with_max_rate(args.max_rate);
     if let Some(dir) = &checkpoint_dir {
         config = config.with_checkpointing(dir, Duration::from_millis(args.checkpoint_interval_ms));
+    }
+    if args.log_checkpoints {
+        config = checkpoint_log::log_checkpoints(config);
     }
     let handle = job.launch(&config)?;
     let progress = progress::Progress::start(handle.metrics(), "tokenize", "lines");

@@ -1,0 +1,458 @@
+//! Kill-and-recover driver: runs word count or the ledger, kills it at random moments, reruns
+//! it until it finishes, checks the committed output's invariants all along, and verifies the
+//! end result against a sequential computation.
+//!
+//! ```text
+//! cargo run --release --example chaos -- --job wordcount --kills 20 [--seed S] [--size N]
+//! cargo run --release --example chaos -- --job ledger --kills 20 --mode threads
+//! ```
+//!
+//! `--mode process` (default) SIGKILLs the example's process and reruns the same command;
+//! `--mode threads` kills worker threads inside one process through the failure injector and
+//! lets the restart strategy recover. Exit status 1 on any violation.
+
+#[path = "support/corpus.rs"]
+mod corpus;
+#[path = "support/ledger_job.rs"]
+mod ledger_job;
+#[path = "support/ledger_model.rs"]
+mod ledger_model;
+#[path = "support/output.rs"]
+mod output;
+#[path = "support/wordcount_job.rs"]
+mod wordcount_job;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use snapflow::engine::{FailureInjector, RestartStrategy};
+use snapflow::prelude::*;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum JobKind {
+    Wordcount,
+    Ledger,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// SIGKILL the whole process and rerun it.
+    Process,
+    /// Kill worker threads in one process; the restart strategy recovers.
+    Threads,
+}
+
+/// Kill a streaming job at random moments and check that its output stays exact.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Which example job to torture.
+    #[arg(long, value_enum, default_value = "wordcount")]
+    job: JobKind,
+    /// How many kills.
+    #[arg(long, default_value_t = 5)]
+    kills: u32,
+    /// Seed of the input and of the kill moments.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Input size: lines (word count) or transfers (ledger).
+    #[arg(long, default_value_t = 200_000)]
+    size: u64,
+    /// Tasks per operator.
+    #[arg(long, default_value_t = 2)]
+    parallelism: usize,
+    /// Process or thread kills.
+    #[arg(long, value_enum, default_value = "process")]
+    mode: Mode,
+    /// Time between checkpoints, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    checkpoint_interval_ms: u64,
+    /// Source rate limit in lines per second (default: the input over about 3 seconds), so
+    /// that there is time to kill.
+    #[arg(long)]
+    max_rate: Option<u64>,
+}
+
+/// Sebastiano Vigna's splitmix64, for the kill schedule.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+struct Paths {
+    input: PathBuf,
+    out: PathBuf,
+    dead: PathBuf,
+    checkpoints: PathBuf,
+}
+
+fn main() {
+    match run(Args::parse()) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(error) => {
+            eprintln!("chaos: error: {error:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(args: Args) -> Result<bool> {
+    let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let paths = Paths {
+        input: scratch.path().join("input.txt"),
+        out: scratch.path().join("out"),
+        dead: scratch.path().join("dead"),
+        checkpoints: scratch.path().join("checkpoints"),
+    };
+    let text = match args.job {
+        JobKind::Wordcount => {
+            let corpus = corpus::Corpus::new(20_000, 10, args.seed);
+            (0..args.size)
+                .map(|i| corpus.line(i) + "\n")
+                .collect::<String>()
+        }
+        JobKind::Ledger => ledger_model::workload(args.size, 1_000, args.seed),
+    };
+    std::fs::write(&paths.input, &text).context("cannot write the input")?;
+    let lines = text.lines().count() as u64;
+    let rate = args.max_rate.unwrap_or((lines / 3).max(1_000));
+
+    // The invariant checker reads the committed output while the job runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let checks = Arc::new(AtomicU64::new(0));
+    let violations = Arc::new(AtomicU64::new(0));
+    let checker = {
+        let (stop, checks, violations) = (stop.clone(), checks.clone(), violations.clone());
+        let (job, out) = (args.job, paths.out.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(violation) = check_invariants(job, &out) {
+                    eprintln!("chaos: VIOLATION while running: {violation}");
+                    violations.fetch_add(1, Ordering::Relaxed);
+                }
+                checks.fetch_add(1, Ordering::Relaxed);
+                // Leave the cores to the job most of the time.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let mut rng = SplitMix64(args.seed ^ 0xc4a05);
+    let outcome = match args.mode {
+        Mode::Process => run_processes(&args, &paths, rate, &mut rng),
+        Mode::Threads => run_threads(&args, &paths, rate, &mut rng),
+    };
+    stop.store(true, Ordering::Relaxed);
+    let _ = checker.join();
+    let outcome = outcome?;
+
+    let final_check = verify(args.job, &paths, &text);
+    if let Err(e) = &final_check {
+        eprintln!("chaos: VIOLATION at the end: {e}");
+    }
+    let violations = violations.load(Ordering::Relaxed) + u64::from(final_check.is_err());
+    let recoveries: Vec<String> = outcome
+        .recovery
+        .iter()
+        .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1e3))
+        .collect();
+    println!(
+        "chaos  job {:?}, mode {:?}, seed {}, parallelism {}",
+        args.job, args.mode, args.seed, args.parallelism
+    );
+    println!(
+        "  input {lines} lines; ran {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("  attempts {}, kills {}", outcome.attempts, outcome.kills);
+    println!(
+        "  time to first checkpoint after each restart: [{}]",
+        recoveries.join(", ")
+    );
+    println!("  checkpoints completed {}", outcome.checkpoints);
+    println!("  invariant checks made {}", checks.load(Ordering::Relaxed));
+    println!("  violations {violations}");
+    Ok(violations == 0)
+}
+
+struct Outcome {
+    attempts: u32,
+    kills: u32,
+    checkpoints: u64,
+    /// From each restart to its first completed checkpoint.
+    recovery: Vec<Duration>,
+}
+
+/// Runs the example as a child process, SIGKILLs it at random moments, and reruns the same
+/// command until it finishes.
+fn run_processes(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) -> Result<Outcome> {
+    let name = match args.job {
+        JobKind::Wordcount => "wordcount",
+        JobKind::Ledger => "ledger",
+    };
+    let exe = std::env::current_exe()?;
+    let binary = exe.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !binary.exists() {
+        bail!(
+            "{} is missing: build the examples first (cargo build --release --examples)",
+            binary.display()
+        );
+    }
+    let mut command = Command::new(&binary);
+    command
+        .arg("--input")
+        .arg(&paths.input)
+        .arg("--output")
+        .arg(&paths.out)
+        .arg("--checkpoint-dir")
+        .arg(&paths.checkpoints)
+        .args(["--parallelism", &args.parallelism.to_string()])
+        .args([
+            "--checkpoint-interval-ms",
+            &args.checkpoint_interval_ms.to_string(),
+        ])
+        .args(["--max-rate", &rate.to_string()])
+        .arg("--log-checkpoints");
+    if args.job == JobKind::Ledger {
+        command.arg("--dead-letter").arg(&paths.dead);
+    }
+    let mut outcome = Outcome {
+        attempts: 0,
+        kills: 0,
+        checkpoints: 0,
+        recovery: Vec::new(),
+    };
+    loop {
+        outcome.attempts += 1;
+        let spawned = Instant::now();
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdout = child.stdout.take().expect("piped");
+        // Every completed checkpoint of this attempt, with the time since the spawn.
+        let (completed_tx, completed_rx) = crossbeam_channel::unbounded();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("checkpoint ") && line.ends_with(" complete") {
+                    let _ = completed_tx.send(spawned.elapsed());
+                }
+            }
+        });
+        let killing = outcome.kills < args.kills;
+        let mut seen = Vec::new();
+        if killing {
+            // Kill after 1 to 3 checkpoints of this attempt (so every attempt makes progress)
+            // plus a random part of an interval: a random moment of the checkpoint cycle.
+            let wait_for = 1 + rng.next() % 3;
+            while (seen.len() as u64) < wait_for {
+                match completed_rx.recv() {
+                    Ok(at) => seen.push(at),
+                    Err(_) => break, // the child ended
+                }
+            }
+            let jitter = rng.next() % args.checkpoint_interval_ms.max(1);
+            std::thread::sleep(Duration::from_millis(jitter));
+            if child.try_wait()?.is_none() {
+                child.kill()?; // SIGKILL
+                outcome.kills += 1;
+            }
+        }
+        let status = child.wait()?;
+        let _ = reader.join();
+        seen.extend(completed_rx.try_iter());
+        outcome.checkpoints += seen.len() as u64;
+        if outcome.attempts > 1 {
+            if let Some(first) = seen.first() {
+                outcome.recovery.push(*first);
+            }
+        }
+        if status.success() {
+            return Ok(outcome);
+        }
+        if !killing || outcome.kills == 0 {
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut stderr);
+            }
+            bail!(
+                "{name} failed without being killed ({status}): {}",
+                stderr.trim()
+            );
+        }
+    }
+}
+
+/// Runs the job in this process with `kills` injected task failures and a restart strategy.
+fn run_threads(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) -> Result<Outcome> {
+    // Injected kills are panics: one line each is enough.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        eprintln!("chaos: thread {} {info}", thread.name().unwrap_or("?"));
+    }));
+    let operators: &[&str] = match args.job {
+        JobKind::Wordcount => &["read", "tokenize", "count", "write"],
+        JobKind::Ledger => &[
+            "read",
+            "parse",
+            "transfers",
+            "dedup",
+            "entries",
+            "balance",
+            "write-balances",
+            "write-dead-letters",
+        ],
+    };
+    let mut injector = FailureInjector::new();
+    let mut after = 0;
+    for _ in 0..args.kills {
+        after += 1 + rng.next() % 3;
+        let operator = operators[(rng.next() % operators.len() as u64) as usize];
+        let task = (rng.next() % args.parallelism as u64) as usize;
+        injector = injector.fail_task_after_checkpoint(operator, task, after);
+    }
+    let config = JobConfig::default()
+        .with_parallelism(args.parallelism)
+        .with_max_rate(Some(rate))
+        .with_checkpointing(
+            &paths.checkpoints,
+            Duration::from_millis(args.checkpoint_interval_ms),
+        )
+        .with_restart_strategy(RestartStrategy::FixedDelay {
+            attempts: args.kills,
+            delay: Duration::ZERO,
+        })
+        .with_failure_injector(injector.clone());
+    let job = match args.job {
+        JobKind::Wordcount => wordcount_job::build(&paths.input, Some(&paths.out), Arc::default()),
+        JobKind::Ledger => ledger_job::build(&paths.input, &paths.out, &paths.dead),
+    };
+    let report = job.run(&config)?;
+    Ok(Outcome {
+        attempts: report.restarts + 1,
+        kills: injector.fired() as u32,
+        checkpoints: report.checkpoints.len() as u64,
+        recovery: Vec::new(),
+    })
+}
+
+/// What must hold of the committed output at every moment: word counts per word exactly 1..n;
+/// ledger versions per account exactly 1..k and latest balances summing to zero.
+fn check_invariants(job: JobKind, out: &Path) -> Result<(), String> {
+    let lines = output::committed_lines(out).map_err(|e| e.to_string())?;
+    let mut per_key: HashMap<String, Vec<(u64, i128)>> = HashMap::new();
+    for line in &lines {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let (key, number, value) = match (job, fields.as_slice()) {
+            (JobKind::Wordcount, [word, n]) => (word, n, "0"),
+            (JobKind::Ledger, [account, balance, version]) => (account, version, *balance),
+            _ => return Err(format!("malformed output line {line:?}")),
+        };
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("bad number in {line:?}"))?;
+        let value: i128 = value
+            .parse()
+            .map_err(|_| format!("bad value in {line:?}"))?;
+        per_key
+            .entry((*key).to_owned())
+            .or_default()
+            .push((number, value));
+    }
+    let mut sum = 0i128;
+    for (key, mut seen) in per_key {
+        seen.sort_unstable();
+        for (i, (n, _)) in seen.iter().enumerate() {
+            if *n != i as u64 + 1 {
+                return Err(format!(
+                    "{key}: expected update {} but found {n} (a gap or a duplicate)",
+                    i + 1
+                ));
+            }
+        }
+        sum += seen.last().map_or(0, |(_, v)| *v);
+    }
+    if job == JobKind::Ledger && sum != 0 {
+        return Err(format!("committed balances sum to {sum}, not 0"));
+    }
+    Ok(())
+}
+
+/// The final output equals the sequential computation.
+fn verify(job: JobKind, paths: &Paths, text: &str) -> Result<(), String> {
+    let mut got = output::committed_lines(&paths.out).map_err(|e| e.to_string())?;
+    got.sort();
+    match job {
+        JobKind::Wordcount => {
+            let mut counts: HashMap<&str, u64> = HashMap::new();
+            let mut expected: Vec<String> = text
+                .split_whitespace()
+                .map(|w| {
+                    let n = counts.entry(w).or_insert(0);
+                    *n += 1;
+                    format!("{w}\t{n}")
+                })
+                .collect();
+            expected.sort();
+            if got != expected {
+                return Err(format!(
+                    "{} output lines, {} expected, or different ones",
+                    got.len(),
+                    expected.len()
+                ));
+            }
+        }
+        JobKind::Ledger => {
+            check_invariants(job, &paths.out)?;
+            let reference = ledger_model::reference(text);
+            let mut latest: HashMap<String, (i128, u64)> = HashMap::new();
+            for line in &got {
+                let f: Vec<&str> = line.split('\t').collect();
+                let (balance, version): (i128, u64) =
+                    (f[1].parse().unwrap_or(0), f[2].parse().unwrap_or(0));
+                let entry = latest.entry(f[0].to_owned()).or_insert((0, 0));
+                if version > entry.1 {
+                    *entry = (balance, version);
+                }
+            }
+            if latest != reference.balances {
+                return Err("balances or versions differ from the sequential ledger".into());
+            }
+            let mut dead = output::committed_lines(&paths.dead).map_err(|e| e.to_string())?;
+            dead.sort();
+            let mut expected: Vec<String> = reference
+                .malformed
+                .iter()
+                .map(|l| format!("malformed\t{l}"))
+                .chain(
+                    reference
+                        .duplicates
+                        .iter()
+                        .map(|l| format!("duplicate\t{l}")),
+                )
+                .collect();
+            expected.sort();
+            if dead != expected {
+                return Err("dead letters differ from the sequential ledger".into());
+            }
+        }
+    }
+    Ok(())
+}

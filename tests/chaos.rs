@@ -1,0 +1,97 @@
+//! Kill-and-recover with real process kills (SIGKILL) and with thread kills, for both example
+//! jobs, through the chaos driver: zero invariant violations while running, and the final
+//! output equals the sequential computation.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The chaos example that `cargo test` built next to this test (with the job examples).
+fn chaos_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("chaos{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run through `cargo test`",
+        bin.display()
+    );
+    bin
+}
+
+fn chaos(args: &[&str]) {
+    let result = Command::new(chaos_bin())
+        .args(args)
+        .output()
+        .expect("start chaos");
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "chaos {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(stdout.contains("violations 0"), "{stdout}");
+    let kills = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("attempts "))
+        .and_then(|l| l.split("kills ").nth(1))
+        .and_then(|k| k.trim().parse::<u32>().ok())
+        .expect("a kill count");
+    assert_eq!(kills, 3, "every planned kill happened: {stdout}");
+}
+
+#[test]
+fn wordcount_survives_process_kills() {
+    chaos(&[
+        "--job",
+        "wordcount",
+        "--kills",
+        "3",
+        "--seed",
+        "7",
+        "--size",
+        "20000",
+        "--checkpoint-interval-ms",
+        "20",
+    ]);
+}
+
+#[test]
+fn ledger_survives_process_kills() {
+    chaos(&[
+        "--job",
+        "ledger",
+        "--kills",
+        "3",
+        "--seed",
+        "7",
+        "--size",
+        "20000",
+        "--checkpoint-interval-ms",
+        "20",
+    ]);
+}
+
+#[test]
+fn both_jobs_survive_thread_kills() {
+    for job in ["wordcount", "ledger"] {
+        chaos(&[
+            "--job",
+            job,
+            "--kills",
+            "3",
+            "--seed",
+            "5",
+            "--size",
+            "20000",
+            "--mode",
+            "threads",
+            "--checkpoint-interval-ms",
+            "20",
+        ]);
+    }
+}
