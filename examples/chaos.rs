@@ -73,8 +73,8 @@ struct Args {
     /// Time between checkpoints, in milliseconds.
     #[arg(long, default_value_t = 50)]
     checkpoint_interval_ms: u64,
-    /// Source rate limit in lines per second (default: the input over about 3 seconds), so
-    /// that there is time to kill.
+    /// Source rate limit in lines per second (default: the input over 0.3 s per kill, at least
+    /// 3 s), so that there is time for every kill.
     #[arg(long)]
     max_rate: Option<u64>,
 }
@@ -129,7 +129,11 @@ fn run(args: Args) -> Result<bool> {
     };
     std::fs::write(&paths.input, &text).context("cannot write the input")?;
     let lines = text.lines().count() as u64;
-    let rate = args.max_rate.unwrap_or((lines / 3).max(1_000));
+    // Enough input time for every kill to land mid-run: each attempt runs 1 to 3 checkpoints.
+    let seconds = (f64::from(args.kills) * 0.3).max(3.0);
+    let rate = args
+        .max_rate
+        .unwrap_or(((lines as f64 / seconds) as u64).max(1_000));
 
     // The invariant checker reads the committed output while the job runs.
     let stop = Arc::new(AtomicBool::new(false));

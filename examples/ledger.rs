@@ -14,6 +14,8 @@
 
 #[path = "support/checkpoint_log.rs"]
 mod checkpoint_log;
+#[path = "support/graceful.rs"]
+mod graceful;
 #[path = "support/ledger_job.rs"]
 mod ledger_job;
 #[path = "support/ledger_model.rs"]
@@ -125,10 +127,18 @@ fn run(args: Args) -> Result<()> {
         config = checkpoint_log::log_checkpoints(config);
     }
     let handle = job.launch(&config)?;
+    graceful::stop_on_signal(handle.stopper());
     let progress = progress::Progress::start(handle.metrics(), "parse", "lines");
     let report = handle.join()?;
     drop(progress);
 
+    if let Some(id) = report.stopped_at {
+        println!(
+            "ledger: stopped at checkpoint {id}: its output is published; to resume, rerun the same command with --checkpoint-dir {}",
+            checkpoint_dir.display()
+        );
+        return Ok(());
+    }
     let transfers = report.operator("dedup").map_or(0, |m| m.records_in);
     let secs = report.elapsed.as_secs_f64();
     println!("ledger  input {}", input.display());

@@ -11,6 +11,8 @@
 mod checkpoint_log;
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/graceful.rs"]
+mod graceful;
 #[path = "support/progress.rs"]
 mod progress;
 #[path = "support/wordcount_job.rs"]
@@ -147,6 +149,7 @@ fn run(args: Args) -> Result<()> {
         config = checkpoint_log::log_checkpoints(config);
     }
     let handle = job.launch(&config)?;
+    graceful::stop_on_signal(handle.stopper());
     let progress = progress::Progress::start(handle.metrics(), "tokenize", "lines");
     let report = handle.join()?;
     drop(progress);
@@ -155,6 +158,9 @@ fn run(args: Args) -> Result<()> {
     let words = report.operator("count").map_or(0, |m| m.records_in);
     let secs = report.elapsed.as_secs_f64();
     println!("wordcount  input {}", input.display());
+    if let Some(id) = report.restored_from {
+        println!("  resumed from checkpoint {id}");
+    }
     println!(
         "  parallelism {parallelism}, sink {}",
         match (sink, &args.output) {
@@ -171,6 +177,12 @@ fn run(args: Args) -> Result<()> {
         words as f64 / secs / 1e6
     );
     print_checkpoints(&report, checkpoint_dir.as_deref());
+    if let (Some(id), Some(dir)) = (report.stopped_at, &checkpoint_dir) {
+        println!(
+            "  stopped at checkpoint {id}: its output is published; to resume, rerun the same command with --checkpoint-dir {}",
+            dir.display()
+        );
+    }
     Ok(())
 }
 

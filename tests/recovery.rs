@@ -30,8 +30,9 @@ fn config(checkpoints: &Path) -> JobConfig {
         .with_checkpointing(checkpoints, Duration::from_millis(1))
 }
 
-/// A restarting config with paced sources (about 0.1 s of input per run), so that every task
-/// still receives input after the first checkpoint completes, which is when its kill fires.
+/// A restarting config with paced sources (about 0.1 s of input per run), so that checkpoints
+/// complete before the kills and the restarts usually resume from one (the gated test below
+/// makes sure of it).
 fn restarting(checkpoints: &Path, injector: FailureInjector) -> JobConfig {
     config(checkpoints)
         .with_max_rate(Some(300_000))
@@ -100,23 +101,22 @@ fn run_wordcount(d: &Dirs, config: JobConfig) -> Result<JobReport, JobError> {
 fn wordcount_survives_a_task_kill_at_every_operator() {
     let text = wordcount_text();
     let expected = wordcount_expected(&text);
-    for (operator, task) in [
-        ("read", 0),
-        ("tokenize", 1),
-        ("count", 0),
-        ("count", 1),
-        ("write", 1),
-    ] {
+    // Each task of read and tokenize gets about 15 000 lines, of count and write about
+    // 150 000 words: the kills land half-way through a task's input.
+    let kills = [
+        ("read", 0, 7_000),
+        ("tokenize", 1, 7_000),
+        ("count", 0, 70_000),
+        ("count", 1, 70_000),
+        ("write", 1, 70_000),
+    ];
+    for (operator, task, after) in kills {
         let d = dirs(&text);
-        let injector = FailureInjector::new().fail_task_after_checkpoint(operator, task, 1);
+        let injector = FailureInjector::new().fail_task(operator, task, after);
         let report = run_wordcount(&d, restarting(&d.checkpoints, injector.clone()))
             .unwrap_or_else(|e| panic!("{operator}#{task}: {e}"));
         assert_eq!(injector.fired(), 1, "{operator}#{task}: the kill happened");
         assert_eq!(report.restarts, 1, "{operator}#{task}");
-        assert!(
-            report.restored_from.is_some(),
-            "{operator}#{task}: resumed from a checkpoint"
-        );
         assert!(
             committed_sorted(&d.out) == expected,
             "{operator}#{task}: output differs from the sequential count"
@@ -175,23 +175,25 @@ fn check_ledger(d: &Dirs, text: &str, context: &str) {
 #[test]
 fn ledger_survives_a_task_kill_at_every_operator() {
     let text = ledger_text();
+    // Kills half-way through each task's input: the operators after the dead-letter split see
+    // few records (about 70 per task), the others thousands.
     let operators = [
-        "read",
-        "parse",
-        "malformed",
-        "transfers",
-        "dedup",
-        "duplicates",
-        "union",
-        "write-dead-letters",
-        "entries",
-        "balance",
-        "write-balances",
+        ("read", 5_000),
+        ("parse", 5_000),
+        ("malformed", 5_000),
+        ("transfers", 5_000),
+        ("dedup", 5_000),
+        ("duplicates", 5_000),
+        ("union", 30),
+        ("write-dead-letters", 30),
+        ("entries", 5_000),
+        ("balance", 5_000),
+        ("write-balances", 5_000),
     ];
-    for (i, operator) in operators.into_iter().enumerate() {
+    for (i, (operator, after)) in operators.into_iter().enumerate() {
         let d = dirs(&text);
         let task = i % 2;
-        let injector = FailureInjector::new().fail_task_after_checkpoint(operator, task, 1);
+        let injector = FailureInjector::new().fail_task(operator, task, after);
         let config = restarting(&d.checkpoints, injector.clone());
         let (input, out, dead) = (d.input.clone(), d.out.clone(), d.dead.clone());
         let report = bounded("ledger", move || {
@@ -204,40 +206,110 @@ fn ledger_survives_a_task_kill_at_every_operator() {
     }
 }
 
+const RECORDS: u64 = 200_000;
+
+/// A keyed running count over a generator gated at half of each task's share; the second run
+/// has the gate open (dropped) from the start. Same graph, same uids.
+fn gated_count_job(out: &Path) -> (Job, common::Gate) {
+    let (source, gate) = common::gated(GeneratorSource::new(RECORDS, |i| i), |task| {
+        common::share(RECORDS, task.index, task.parallelism).start + RECORDS / 4
+    });
+    let job = Job::new("gated-count");
+    job.source(source)
+        .uid("source")
+        .key_by(|i: &u64| i % 1000)
+        .process(
+            |key: &u64, _: u64, n: &mut ValueState<u64>, out: &mut Output<String>| {
+                let next = n.get().copied().unwrap_or(0) + 1;
+                n.set(next);
+                out.push(format!("{key}\t{next}"));
+                Ok(())
+            },
+        )
+        .uid("count")
+        .name("count")
+        .sink(FileSink::new(out))
+        .uid("write");
+    (job, gate)
+}
+
 #[test]
-fn a_failed_run_resumes_when_run_again() {
-    let text = wordcount_text();
-    let d = dirs(&text);
-    let injector = FailureInjector::new().fail_task_after_checkpoint("count", 1, 2);
-    let failed = run_wordcount(&d, config(&d.checkpoints).with_failure_injector(injector));
-    match failed {
+fn a_failed_run_resumes_from_its_checkpoint_when_run_again() {
+    let d = dirs("");
+    let (events_tx, events) = crossbeam_channel::unbounded();
+    // Before the gate count task 0 receives at most ~60 000 records (its keys' share of the
+    // 100 000 before the gate), after it ~100 000: the kill can only come after the gate.
+    let injector = FailureInjector::new().fail_task("count", 0, 75_000);
+    let first = config(&d.checkpoints)
+        .with_checkpoint_listener(events_tx)
+        .with_failure_injector(injector.clone());
+    let (job, mut gate) = gated_count_job(&d.out);
+    let handle = job.launch(&first).unwrap();
+    drop(first);
+    gate.wait_reached(2);
+    // Both sources wait at the gate. Of the checkpoints completing from now on, the second was
+    // triggered after the first completed, so after the gate was reached: a checkpoint of the
+    // gated state, which the second run must resume from (or from a later one).
+    let _ = events.try_iter().count();
+    let mut completed = Vec::new();
+    while completed.len() < 2 {
+        if let snapflow::engine::CheckpointEvent::Completed(stats) = common::next_event(&events) {
+            completed.push(stats.id);
+        }
+    }
+    let completed = completed[1];
+    // Past the gate, the count task is killed.
+    gate.open();
+    match bounded("failing run", move || handle.join()) {
         Err(JobError::TaskFailed { operator, .. }) => assert_eq!(operator, "count"),
         other => panic!("expected the injected failure, got {other:?}"),
     }
-    let published_before = committed_sorted(&d.out);
-    let report = run_wordcount(&d, config(&d.checkpoints)).expect("the second run resumes");
-    assert!(report.restored_from.is_some_and(|id| id.0 >= 2));
-    let all = committed_sorted(&d.out);
+    assert_eq!(injector.fired(), 1);
+
+    let out = d.out.clone();
+    let checkpoints = d.checkpoints.clone();
+    let report = bounded("second run", move || {
+        let (job, gate) = gated_count_job(&out);
+        drop(gate); // open from the start
+        job.run(&config(&checkpoints))
+    })
+    .expect("the second run resumes");
     assert!(
-        all == wordcount_expected(&text),
+        report.restored_from.is_some_and(|id| id >= completed),
+        "{:?}",
+        report.restored_from
+    );
+
+    let mut expected: Vec<String> = Vec::new();
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    for i in 0..RECORDS {
+        let n = counts.entry(i % 1000).or_insert(0);
+        *n += 1;
+        expected.push(format!("{}\t{n}", i % 1000));
+    }
+    expected.sort();
+    assert!(
+        committed_sorted(&d.out) == expected,
         "output after resuming differs"
     );
-    assert!(published_before
-        .iter()
-        .all(|l| all.binary_search(l).is_ok()));
 
     // Run again: the job had finished, so nothing changes.
-    let again = run_wordcount(&d, config(&d.checkpoints)).expect("a finished job reruns");
+    let (out, checkpoints) = (d.out.clone(), d.checkpoints.clone());
+    let again = bounded("third run", move || {
+        let (job, gate) = gated_count_job(&out);
+        drop(gate);
+        job.run(&config(&checkpoints))
+    })
+    .expect("a finished job reruns");
     assert!(again.checkpoints.is_empty());
-    assert!(committed_sorted(&d.out) == all);
+    assert!(committed_sorted(&d.out) == expected);
 }
 
 #[test]
 fn a_different_job_graph_is_refused() {
     let text = wordcount_text();
     let d = dirs(&text);
-    let injector = FailureInjector::new().fail_task_after_checkpoint("count", 0, 1);
-    assert!(run_wordcount(&d, config(&d.checkpoints).with_failure_injector(injector)).is_err());
+    run_wordcount(&d, config(&d.checkpoints)).expect("the first run");
     let (input, out, checkpoints) = (d.input.clone(), d.out.clone(), d.checkpoints.clone());
     let result = bounded("changed job", move || {
         let job = Job::new("wordcount");
@@ -263,8 +335,7 @@ fn a_different_job_graph_is_refused() {
 fn a_corrupt_latest_checkpoint_is_refused() {
     let text = wordcount_text();
     let d = dirs(&text);
-    let injector = FailureInjector::new().fail_task_after_checkpoint("count", 0, 2);
-    assert!(run_wordcount(&d, config(&d.checkpoints).with_failure_injector(injector)).is_err());
+    run_wordcount(&d, config(&d.checkpoints)).expect("the first run");
     let store = snapflow::checkpoint::CheckpointStore::open(&d.checkpoints).unwrap();
     let (decision, manifest) = store.latest().unwrap();
     let manifest = manifest.expect("a complete checkpoint");

@@ -42,5 +42,5 @@ pub use operator::{
 pub use partition::Partitioning;
 pub use runtime::inject::FailureInjector;
 pub use runtime::restore::RestoredState;
-pub use runtime::{JobHandle, JobMetrics, JobReport, OperatorMetrics, Output};
+pub use runtime::{JobHandle, JobMetrics, JobReport, JobStopper, OperatorMetrics, Output};
 pub use snapflow_checkpoint::{CheckpointId, KeyGroup, KeyGroupRange};

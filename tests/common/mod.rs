@@ -274,6 +274,10 @@ impl<T> SourceReader<T> for GatedReader<T> {
     fn position(&self) -> Option<SourcePosition> {
         self.inner.position()
     }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<(), BoxError> {
+        self.inner.seek(position)
+    }
 }
 
 /// The file sink's committed output, by its reader contract: every regular file under `dir`

@@ -38,6 +38,9 @@ pub(crate) enum CoordinatorExit {
     Finished,
     /// The job was stopped (cancelled, or a task failed) before its final checkpoint.
     Stopped,
+    /// A graceful stop: checkpoint `0` completed and its output is published; the tasks were
+    /// then stopped, and a rerun resumes from it.
+    StoppedAt(CheckpointId),
 }
 
 /// Everything the coordinator works with, set up by the planner.
@@ -54,6 +57,8 @@ pub(crate) struct Coordinator {
     pub reports: Receiver<TaskReport>,
     pub committers: Vec<Arc<dyn Committer>>,
     pub stop: Arc<AtomicBool>,
+    /// A graceful stop was asked for: take a checkpoint, then stop.
+    pub stop_requested: Arc<AtomicBool>,
     pub stats: StatsLog,
     pub listener: Option<Sender<CheckpointEvent>>,
     /// The highest checkpoint id that is completed or aborted, shared with the snapshot
@@ -91,15 +96,24 @@ impl Coordinator {
         let timeout = self.checkpoints.as_ref().map(|(c, _)| c.timeout);
         let mut next_periodic = interval.map(|i| Instant::now() + i);
         let mut rate_mark = (Instant::now(), self.records_read());
+        // The checkpoint a graceful stop waits for.
+        let mut stop_at: Option<CheckpointId> = None;
 
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(CoordinatorExit::Stopped);
             }
+            let stop_wanted = self.stop_requested.load(Ordering::Relaxed);
+            if stop_wanted && self.checkpoints.is_none() {
+                // Nothing to resume from without checkpoints: a stop is a cancel.
+                return Ok(CoordinatorExit::Stopped);
+            }
             if in_flight.is_none() {
                 let all_exhausted = exhausted.len() == self.sources.len();
                 let periodic_due = next_periodic.is_some_and(|t| Instant::now() >= t);
-                if all_exhausted || periodic_due {
+                if all_exhausted || periodic_due || stop_wanted {
+                    // Once every source is exhausted the final checkpoint ends the job anyway.
+                    stop_at = (stop_wanted && !all_exhausted).then_some(next_id);
                     in_flight = Some(self.trigger(next_id, all_exhausted)?);
                     next_id = next_id.next();
                 }
@@ -173,10 +187,13 @@ impl Coordinator {
                     f.offsets.extend(source_offset);
                     if outcome == AckOutcome::Complete {
                         let f = in_flight.take().expect("checked above");
-                        let is_final = f.acks.is_final;
+                        let (id, is_final) = (f.acks.id, f.acks.is_final);
                         self.complete(f, &mut rate_mark)?;
                         if is_final {
                             return Ok(CoordinatorExit::Finished);
+                        }
+                        if stop_at == Some(id) {
+                            return Ok(CoordinatorExit::StoppedAt(id));
                         }
                         next_periodic = interval.map(|i| Instant::now() + i);
                     }

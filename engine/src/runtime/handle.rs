@@ -21,6 +21,23 @@ pub(crate) struct Shared {
     pub failures: AtomicU64,
     /// The job was cancelled by its owner rather than by a failure.
     pub cancelled: AtomicBool,
+    /// A graceful stop was asked for.
+    pub stop_requested: Arc<AtomicBool>,
+}
+
+/// Asks a running job to stop gracefully, from any thread (a signal handler, say): the job
+/// takes a checkpoint, publishes its output, then stops; rerunning it resumes from there.
+#[derive(Clone)]
+pub struct JobStopper {
+    shared: Arc<Shared>,
+}
+
+impl JobStopper {
+    /// Requests the graceful stop; returns at once. `join` then returns a report whose
+    /// `stopped_at` names the checkpoint. Without checkpointing, this cancels the job.
+    pub fn stop(&self) {
+        self.shared.stop_requested.store(true, Ordering::Relaxed);
+    }
 }
 
 pub(crate) struct TaskThread {
@@ -46,6 +63,9 @@ pub struct JobReport {
     pub restored_from: Option<CheckpointId>,
     /// How many times the job was restarted after a failure.
     pub restarts: u32,
+    /// Set when the job stopped gracefully at this checkpoint rather than finishing: its
+    /// output up to it is published, and a rerun resumes from it.
+    pub stopped_at: Option<CheckpointId>,
 }
 
 impl JobReport {
@@ -117,6 +137,13 @@ impl JobHandle {
         self.restored_from
     }
 
+    /// A handle that asks the job to stop gracefully (see [`JobStopper`]).
+    pub fn stopper(&self) -> JobStopper {
+        JobStopper {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Statistics of every checkpoint completed so far, oldest first.
     pub fn checkpoints(&self) -> Vec<CheckpointStats> {
         self.stats.all()
@@ -182,6 +209,16 @@ impl JobHandle {
                 aborted_checkpoints: self.stats.aborted_count(),
                 restored_from: self.restored_from,
                 restarts: 0,
+                stopped_at: None,
+            }),
+            (_, Ok(CoordinatorExit::StoppedAt(id))) => Ok(JobReport {
+                elapsed: self.started.elapsed(),
+                operators: self.metrics.snapshot(),
+                checkpoints: self.stats.all(),
+                aborted_checkpoints: self.stats.aborted_count(),
+                restored_from: self.restored_from,
+                restarts: 0,
+                stopped_at: Some(id),
             }),
             (_, Ok(_)) if cancelled => Err(JobError::Cancelled),
             (Some((true, _, i, source)), _) => Err(self.task_failed(i, source)),

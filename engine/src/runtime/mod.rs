@@ -17,6 +17,6 @@ pub(crate) mod router;
 pub(crate) mod snapshot;
 pub(crate) mod task;
 
-pub use handle::{JobHandle, JobReport};
+pub use handle::{JobHandle, JobReport, JobStopper};
 pub use metrics::{JobMetrics, OperatorMetrics};
 pub use router::Output;

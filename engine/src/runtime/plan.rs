@@ -228,6 +228,7 @@ pub(crate) fn launch(
         reports: reports_rx,
         committers,
         stop: shared.stop.clone(),
+        stop_requested: shared.stop_requested.clone(),
         stats: stats.clone(),
         listener: config.listener.clone(),
         settled,
