@@ -4,6 +4,8 @@
 
 #[path = "../examples/support/corpus.rs"]
 mod corpus;
+#[path = "../examples/support/rng.rs"]
+mod rng;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use snapflow::prelude::*;

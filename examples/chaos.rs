@@ -19,11 +19,14 @@ mod ledger_job;
 mod ledger_model;
 #[path = "support/output.rs"]
 mod output;
+#[path = "support/rng.rs"]
+mod rng;
 #[path = "support/wordcount_job.rs"]
 mod wordcount_job;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use rng::SplitMix64;
 use snapflow::engine::{FailureInjector, RestartStrategy};
 use snapflow::prelude::*;
 use std::collections::HashMap;
@@ -77,19 +80,6 @@ struct Args {
     /// 3 s), so that there is time for every kill.
     #[arg(long)]
     max_rate: Option<u64>,
-}
-
-/// Sebastiano Vigna's splitmix64, for the kill schedule.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 struct Paths {
@@ -405,16 +395,7 @@ fn verify(job: JobKind, paths: &Paths, text: &str) -> Result<(), String> {
     got.sort();
     match job {
         JobKind::Wordcount => {
-            let mut counts: HashMap<&str, u64> = HashMap::new();
-            let mut expected: Vec<String> = text
-                .split_whitespace()
-                .map(|w| {
-                    let n = counts.entry(w).or_insert(0);
-                    *n += 1;
-                    format!("{w}\t{n}")
-                })
-                .collect();
-            expected.sort();
+            let expected = wordcount_job::expected_output(text);
             if got != expected {
                 return Err(format!(
                     "{} output lines, {} expected, or different ones",
@@ -426,34 +407,12 @@ fn verify(job: JobKind, paths: &Paths, text: &str) -> Result<(), String> {
         JobKind::Ledger => {
             check_invariants(job, &paths.out)?;
             let reference = ledger_model::reference(text);
-            let mut latest: HashMap<String, (i128, u64)> = HashMap::new();
-            for line in &got {
-                let f: Vec<&str> = line.split('\t').collect();
-                let (balance, version): (i128, u64) =
-                    (f[1].parse().unwrap_or(0), f[2].parse().unwrap_or(0));
-                let entry = latest.entry(f[0].to_owned()).or_insert((0, 0));
-                if version > entry.1 {
-                    *entry = (balance, version);
-                }
-            }
-            if latest != reference.balances {
+            if ledger_model::latest_balances(&got)? != reference.balances {
                 return Err("balances or versions differ from the sequential ledger".into());
             }
             let mut dead = output::committed_lines(&paths.dead).map_err(|e| e.to_string())?;
             dead.sort();
-            let mut expected: Vec<String> = reference
-                .malformed
-                .iter()
-                .map(|l| format!("malformed\t{l}"))
-                .chain(
-                    reference
-                        .duplicates
-                        .iter()
-                        .map(|l| format!("duplicate\t{l}")),
-                )
-                .collect();
-            expected.sort();
-            if dead != expected {
+            if dead != reference.dead_letters() {
                 return Err("dead letters differ from the sequential ledger".into());
             }
         }

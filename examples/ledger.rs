@@ -24,6 +24,8 @@ mod ledger_model;
 mod output;
 #[path = "support/progress.rs"]
 mod progress;
+#[path = "support/rng.rs"]
+mod rng;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -171,21 +173,9 @@ fn run(args: Args) -> Result<()> {
         if balances != expected.balances {
             bail!("the balances differ from a sequential computation");
         }
-        let mut expected_dead: Vec<String> = expected
-            .malformed
-            .iter()
-            .map(|l| format!("malformed\t{l}"))
-            .chain(
-                expected
-                    .duplicates
-                    .iter()
-                    .map(|l| format!("duplicate\t{l}")),
-            )
-            .collect();
         let mut dead = dead;
-        expected_dead.sort();
         dead.sort();
-        if dead != expected_dead {
+        if dead != expected.dead_letters() {
             bail!("the dead letters differ from a sequential computation");
         }
         println!(
@@ -197,24 +187,6 @@ fn run(args: Args) -> Result<()> {
 
 /// The committed balance and version of every account: its line with the highest version.
 fn latest_balances(dir: &Path) -> Result<HashMap<String, (i128, u64)>> {
-    let mut latest: HashMap<String, (i128, u64)> = HashMap::new();
-    for line in output::committed_lines(dir)? {
-        let mut fields = line.split('\t');
-        let (Some(account), Some(balance), Some(version)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            bail!("malformed output line {line:?} in {}", dir.display());
-        };
-        let balance: i128 = balance
-            .parse()
-            .with_context(|| format!("bad balance in {line:?}"))?;
-        let version: u64 = version
-            .parse()
-            .with_context(|| format!("bad version in {line:?}"))?;
-        let entry = latest.entry(account.to_owned()).or_insert((0, 0));
-        if version > entry.1 {
-            *entry = (balance, version);
-        }
-    }
-    Ok(latest)
+    let lines = output::committed_lines(dir)?;
+    ledger_model::latest_balances(&lines).map_err(|e| anyhow::anyhow!("{e} in {}", dir.display()))
 }

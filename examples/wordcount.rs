@@ -15,6 +15,8 @@ mod corpus;
 mod graceful;
 #[path = "support/progress.rs"]
 mod progress;
+#[path = "support/rng.rs"]
+mod rng;
 #[path = "support/wordcount_job.rs"]
 mod wordcount_job;
 

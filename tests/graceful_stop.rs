@@ -4,8 +4,9 @@
 
 #[path = "../examples/support/output.rs"]
 mod output;
+#[path = "../examples/support/wordcount_job.rs"]
+mod wordcount_job;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -94,16 +95,7 @@ fn sigterm_checkpoints_publishes_and_a_rerun_resumes() {
         "{report}"
     );
 
-    let mut counts: HashMap<&str, u64> = HashMap::new();
-    let mut expected: Vec<String> = text
-        .split_whitespace()
-        .map(|w| {
-            let n = counts.entry(w).or_insert(0);
-            *n += 1;
-            format!("{w}\t{n}")
-        })
-        .collect();
-    expected.sort();
+    let expected = wordcount_job::expected_output(&text);
     let mut got = output::committed_lines(&out).unwrap();
     got.sort();
     assert!(

@@ -11,6 +11,8 @@ mod ledger_job;
 mod ledger_model;
 #[path = "../examples/support/output.rs"]
 mod output;
+#[path = "../examples/support/rng.rs"]
+mod rng;
 #[path = "../examples/support/wordcount_job.rs"]
 mod wordcount_job;
 
@@ -69,21 +71,6 @@ fn wordcount_text() -> String {
     (0..30_000).map(|i| corpus.line(i) + "\n").collect()
 }
 
-/// The sequential word count: the n-th occurrence of a word yields (word, n).
-fn wordcount_expected(text: &str) -> Vec<String> {
-    let mut counts: HashMap<&str, u64> = HashMap::new();
-    let mut lines: Vec<String> = text
-        .split_whitespace()
-        .map(|w| {
-            let n = counts.entry(w).or_insert(0);
-            *n += 1;
-            format!("{w}\t{n}")
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 fn committed_sorted(dir: &Path) -> Vec<String> {
     let mut lines = output::committed_lines(dir).unwrap();
     lines.sort();
@@ -100,7 +87,7 @@ fn run_wordcount(d: &Dirs, config: JobConfig) -> Result<JobReport, JobError> {
 #[test]
 fn wordcount_survives_a_task_kill_at_every_operator() {
     let text = wordcount_text();
-    let expected = wordcount_expected(&text);
+    let expected = wordcount_job::expected_output(&text);
     // Each task of read and tokenize gets about 15 000 lines, of count and write about
     // 150 000 words: the kills land half-way through a task's input.
     let kills = [
@@ -157,19 +144,10 @@ fn check_ledger(d: &Dirs, text: &str, context: &str) {
     );
     let mut dead = output::committed_lines(&d.dead).unwrap();
     dead.sort();
-    let mut expected_dead: Vec<String> = reference
-        .malformed
-        .iter()
-        .map(|l| format!("malformed\t{l}"))
-        .chain(
-            reference
-                .duplicates
-                .iter()
-                .map(|l| format!("duplicate\t{l}")),
-        )
-        .collect();
-    expected_dead.sort();
-    assert!(dead == expected_dead, "{context}: dead letters differ");
+    assert!(
+        dead == reference.dead_letters(),
+        "{context}: dead letters differ"
+    );
 }
 
 #[test]

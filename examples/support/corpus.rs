@@ -4,6 +4,7 @@
 //!
 //! Line `i` depends only on the seed and `i`, so any line can be produced on its own.
 
+use super::rng::SplitMix64;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -73,18 +74,5 @@ impl Corpus {
             out.write_all(b"\n")?;
         }
         out.flush()
-    }
-}
-
-/// Sebastiano Vigna's splitmix64: tiny, fast, and good enough to pick words.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }

@@ -5,6 +5,7 @@
 //! without commas or whitespace (from == to is allowed); `amount` a positive integer up to
 //! 10^12. Blank lines are ignored; any other line is malformed.
 
+use super::rng::SplitMix64;
 use std::collections::{HashMap, HashSet};
 
 /// The largest amount a transfer may move.
@@ -69,6 +70,45 @@ pub struct Reference {
     pub duplicates: Vec<String>,
 }
 
+impl Reference {
+    /// The dead-letter lines the ledger must write, sorted.
+    pub fn dead_letters(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .malformed
+            .iter()
+            .map(|l| format!("malformed\t{l}"))
+            .chain(self.duplicates.iter().map(|l| format!("duplicate\t{l}")))
+            .collect();
+        lines.sort();
+        lines
+    }
+}
+
+/// The latest balance and version of every account in `account<TAB>balance<TAB>version`
+/// output lines: the line with the highest version.
+pub fn latest_balances(lines: &[String]) -> Result<HashMap<String, (i128, u64)>, String> {
+    let mut latest: HashMap<String, (i128, u64)> = HashMap::new();
+    for line in lines {
+        let mut fields = line.split('\t');
+        let (Some(account), Some(balance), Some(version), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format!("malformed output line {line:?}"));
+        };
+        let balance: i128 = balance
+            .parse()
+            .map_err(|_| format!("bad balance in {line:?}"))?;
+        let version: u64 = version
+            .parse()
+            .map_err(|_| format!("bad version in {line:?}"))?;
+        let entry = latest.entry(account.to_owned()).or_insert((0, 0));
+        if version > entry.1 {
+            *entry = (balance, version);
+        }
+    }
+    Ok(latest)
+}
+
 /// Computes the ledger sequentially, one line after another.
 pub fn reference(text: &str) -> Reference {
     let mut r = Reference::default();
@@ -88,19 +128,6 @@ pub fn reference(text: &str) -> Reference {
         }
     }
     r
-}
-
-/// Sebastiano Vigna's splitmix64.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 /// A deterministic workload: `transfers` transfers between `accounts` accounts, about one line

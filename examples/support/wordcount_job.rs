@@ -56,3 +56,19 @@ pub fn build(input: &Path, output: Option<&Path>, distinct: Arc<AtomicU64>) -> J
     }
     job
 }
+
+/// The sequential result, as sorted output lines: the n-th occurrence of a word (a token of
+/// `split_whitespace`) yields `word<TAB>n`.
+pub fn expected_output(text: &str) -> Vec<String> {
+    let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let mut lines: Vec<String> = text
+        .split_whitespace()
+        .map(|word| {
+            let n = counts.entry(word).or_insert(0);
+            *n += 1;
+            format!("{word}\t{n}")
+        })
+        .collect();
+    lines.sort();
+    lines
+}
