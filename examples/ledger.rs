@@ -14,6 +14,8 @@
 
 #[path = "support/checkpoint_log.rs"]
 mod checkpoint_log;
+#[path = "support/defaults.rs"]
+mod defaults;
 #[path = "support/graceful.rs"]
 mod graceful;
 #[path = "support/ledger_job.rs"]
@@ -78,9 +80,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let parallelism = args
-        .parallelism
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let parallelism = defaults::parallelism(args.parallelism);
     let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
     let generated = args.input.is_none();
     let input = match &args.input {
@@ -110,12 +110,7 @@ fn run(args: Args) -> Result<()> {
         ),
         _ => bail!("give both --output and --dead-letter (or neither, with a generated workload)"),
     };
-    let checkpoint_dir = args.checkpoint_dir.clone().unwrap_or_else(|| {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        std::env::temp_dir().join(format!("snapflow-ledger-{millis}"))
-    });
+    let checkpoint_dir = defaults::checkpoint_dir(args.checkpoint_dir.clone(), "ledger");
 
     let job = ledger_job::build(&input, &output, &dead_letter);
     let mut config = JobConfig::default()

@@ -11,6 +11,8 @@
 mod checkpoint_log;
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/defaults.rs"]
+mod defaults;
 #[path = "support/graceful.rs"]
 mod graceful;
 #[path = "support/progress.rs"]
@@ -87,9 +89,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let parallelism = args
-        .parallelism
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let parallelism = defaults::parallelism(args.parallelism);
     let sink = args.sink.unwrap_or(if args.output.is_some() {
         SinkKind::File
     } else {
@@ -101,12 +101,10 @@ fn run(args: Args) -> Result<()> {
     let checkpoint_dir = if args.no_checkpoints {
         None
     } else {
-        Some(args.checkpoint_dir.clone().unwrap_or_else(|| {
-            let millis = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            std::env::temp_dir().join(format!("snapflow-wordcount-{millis}"))
-        }))
+        Some(defaults::checkpoint_dir(
+            args.checkpoint_dir.clone(),
+            "wordcount",
+        ))
     };
 
     // Keep the generated corpus alive until the job has read it.
