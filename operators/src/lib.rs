@@ -39,4 +39,4 @@ pub use flat_map::FlatMapExt;
 pub use map::MapExt;
 pub use process::{ProcessExt, StateKey};
 pub use reduce::ReduceExt;
-pub use state::{KeyedState, MapState, ValueState};
+pub use state::{KeyedState, KeyedStore, MapState, ValueState};

@@ -146,13 +146,21 @@ impl<A: KeyedState, B: KeyedState> KeyedState for (A, B) {
     }
 }
 
-/// The states of every key one task owns.
-pub(crate) struct KeyedStore<K, S> {
+/// The states of every key one task owns: what keyed operators such as `process` keep,
+/// snapshot and restore. Public so that benchmarks and custom operators can use it.
+pub struct KeyedStore<K, S> {
     states: FxHashMap<K, S>,
 }
 
+impl<K: Key + Serialize, S: KeyedState> Default for KeyedStore<K, S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
-    pub(crate) fn new() -> Self {
+    /// An empty store.
+    pub fn new() -> Self {
         KeyedStore {
             states: FxHashMap::default(),
         }
@@ -160,7 +168,7 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
 
     /// Runs `f` on `key`'s state: one hash lookup for a key that has state, and nothing stored
     /// for a key whose state stays empty.
-    pub(crate) fn with<R>(&mut self, key: K, f: impl FnOnce(&K, &mut S) -> R) -> R {
+    pub fn with<R>(&mut self, key: K, f: impl FnOnce(&K, &mut S) -> R) -> R {
         if let Some(state) = self.states.get_mut(&key) {
             let result = f(&key, state);
             if state.is_empty() {
@@ -179,7 +187,7 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
 
     /// Loads the states of the keys in this task's key groups from every snapshot of the
     /// operator: the same code restores at the same or at another parallelism.
-    pub(crate) fn restore(
+    pub fn restore(
         &mut self,
         state: &RestoredState,
         max_parallelism: u32,
@@ -196,14 +204,18 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
     }
 
     /// Serializes every key's state, grouped by key group, for a checkpoint.
-    pub(crate) fn snapshot(&self, max_parallelism: u32) -> Result<Vec<u8>, BoxError> {
+    pub fn snapshot(&self, max_parallelism: u32) -> Result<Vec<u8>, BoxError> {
         Ok(encode_keyed_state(self.states.iter(), max_parallelism)?)
     }
 
     /// The number of keys with state.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.states.len()
+    }
+
+    /// Whether no key has state.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
     }
 }
 
