@@ -66,6 +66,43 @@ pub fn task_for_key_group(group: KeyGroup, parallelism: u32, max_parallelism: u3
     ((u64::from(group.0) * u64::from(parallelism)) / u64::from(max_parallelism)) as u32
 }
 
+/// Maps key hashes to the tasks that own their key groups, as
+/// `task_for_key_group(key_group_of_hash(hash))` does, but at routing speed: the two divisions per
+/// record become a mask (for a power-of-two max parallelism, such as the default) or one
+/// remainder, and a table lookup.
+#[derive(Clone, Debug)]
+pub struct KeyGroupRouter {
+    max_parallelism: u64,
+    /// `max_parallelism - 1` when it is a power of two.
+    mask: Option<u64>,
+    task_of_group: Box<[u32]>,
+}
+
+impl KeyGroupRouter {
+    /// A router to `parallelism` tasks over `max_parallelism` key groups.
+    pub fn new(parallelism: u32, max_parallelism: u32) -> Self {
+        KeyGroupRouter {
+            max_parallelism: u64::from(max_parallelism),
+            mask: max_parallelism
+                .is_power_of_two()
+                .then(|| u64::from(max_parallelism) - 1),
+            task_of_group: (0..max_parallelism)
+                .map(|g| task_for_key_group(KeyGroup(g), parallelism, max_parallelism))
+                .collect(),
+        }
+    }
+
+    /// The task that owns the key group of a key whose [`key_hash`] is `hash`.
+    #[inline]
+    pub fn task_of_hash(&self, hash: u64) -> usize {
+        let group = match self.mask {
+            Some(mask) => hash & mask,
+            None => hash % self.max_parallelism,
+        };
+        self.task_of_group[group as usize] as usize
+    }
+}
+
 /// murmur3's 64-bit finalizer: every input bit affects every output bit.
 fn fmix64(mut k: u64) -> u64 {
     k ^= k >> 33;
@@ -88,6 +125,13 @@ mod tests {
             let task = task_for_key_group(group, p, max);
             prop_assert!(task < p);
             prop_assert!(KeyGroupRange::for_task(task, p, max).contains(group));
+        }
+
+        #[test]
+        fn router_agrees_with_key_group_arithmetic(max in 1u32..1024, p_seed in 0u32..1024, hash in any::<u64>()) {
+            let p = p_seed % max + 1;
+            let expected = task_for_key_group(key_group_of_hash(hash, max), p, max);
+            prop_assert_eq!(KeyGroupRouter::new(p, max).task_of_hash(hash), expected as usize);
         }
 
         #[test]

@@ -96,7 +96,7 @@ pub use format::{
 pub use fs::{fsync_dir, write_atomic};
 pub use id::CheckpointId;
 pub use key_group::{
-    key_group_of_hash, key_hash, task_for_key_group, KeyGroup, KeyGroupRange,
+    key_group_of_hash, key_hash, task_for_key_group, KeyGroup, KeyGroupRange, KeyGroupRouter,
     DEFAULT_MAX_PARALLELISM,
 };
 pub use layout::{checkpoint_dir_name, is_plain_file_name, CheckpointLayout};

@@ -2,6 +2,7 @@
 //! The word count job graph, shared so that tests and the chaos driver run exactly what the
 //! example runs: one `word<TAB>running_count` line per word occurrence.
 
+use snapflow::operators::text::words;
 use snapflow::prelude::*;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,16 +16,20 @@ pub fn build(input: &Path, output: Option<&Path>, distinct: Arc<AtomicU64>) -> J
         .source(TextFileSource::new(input))
         .name("read")
         .uid("read")
-        .flat_map(|line: String| {
-            line.split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
+        // Words are small inline strings: no heap allocation per word (up to 24 bytes).
+        .flat_map_with(|line: String, out: &mut Output<CompactString>| {
+            for word in words(&line) {
+                out.push(CompactString::from(word));
+            }
         })
         .name("tokenize")
         .uid("tokenize")
-        .key_by(|word: &String| word.clone())
+        .key_by(|word: &CompactString| word.clone())
         .process(
-            move |_, word: String, count: &mut ValueState<u64>, out: &mut Output<(String, u64)>| {
+            move |_,
+                  word: CompactString,
+                  count: &mut ValueState<u64>,
+                  out: &mut Output<(CompactString, u64)>| {
                 let n = count.get().copied().unwrap_or(0) + 1;
                 count.set(n);
                 if n == 1 {
@@ -41,7 +46,7 @@ pub fn build(input: &Path, output: Option<&Path>, distinct: Arc<AtomicU64>) -> J
             counts
                 .sink(FileSink::with_format(
                     dir,
-                    |(word, n): &(String, u64), buf: &mut Vec<u8>| {
+                    |(word, n): &(CompactString, u64), buf: &mut Vec<u8>| {
                         buf.extend_from_slice(word.as_bytes());
                         buf.push(b'\t');
                         buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());

@@ -9,6 +9,8 @@ pub use crate::reduce::ReduceExt;
 pub use crate::sink::{CollectSink, DiscardSink, FileSink};
 pub use crate::source::{CollectionSource, GeneratorSource, TextFileSource};
 pub use crate::state::{KeyedState, MapState, ValueState};
+/// A string stored inline up to 24 bytes: words and keys without a heap allocation each.
+pub use compact_str::CompactString;
 pub use snapflow_engine::{
     BoxError, BuildError, Either, Job, JobConfig, JobError, JobReport, KeyedStream, Output, Stream,
     TaskError, TaskInfo,

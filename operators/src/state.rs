@@ -187,11 +187,7 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
 
     /// Loads the states of the keys in this task's key groups from every snapshot of the
     /// operator: the same code restores at the same or at another parallelism.
-    pub fn restore(
-        &mut self,
-        state: &RestoredState,
-        max_parallelism: u32,
-    ) -> Result<(), BoxError>
+    pub fn restore(&mut self, state: &RestoredState, max_parallelism: u32) -> Result<(), BoxError>
     where
         K: DeserializeOwned,
     {

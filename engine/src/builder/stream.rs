@@ -104,9 +104,17 @@ impl<T: Data> Stream<T> {
         self,
         key: impl Fn(&T) -> K + Send + Sync + 'static,
     ) -> KeyedStream<K, T> {
+        let key = Arc::new(key);
+        // Built here, where the key function's type is known, so that routing a record costs
+        // one dynamic call with the key function inlined rather than two nested ones.
+        let hasher: KeyHasher<T> = {
+            let key = key.clone();
+            Arc::new(move |record: &T| key_hash(&key(record)))
+        };
         KeyedStream {
             stream: self,
-            key: Arc::new(key),
+            key,
+            hasher,
         }
     }
 
@@ -256,6 +264,8 @@ impl<T: Data> UnaryOperator<T, T> for PassThrough {
 pub struct KeyedStream<K, T> {
     stream: Stream<T>,
     key: KeySelector<T, K>,
+    /// The key hash of a record, for routing it to the task that owns its key group.
+    hasher: KeyHasher<T>,
 }
 
 impl<K: Key, T: Data> KeyedStream<K, T> {
@@ -265,8 +275,7 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
     }
 
     fn hasher(&self) -> KeyHasher<T> {
-        let key = self.key.clone();
-        Arc::new(move |record: &T| key_hash(&key(record)))
+        self.hasher.clone()
     }
 
     /// Attaches a one-input operator that receives all records of a key on the same task;

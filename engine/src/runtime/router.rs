@@ -6,7 +6,7 @@ use crate::partition::Partitioning;
 use crate::runtime::metrics::TaskCounters;
 use crate::Data;
 use crossbeam_channel::Sender;
-use snapflow_checkpoint::{key_group_of_hash, task_for_key_group, KeyGroup};
+use snapflow_checkpoint::KeyGroupRouter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ pub(crate) enum Route<T> {
     /// Each record to the task that owns its key's key group.
     Hash {
         hasher: KeyHasher<T>,
-        max_parallelism: u32,
+        groups: KeyGroupRouter,
     },
 }
 
@@ -55,7 +55,7 @@ impl<T: Data> EdgeWriter<T> {
             (Partitioning::Broadcast, _) => Route::Broadcast,
             (Partitioning::Hash, Some(hasher)) => Route::Hash {
                 hasher,
-                max_parallelism,
+                groups: KeyGroupRouter::new(senders.len() as u32, max_parallelism),
             },
             (Partitioning::Hash, None) => unreachable!("hash edges are created with a key hasher"),
         };
@@ -78,13 +78,7 @@ impl<T: Data> EdgeWriter<T> {
     #[inline]
     fn push(&mut self, record: T) -> Result<usize, TaskError> {
         let slot = match &self.route {
-            Route::Hash {
-                hasher,
-                max_parallelism,
-            } => {
-                let group: KeyGroup = key_group_of_hash(hasher(&record), *max_parallelism);
-                task_for_key_group(group, self.senders.len() as u32, *max_parallelism) as usize
-            }
+            Route::Hash { hasher, groups } => groups.task_of_hash(hasher(&record)),
             _ => 0,
         };
         let buffer = &mut self.buffers[slot];
@@ -193,6 +187,14 @@ impl<T: Data> Output<T> {
     /// Emits one record to every consumer of the stream.
     #[inline]
     pub fn push(&mut self, record: T) {
+        // The common case, one consumer, skips the fan-out loop: this runs once per record.
+        if let [edge] = self.edges.as_mut_slice() {
+            if self.error.is_none() {
+                let result = edge.push(record);
+                self.account(result);
+            }
+            return;
+        }
         self.fan_out(record, EdgeWriter::push);
     }
 
@@ -246,6 +248,7 @@ impl<T: Data> Output<T> {
         self.account(result);
     }
 
+    #[inline]
     fn account(&mut self, result: Result<usize, TaskError>) {
         match result {
             Ok(0) => {}

@@ -1,0 +1,91 @@
+//! Text helpers for the data path.
+
+use std::str::SplitWhitespace;
+
+/// The words of `line`: exactly the tokens of [`str::split_whitespace`], found byte by byte when
+/// the line is ASCII, which is several times faster than decoding characters.
+///
+/// ```
+/// use snapflow_operators::text::words;
+///
+/// assert_eq!(words(" to\tbe\u{b}or  ").collect::<Vec<_>>(), ["to", "be", "or"]);
+/// assert_eq!(words("non\u{a0}breaking").collect::<Vec<_>>(), ["non", "breaking"]);
+/// ```
+pub fn words(line: &str) -> Words<'_> {
+    if line.is_ascii() {
+        Words::Ascii { line, at: 0 }
+    } else {
+        Words::Unicode(line.split_whitespace())
+    }
+}
+
+/// The iterator of [`words`].
+pub enum Words<'a> {
+    /// An ASCII line, scanned from byte `at` on.
+    Ascii {
+        /// The whole line.
+        line: &'a str,
+        /// Where the scan resumes.
+        at: usize,
+    },
+    /// A line with non-ASCII characters, some of which may be whitespace.
+    Unicode(SplitWhitespace<'a>),
+}
+
+/// Whether an ASCII byte is whitespace for `char::is_whitespace`: space and `\t` through `\r`
+/// (which, unlike `u8::is_ascii_whitespace`, includes the vertical tab).
+#[inline]
+fn is_space(byte: u8) -> bool {
+    byte == b' ' || (b'\t'..=b'\r').contains(&byte)
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            Words::Ascii { line, at } => {
+                let bytes = line.as_bytes();
+                let mut start = *at;
+                while start < bytes.len() && is_space(bytes[start]) {
+                    start += 1;
+                }
+                if start == bytes.len() {
+                    *at = start;
+                    return None;
+                }
+                let mut end = start + 1;
+                while end < bytes.len() && !is_space(bytes[end]) {
+                    end += 1;
+                }
+                *at = end;
+                // In bounds and on character boundaries: the line is ASCII.
+                line.get(start..end)
+            }
+            Words::Unicode(split) => split.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn same_tokens_as_split_whitespace(line in "[ a-c\t\n\u{b}\u{c}\r\u{85}\u{a0}\u{3000}é]{0,40}") {
+            let expected: Vec<&str> = line.split_whitespace().collect();
+            prop_assert_eq!(words(&line).collect::<Vec<_>>(), expected);
+        }
+    }
+
+    #[test]
+    fn ascii_control_characters_other_than_whitespace_are_word_characters() {
+        assert_eq!(
+            words("a\u{1}b \u{1f}").collect::<Vec<_>>(),
+            ["a\u{1}b", "\u{1f}"]
+        );
+    }
+}
