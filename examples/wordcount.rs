@@ -11,10 +11,14 @@
 mod checkpoint_log;
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/cpu_report.rs"]
+mod cpu_report;
 #[path = "support/defaults.rs"]
 mod defaults;
 #[path = "support/graceful.rs"]
 mod graceful;
+#[path = "support/peak_rss.rs"]
+mod peak_rss;
 #[path = "support/progress.rs"]
 mod progress;
 #[path = "support/rng.rs"]
@@ -177,6 +181,11 @@ fn run(args: Args) -> Result<()> {
         words as f64 / secs / 1e6
     );
     print_checkpoints(&report, checkpoint_dir.as_deref());
+    println!("  {}", peak_rss::describe());
+    let cpu = cpu_report::describe(&report, words, "word");
+    if !cpu.is_empty() {
+        println!("  {cpu}");
+    }
     if let (Some(id), Some(dir)) = (report.stopped_at, &checkpoint_dir) {
         println!(
             "  stopped at checkpoint {id}: its output is published; to resume, rerun the same command with --checkpoint-dir {}",

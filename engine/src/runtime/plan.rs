@@ -169,12 +169,15 @@ pub(crate) fn launch(
             };
             let factory = g[n].factory.clone();
             let thread_shared = shared.clone();
+            let task_counters = env.counters.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}#{}", node.name, index))
                 .spawn(move || {
-                    run_task(&thread_shared, move || {
+                    let result = run_task(&thread_shared, move || {
                         factory.create_task(info, task_wiring, env)?.run()
-                    })
+                    });
+                    task_counters.record_thread_cpu_time();
+                    result
                 });
             match spawned {
                 Ok(join) => threads.push(TaskThread {
@@ -206,6 +209,7 @@ pub(crate) fn launch(
                 parallelism: node.parallelism,
                 records_in: 0,
                 records_out: 0,
+                cpu_time: std::time::Duration::ZERO,
             },
             counters,
         ));
