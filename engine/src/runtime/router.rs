@@ -75,18 +75,24 @@ impl<T: Data> EdgeWriter<T> {
         }
     }
 
-    #[inline]
-    fn push(&mut self, record: T) -> Result<usize, TaskError> {
+    /// Buffers `record` for its destination; returns the slot whose buffer it filled, which the
+    /// caller must then send. Kept small so that it inlines into the per-record loop; sending is
+    /// the per-batch, out-of-line part.
+    #[inline(always)]
+    fn buffer(&mut self, record: T) -> Option<usize> {
         let slot = match &self.route {
             Route::Hash { hasher, groups } => groups.task_of_hash(hasher(&record)),
             _ => 0,
         };
         let buffer = &mut self.buffers[slot];
         buffer.push(record);
-        if buffer.len() >= self.batch_size {
-            self.send_buffer(slot)
-        } else {
-            Ok(0)
+        (buffer.len() >= self.batch_size).then_some(slot)
+    }
+
+    fn push(&mut self, record: T) -> Result<usize, TaskError> {
+        match self.buffer(record) {
+            None => Ok(0),
+            Some(slot) => self.send_buffer(slot),
         }
     }
 
@@ -112,6 +118,7 @@ impl<T: Data> EdgeWriter<T> {
     }
 
     /// Sends the buffer of `slot`, returning how many records left.
+    #[inline(never)]
     fn send_buffer(&mut self, slot: usize) -> Result<usize, TaskError> {
         let batch = std::mem::replace(&mut self.buffers[slot], Vec::with_capacity(self.batch_size));
         self.send_batch(slot, batch)
@@ -185,13 +192,15 @@ impl<T: Data> Output<T> {
     }
 
     /// Emits one record to every consumer of the stream.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, record: T) {
         // The common case, one consumer, skips the fan-out loop: this runs once per record.
         if let [edge] = self.edges.as_mut_slice() {
             if self.error.is_none() {
-                let result = edge.push(record);
-                self.account(result);
+                if let Some(full) = edge.buffer(record) {
+                    let result = edge.send_buffer(full);
+                    self.account(result);
+                }
             }
             return;
         }

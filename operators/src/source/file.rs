@@ -103,6 +103,43 @@ impl TextFileReader {
         }
     }
 
+    /// The bytes of the next line without its line ending, advancing `pos` past it; `None` at
+    /// the end of the file. A line that lies whole in the read buffer (the usual case) is copied
+    /// once, straight into a vector of its exact length.
+    fn next_line(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        // Not `self.read_error`: the buffer borrows `self.reader`, so borrow only the path.
+        let buffered = self.reader.fill_buf().map_err(|source| SourceError::Read {
+            path: self.path.to_path_buf(),
+            source,
+        })?;
+        if buffered.is_empty() {
+            return Ok(None);
+        }
+        let mut bytes = match memchr::memchr(b'\n', buffered) {
+            Some(newline) => {
+                let bytes = buffered[..newline].to_vec();
+                self.reader.consume(newline + 1);
+                self.pos += newline as u64 + 1;
+                bytes
+            }
+            None => {
+                // The line continues past the buffer (or is the last one, without `\n`).
+                self.line.clear();
+                let n = self
+                    .reader
+                    .read_until(b'\n', &mut self.line)
+                    .map_err(|e| self.read_error(e))?;
+                self.pos += n as u64;
+                let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+                text.to_vec()
+            }
+        };
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        Ok(Some(bytes))
+    }
+
     /// The 1-based number of the line starting at byte `offset`: counted only on the error
     /// path, so the data path never tracks line numbers.
     fn line_number_at(&self, offset: u64) -> Result<u64, SourceError> {
@@ -127,28 +164,18 @@ impl SourceReader<String> for TextFileReader {
             if self.pos >= self.end {
                 return Ok(ReadStatus::Exhausted);
             }
-            self.line.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut self.line)
-                .map_err(|e| self.read_error(e))?;
-            if n == 0 {
+            let line_start = self.pos;
+            let Some(bytes) = self.next_line()? else {
                 // The file is shorter than when it was opened.
                 return Ok(ReadStatus::Exhausted);
-            }
-            let line_start = self.pos;
-            self.pos += n as u64;
-            let mut text = &self.line[..];
-            if let Some(rest) = text.strip_suffix(b"\n") {
-                text = rest.strip_suffix(b"\r").unwrap_or(rest);
-            }
-            match std::str::from_utf8(text) {
-                Ok(line) => batch.push(line.to_owned()),
+            };
+            match String::from_utf8(bytes) {
+                Ok(line) => batch.push(line),
                 Err(e) => {
                     return Err(SourceError::InvalidUtf8 {
                         path: self.path.to_path_buf(),
                         line: self.line_number_at(line_start)?,
-                        column: e.valid_up_to() + 1,
+                        column: e.utf8_error().valid_up_to() + 1,
                     }
                     .into())
                 }
