@@ -64,9 +64,9 @@ struct Args {
     /// Distinct words the generated corpus draws from (Zipf 1.1).
     #[arg(long, default_value_t = 100_000)]
     vocabulary: usize,
-    /// Records per batch on every channel.
-    #[arg(long, default_value_t = 1024)]
-    batch_size: usize,
+    /// Records per batch on every channel (default: the engine's, 2048).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Limit the sources to about this many lines per second.
     #[arg(long)]
     max_rate: Option<u64>,
@@ -144,7 +144,7 @@ fn run(args: Args) -> Result<()> {
 
     let mut config = JobConfig::default()
         .with_parallelism(parallelism)
-        .with_batch_size(args.batch_size)
+        .with_batch_size(args.batch_size.unwrap_or(JobConfig::default().batch_size()))
         .with_max_rate(args.max_rate);
     if let Some(dir) = &checkpoint_dir {
         config = config.with_checkpointing(dir, Duration::from_millis(args.checkpoint_interval_ms));

@@ -44,7 +44,7 @@ impl Default for JobConfig {
         JobConfig {
             parallelism: 1,
             max_parallelism: DEFAULT_MAX_PARALLELISM,
-            batch_size: 1024,
+            batch_size: 2048,
             channel_capacity: 16,
             max_rate: None,
             checkpoint: None,
@@ -71,7 +71,7 @@ impl JobConfig {
         self
     }
 
-    /// Records per batch on every channel (default 1024). A batch is sent when it is full, or
+    /// Records per batch on every channel (default 2048). A batch is sent when it is full, or
     /// earlier when the sending task would otherwise wait for input.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
