@@ -303,16 +303,7 @@ fn run_threads(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) -> R
     }));
     let operators: &[&str] = match args.job {
         JobKind::Wordcount => &["read", "tokenize", "count", "write"],
-        JobKind::Ledger => &[
-            "read",
-            "parse",
-            "transfers",
-            "dedup",
-            "entries",
-            "balance",
-            "write-balances",
-            "write-dead-letters",
-        ],
+        JobKind::Ledger => &ledger_job::OPERATORS,
     };
     let mut injector = FailureInjector::new();
     let mut after = 0;

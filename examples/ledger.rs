@@ -4,13 +4,15 @@
 //! cargo run --release --example ledger        # generated workload, report, self-check
 //! cargo run --release --example ledger -- --input FILE --output DIR --dead-letter DIR \
 //!     --checkpoint-dir DIR [--parallelism N] [--checkpoint-interval-ms MS] [--max-rate R]
+//! cargo run --release --example ledger -- --input FILE --sink discard   # throughput only
+//! cargo run --release --example ledger -- --transfers 5000000 --generate FILE
 //! ```
 //!
 //! Input lines `id,from,to,amount` (see `support/ledger_model.rs`). Each transfer is
 //! de-duplicated by id, split into a debit of `from` and a credit of `to`, and applied to the
 //! accounts' balances; every applied entry yields `account<TAB>balance<TAB>version`. Malformed
 //! lines and resubmitted ids go to the dead-letter output as `malformed<TAB>line` and
-//! `duplicate<TAB>line`.
+//! `duplicate<TAB>line`. The job graph is in `support/ledger_job.rs`.
 
 #[path = "support/checkpoint_log.rs"]
 mod checkpoint_log;
@@ -24,17 +26,27 @@ mod ledger_job;
 mod ledger_model;
 #[path = "support/output.rs"]
 mod output;
+#[path = "support/peak_rss.rs"]
+mod peak_rss;
 #[path = "support/progress.rs"]
 mod progress;
 #[path = "support/rng.rs"]
 mod rng;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use snapflow::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum SinkKind {
+    /// Exactly-once files under --output and --dead-letter.
+    File,
+    /// Count and drop balances and dead letters (for measuring the job).
+    Discard,
+}
 
 /// A double-entry ledger over transfer lines, with exactly-once balances and dead letters.
 #[derive(Parser, Debug)]
@@ -49,6 +61,9 @@ struct Args {
     /// Output directory of malformed and duplicate lines.
     #[arg(long)]
     dead_letter: Option<PathBuf>,
+    /// Where balances and dead letters go.
+    #[arg(long, value_enum, default_value_t = SinkKind::File)]
+    sink: SinkKind,
     /// Checkpoint directory (default: a new directory under the system's temporary one).
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
@@ -61,6 +76,12 @@ struct Args {
     /// Limit the source to about this many lines per second.
     #[arg(long)]
     max_rate: Option<u64>,
+    /// Records per batch on every channel (default: the engine's).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Batches a channel holds before its sender waits (default: the engine's).
+    #[arg(long)]
+    channel_capacity: Option<usize>,
     /// Print a line on stdout for every completed or aborted checkpoint.
     #[arg(long)]
     log_checkpoints: bool,
@@ -70,6 +91,9 @@ struct Args {
     /// Accounts of the generated workload.
     #[arg(long, default_value_t = 10_000)]
     accounts: u64,
+    /// Only write the generated workload to this file, for later runs with --input.
+    #[arg(long, conflicts_with = "input")]
+    generate: Option<PathBuf>,
 }
 
 fn main() {
@@ -79,7 +103,24 @@ fn main() {
     }
 }
 
+fn generate(args: &Args, path: &Path) -> Result<()> {
+    eprintln!(
+        "generating {} transfers between {} accounts into {} ...",
+        args.transfers,
+        args.accounts,
+        path.display()
+    );
+    std::fs::write(
+        path,
+        ledger_model::workload(args.transfers, args.accounts.max(1), 7),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn run(args: Args) -> Result<()> {
+    if let Some(path) = &args.generate {
+        return generate(&args, path);
+    }
     let parallelism = defaults::parallelism(args.parallelism);
     let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
     let generated = args.input.is_none();
@@ -87,32 +128,33 @@ fn run(args: Args) -> Result<()> {
         Some(path) => path.clone(),
         None => {
             let path = scratch.path().join("transfers.csv");
-            eprintln!(
-                "generating {} transfers into {} ...",
-                args.transfers,
-                path.display()
-            );
-            std::fs::write(
-                &path,
-                ledger_model::workload(args.transfers, args.accounts.max(1), 7),
-            )
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            generate(&args, &path)?;
             path
         }
     };
     std::fs::metadata(&input)
         .with_context(|| format!("cannot open input file {}", input.display()))?;
-    let (output, dead_letter) = match (&args.output, &args.dead_letter) {
-        (Some(o), Some(d)) => (o.clone(), d.clone()),
-        (None, None) if generated => (
+    let outputs = match (args.sink, &args.output, &args.dead_letter) {
+        (SinkKind::Discard, None, None) => None,
+        (SinkKind::Discard, _, _) => bail!("--sink discard writes no --output or --dead-letter"),
+        (SinkKind::File, Some(o), Some(d)) => Some((o.clone(), d.clone())),
+        (SinkKind::File, None, None) if generated => Some((
             scratch.path().join("balances"),
             scratch.path().join("dead-letter"),
-        ),
-        _ => bail!("give both --output and --dead-letter (or neither, with a generated workload)"),
+        )),
+        (SinkKind::File, _, _) => {
+            bail!("give both --output and --dead-letter, or --sink discard (or neither, with a generated workload)")
+        }
     };
     let checkpoint_dir = defaults::checkpoint_dir(args.checkpoint_dir.clone(), "ledger");
 
-    let job = ledger_job::build(&input, &output, &dead_letter);
+    let (job, discarded) = match &outputs {
+        Some((output, dead_letter)) => (ledger_job::build(&input, output, dead_letter), None),
+        None => {
+            let (job, counters) = ledger_job::build_discarding(&input);
+            (job, Some(counters))
+        }
+    };
     let mut config = JobConfig::default()
         .with_parallelism(parallelism)
         .with_max_rate(args.max_rate)
@@ -120,14 +162,22 @@ fn run(args: Args) -> Result<()> {
             &checkpoint_dir,
             Duration::from_millis(args.checkpoint_interval_ms),
         );
+    if let Some(records) = args.batch_size {
+        config = config.with_batch_size(records);
+    }
+    if let Some(batches) = args.channel_capacity {
+        config = config.with_channel_capacity(batches);
+    }
     if args.log_checkpoints {
         config = checkpoint_log::log_checkpoints(config);
     }
     let handle = job.launch(&config)?;
     graceful::stop_on_signal(handle.stopper());
-    let progress = progress::Progress::start(handle.metrics(), "parse", "lines");
+    let progress = progress::Progress::start(handle.metrics(), "dedup", "transfers");
     let report = handle.join()?;
     drop(progress);
+    // Before the checks below read the whole output into memory.
+    let peak_rss = peak_rss::describe();
 
     if let Some(id) = report.stopped_at {
         println!(
@@ -136,19 +186,36 @@ fn run(args: Args) -> Result<()> {
         );
         return Ok(());
     }
+    // Every non-blank line, malformed ones included, reaches `dedup`.
     let transfers = report.operator("dedup").map_or(0, |m| m.records_in);
     let secs = report.elapsed.as_secs_f64();
     println!("ledger  input {}", input.display());
+    if let Some(id) = report.restored_from {
+        println!("  resumed from checkpoint {id}");
+    }
     println!(
-        "  parallelism {parallelism}, checkpoints in {}",
-        checkpoint_dir.display()
+        "  parallelism {parallelism}, sink {}",
+        match &outputs {
+            Some((o, d)) => format!("file ({}, {})", o.display(), d.display()),
+            None => "discard".to_owned(),
+        }
     );
     println!(
-        "  {transfers} transfers in {secs:.3} s: {:.2} M transfers/s; {} checkpoints ({} aborted)",
+        "  {transfers} transfers (non-blank lines, malformed ones included) in {secs:.3} s: {:.2} M transfers/s",
         transfers as f64 / secs / 1e6,
-        report.checkpoints.len(),
-        report.aborted_checkpoints
     );
+    print_checkpoints(&report, &checkpoint_dir);
+    println!("  {peak_rss}");
+
+    let Some((output, dead_letter)) = outputs else {
+        let counters = discarded.expect("the discarding job has counters");
+        println!(
+            "  {} balance lines and {} dead letters discarded; no self-check (--sink discard)",
+            counters.balances.get(),
+            counters.dead_letters.get()
+        );
+        return Ok(());
+    };
     let balances = latest_balances(&output)?;
     let sum: i128 = balances.values().map(|(b, _)| b).sum();
     let dead = output::committed_lines(&dead_letter)?;
@@ -178,6 +245,39 @@ fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The checkpoint part of the report.
+fn print_checkpoints(report: &JobReport, dir: &Path) {
+    let periodic: Vec<_> = report.checkpoints.iter().filter(|c| !c.is_final).collect();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let max = |f: fn(&snapflow::engine::CheckpointStats) -> Duration| {
+        report.checkpoints.iter().map(f).max().unwrap_or_default()
+    };
+    println!(
+        "  checkpoints: {} completed ({} periodic + final), {} aborted, in {}",
+        report.checkpoints.len(),
+        periodic.len(),
+        report.aborted_checkpoints,
+        dir.display()
+    );
+    if let Some(last) = report.checkpoints.last() {
+        let mean = if periodic.is_empty() {
+            0.0
+        } else {
+            periodic.iter().map(|c| ms(c.duration)).sum::<f64>() / periodic.len() as f64
+        };
+        println!(
+            "  checkpoint duration mean {mean:.1} ms (periodic), max {:.1} ms; last size {} bytes",
+            ms(max(|c| c.duration)),
+            last.bytes
+        );
+        println!(
+            "  longest alignment {:.2} ms, longest snapshot on a task thread {:.2} ms",
+            ms(max(|c| c.longest_alignment)),
+            ms(max(|c| c.longest_sync_snapshot))
+        );
+    }
 }
 
 /// The committed balance and version of every account: its line with the highest version.

@@ -29,26 +29,111 @@ pub enum Parsed {
     Blank,
 }
 
-fn account(name: &str) -> Option<String> {
-    (!name.is_empty() && !name.chars().any(char::is_whitespace)).then(|| name.to_owned())
+/// The fields of a valid transfer line, borrowed from the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fields<'a> {
+    pub id: u64,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub amount: u64,
+    /// Whether the line is exactly `{id},{from},{to},{amount}`, its numbers without a `+` or
+    /// leading zeros, so that it can be rebuilt from the fields.
+    pub canonical: bool,
+}
+
+/// The fields of `line` if it is a valid transfer; `None` if it is blank or malformed. The
+/// definition, written plainly: the sequential reference uses it, and [`fields`] must agree.
+pub fn naive_fields(line: &str) -> Option<Fields<'_>> {
+    let account = |name: &str| !name.is_empty() && !name.chars().any(char::is_whitespace);
+    let mut fields = line.split(',');
+    let id_text = fields.next()?;
+    let from = fields.next().filter(|name| account(name))?;
+    let to = fields.next().filter(|name| account(name))?;
+    let amount_text = fields.next()?;
+    let (id, amount) = (id_text.parse().ok()?, amount_text.parse().ok()?);
+    if fields.next().is_some() || amount == 0 || amount > MAX_AMOUNT {
+        return None;
+    }
+    // Numbers that parse are digits after an optional `+`.
+    let canonical = |text: &str| !text.starts_with('+') && (!text.starts_with('0') || text == "0");
+    Some(Fields {
+        id,
+        from,
+        to,
+        amount,
+        canonical: canonical(id_text) && canonical(amount_text),
+    })
+}
+
+/// [`naive_fields`], fast for the lines the ledger's input mostly holds: the job's parser.
+pub fn fields(line: &str) -> Option<Fields<'_>> {
+    plain_fields(line).or_else(|| naive_fields(line))
+}
+
+/// `fields` of the lines that the ledger's input mostly holds, in one pass over the bytes:
+/// numbers of plain digits (up to 19, so that they cannot overflow), names of printable ASCII.
+/// `None` means "not such a line", not "malformed": `naive_fields` then decides.
+fn plain_fields(line: &str) -> Option<Fields<'_>> {
+    let bytes = line.as_bytes();
+    let is_digit = |b: u8| b.is_ascii_digit();
+    let is_name = |b: u8| b != b',' && (b'!'..=b'~').contains(&b);
+    let id_end = run_end(bytes, 0, is_digit);
+    let from_end = run_end(bytes, id_end + 1, is_name);
+    let to_end = run_end(bytes, from_end + 1, is_name);
+    let amount_end = run_end(bytes, to_end + 1, is_digit);
+    let commas = [id_end, from_end, to_end].map(|i| bytes.get(i) == Some(&b','));
+    let (id, from, to, amount) = (
+        &bytes[..id_end],
+        line.get(id_end + 1..from_end)?,
+        line.get(from_end + 1..to_end)?,
+        bytes.get(to_end + 1..)?,
+    );
+    let plain = commas == [true; 3]
+        && amount_end == bytes.len()
+        && (1..=19).contains(&id.len())
+        && (1..=19).contains(&amount.len())
+        && !from.is_empty()
+        && !to.is_empty();
+    if !plain {
+        return None;
+    }
+    let number = |digits: &[u8]| (digits.iter()).fold(0, |n: u64, &d| n * 10 + u64::from(d - b'0'));
+    let amount_value = number(amount);
+    if amount_value == 0 || amount_value > MAX_AMOUNT {
+        return None;
+    }
+    Some(Fields {
+        id: number(id),
+        from,
+        to,
+        amount: amount_value,
+        canonical: (id[0] != b'0' || id.len() == 1) && (amount[0] != b'0' || amount.len() == 1),
+    })
+}
+
+/// The end of the run of bytes from `start` for which `pred` holds (`start` if none does,
+/// or if `start` is past the end).
+#[inline]
+fn run_end(bytes: &[u8], start: usize, pred: impl Fn(u8) -> bool) -> usize {
+    let mut end = start;
+    while end < bytes.len() && pred(bytes[end]) {
+        end += 1;
+    }
+    end
+}
+
+/// Whether `line` is blank (ignored rather than malformed).
+pub fn is_blank(line: &str) -> bool {
+    line.trim().is_empty()
 }
 
 /// Parses one input line.
 pub fn parse(line: String) -> Parsed {
-    if line.trim().is_empty() {
+    if is_blank(&line) {
         return Parsed::Blank;
     }
-    let transfer = (|| {
-        let mut fields = line.split(',');
-        let id = fields.next()?.parse::<u64>().ok()?;
-        let from = account(fields.next()?)?;
-        let to = account(fields.next()?)?;
-        let amount = fields.next()?.parse::<u64>().ok()?;
-        if fields.next().is_some() || amount == 0 || amount > MAX_AMOUNT {
-            return None;
-        }
-        Some((id, from, to, amount))
-    })();
+    let transfer =
+        naive_fields(&line).map(|f| (f.id, f.from.to_owned(), f.to.to_owned(), f.amount));
     match transfer {
         Some((id, from, to, amount)) => Parsed::Transfer(Transfer {
             id,
@@ -202,6 +287,73 @@ mod tests {
             "7,a,b,1000000000001",
         ] {
             assert_eq!(parse(bad.into()), Parsed::Malformed(bad.into()), "{bad}");
+        }
+    }
+
+    /// The job's parser against the plain definition that the reference uses, on lines that
+    /// try every rule and on random ones.
+    #[test]
+    fn fields_agrees_with_naive_fields() {
+        let mut lines: Vec<String> = [
+            "",
+            ",",
+            ",,,",
+            "1,a,b,2",
+            "1,a,b,2,",
+            ",a,b,2",
+            "1,,b,2",
+            "1,a,,2",
+            "1,a,b,",
+            "+1,a,b,+2",
+            "-1,a,b,2",
+            "1,a,b,-2",
+            "01,a,b,02",
+            "18446744073709551616,a,b,1",
+            "1,a,b,1000000000000",
+            "1,a,b,1000000000001",
+            "1,é,ü,3",
+            "1,a\u{a0}b,c,3",
+            "1,a\u{3000},c,3",
+            "1,a\u{1}b,c,3",
+            "1,a,b,3\r",
+            " 1,a,b,3",
+            "1,a,b,3 ",
+            "1,a,b,3,4",
+            "1,a,b,c,3",
+            "1,a,b",
+            "1,a",
+            "1",
+            "9999999999999999999,a,b,1",
+            "10000000000000000000,a,b,1",
+            "0000000000000000000001,a,b,1",
+            "0,a,b,01",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        // Every ASCII character in an account name.
+        lines.extend((0u8..128).map(|b| format!("1,a{}b,c,3", b as char)));
+        // Random lines of four random fields over the characters that matter.
+        let alphabet: Vec<char> = "0000123456789+-ab,\t \u{a0}\u{1}é".chars().collect();
+        let mut rng = SplitMix64(3);
+        let field = |rng: &mut SplitMix64| -> String {
+            let len = rng.next() % 5;
+            (0..len)
+                .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+                .collect()
+        };
+        lines.extend((0..50_000).map(|_| {
+            let fields: Vec<String> = (0..4).map(|_| field(&mut rng)).collect();
+            fields.join(",")
+        }));
+        let valid = lines.iter().filter(|l| naive_fields(l).is_some()).count();
+        assert!(valid > 500, "only {valid} valid lines");
+        for line in &lines {
+            let expected = naive_fields(line);
+            assert_eq!(fields(line), expected, "{line:?}");
+            if let Some(f) = expected {
+                let formatted = format!("{},{},{},{}", f.id, f.from, f.to, f.amount);
+                assert_eq!(f.canonical, formatted == *line, "{line:?}");
+            }
         }
     }
 }
