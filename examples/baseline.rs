@@ -65,7 +65,7 @@ fn run(args: Args) -> Result<()> {
     let mut total = 0u64;
     match args.mode {
         Mode::Count => {
-            for word in text.lines().flat_map(words) {
+            for word in words(text) {
                 *counts.entry(word).or_insert(0) += 1;
                 total += 1;
             }
@@ -75,7 +75,7 @@ fn run(args: Args) -> Result<()> {
                 std::fs::File::create(null_device()).context("cannot open the null device")?;
             let mut out = BufWriter::with_capacity(1 << 20, null);
             let mut digits = itoa::Buffer::new();
-            for word in text.lines().flat_map(words) {
+            for word in words(text) {
                 let n = counts.entry(word).or_insert(0);
                 *n += 1;
                 total += 1;
