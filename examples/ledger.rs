@@ -16,6 +16,8 @@
 
 #[path = "support/checkpoint_log.rs"]
 mod checkpoint_log;
+#[path = "support/checkpoint_report.rs"]
+mod checkpoint_report;
 #[path = "support/defaults.rs"]
 mod defaults;
 #[path = "support/graceful.rs"]
@@ -204,7 +206,7 @@ fn run(args: Args) -> Result<()> {
         "  {transfers} transfers (non-blank lines, malformed ones included) in {secs:.3} s: {:.2} M transfers/s",
         transfers as f64 / secs / 1e6,
     );
-    print_checkpoints(&report, &checkpoint_dir);
+    checkpoint_report::print(&report, &checkpoint_dir);
     println!("  {peak_rss}");
 
     let Some((output, dead_letter)) = outputs else {
@@ -245,39 +247,6 @@ fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The checkpoint part of the report.
-fn print_checkpoints(report: &JobReport, dir: &Path) {
-    let periodic: Vec<_> = report.checkpoints.iter().filter(|c| !c.is_final).collect();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let max = |f: fn(&snapflow::engine::CheckpointStats) -> Duration| {
-        report.checkpoints.iter().map(f).max().unwrap_or_default()
-    };
-    println!(
-        "  checkpoints: {} completed ({} periodic + final), {} aborted, in {}",
-        report.checkpoints.len(),
-        periodic.len(),
-        report.aborted_checkpoints,
-        dir.display()
-    );
-    if let Some(last) = report.checkpoints.last() {
-        let mean = if periodic.is_empty() {
-            0.0
-        } else {
-            periodic.iter().map(|c| ms(c.duration)).sum::<f64>() / periodic.len() as f64
-        };
-        println!(
-            "  checkpoint duration mean {mean:.1} ms (periodic), max {:.1} ms; last size {} bytes",
-            ms(max(|c| c.duration)),
-            last.bytes
-        );
-        println!(
-            "  longest alignment {:.2} ms, longest snapshot on a task thread {:.2} ms",
-            ms(max(|c| c.longest_alignment)),
-            ms(max(|c| c.longest_sync_snapshot))
-        );
-    }
 }
 
 /// The committed balance and version of every account: its line with the highest version.

@@ -9,6 +9,8 @@
 
 #[path = "support/checkpoint_log.rs"]
 mod checkpoint_log;
+#[path = "support/checkpoint_report.rs"]
+mod checkpoint_report;
 #[path = "support/corpus.rs"]
 mod corpus;
 #[path = "support/cpu_report.rs"]
@@ -197,37 +199,8 @@ fn run(args: Args) -> Result<()> {
 
 /// The checkpoint part of the report.
 fn print_checkpoints(report: &JobReport, dir: Option<&std::path::Path>) {
-    let Some(dir) = dir else {
-        println!("  checkpoints: off (output published once, at the end)");
-        return;
-    };
-    let periodic: Vec<_> = report.checkpoints.iter().filter(|c| !c.is_final).collect();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let max = |f: fn(&snapflow::engine::CheckpointStats) -> Duration| {
-        report.checkpoints.iter().map(f).max().unwrap_or_default()
-    };
-    println!(
-        "  checkpoints: {} completed ({} periodic + final), {} aborted, in {}",
-        report.checkpoints.len(),
-        periodic.len(),
-        report.aborted_checkpoints,
-        dir.display()
-    );
-    if let Some(last) = report.checkpoints.last() {
-        let mean = if periodic.is_empty() {
-            0.0
-        } else {
-            periodic.iter().map(|c| ms(c.duration)).sum::<f64>() / periodic.len() as f64
-        };
-        println!(
-            "  checkpoint duration mean {mean:.1} ms (periodic), max {:.1} ms; last size {} bytes",
-            ms(max(|c| c.duration)),
-            last.bytes
-        );
-        println!(
-            "  longest alignment {:.2} ms, longest snapshot on a task thread {:.2} ms",
-            ms(max(|c| c.longest_alignment)),
-            ms(max(|c| c.longest_sync_snapshot))
-        );
+    match dir {
+        Some(dir) => checkpoint_report::print(report, dir),
+        None => println!("  checkpoints: off (output published once, at the end)"),
     }
 }
