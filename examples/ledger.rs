@@ -139,7 +139,10 @@ fn run(args: Args) -> Result<()> {
     let outputs = match (args.sink, &args.output, &args.dead_letter) {
         (SinkKind::Discard, None, None) => None,
         (SinkKind::Discard, _, _) => bail!("--sink discard writes no --output or --dead-letter"),
-        (SinkKind::File, Some(o), Some(d)) => Some((o.clone(), d.clone())),
+        (SinkKind::File, Some(o), Some(d)) => {
+            check_disjoint(o, d)?;
+            Some((o.clone(), d.clone()))
+        }
         (SinkKind::File, None, None) if generated => Some((
             scratch.path().join("balances"),
             scratch.path().join("dead-letter"),
@@ -244,6 +247,23 @@ fn run(args: Args) -> Result<()> {
         }
         println!(
             "  checked against a sequential computation: balances, versions and dead letters match"
+        );
+    }
+    Ok(())
+}
+
+/// Refuses output directories that are the same or nested: both sinks stage files named by
+/// checkpoint and task, so they would overwrite each other's output and publish the wreck.
+fn check_disjoint(output: &Path, dead_letter: &Path) -> Result<()> {
+    let absolute = |p: &Path| {
+        std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
+    };
+    let (o, d) = (absolute(output)?, absolute(dead_letter)?);
+    if o.starts_with(&d) || d.starts_with(&o) {
+        bail!(
+            "--output {} and --dead-letter {} must be separate directories, neither inside the other",
+            output.display(),
+            dead_letter.display()
         );
     }
     Ok(())

@@ -115,12 +115,14 @@ impl TextFileReader {
         if buffered.is_empty() {
             return Ok(None);
         }
-        let mut bytes = match memchr::memchr(b'\n', buffered) {
+        // Only a `\r` before a `\n` is part of the line ending: a last line without `\n`
+        // keeps its trailing `\r`, as `str::lines` does.
+        let (mut bytes, ended) = match memchr::memchr(b'\n', buffered) {
             Some(newline) => {
                 let bytes = buffered[..newline].to_vec();
                 self.reader.consume(newline + 1);
                 self.pos += newline as u64 + 1;
-                bytes
+                (bytes, true)
             }
             None => {
                 // The line continues past the buffer (or is the last one, without `\n`).
@@ -130,11 +132,13 @@ impl TextFileReader {
                     .read_until(b'\n', &mut self.line)
                     .map_err(|e| self.read_error(e))?;
                 self.pos += n as u64;
-                let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
-                text.to_vec()
+                match self.line.strip_suffix(b"\n") {
+                    Some(text) => (text.to_vec(), true),
+                    None => (self.line.clone(), false),
+                }
             }
         };
-        if bytes.last() == Some(&b'\r') {
+        if ended && bytes.last() == Some(&b'\r') {
             bytes.pop();
         }
         Ok(Some(bytes))
@@ -243,6 +247,19 @@ mod tests {
                 expected(text),
                 "parallelism {p}"
             );
+        }
+    }
+
+    #[test]
+    fn a_last_line_without_newline_keeps_its_carriage_return() {
+        for text in ["a\r\nb\r", "b\r", "a\n\r"] {
+            for p in 1..=3 {
+                assert_eq!(
+                    read_all(text.as_bytes(), p).unwrap(),
+                    expected(text),
+                    "{text:?} p={p}"
+                );
+            }
         }
     }
 
