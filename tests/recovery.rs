@@ -330,3 +330,68 @@ fn a_corrupt_latest_checkpoint_is_refused() {
         other => panic!("expected a corrupt checkpoint error, got {other:?}"),
     }
 }
+
+/// The ledger's two outputs commit one after the other. A crash between the two commits of
+/// checkpoint N leaves only the balances published; the restart's `open(Some(N))` must
+/// publish the dead letters of N too, and not publish the balances twice.
+#[test]
+fn ledger_outputs_recover_from_a_crash_between_their_two_commits() {
+    use ledger_job::{Balance, DeadLetter, Outputs, Written};
+    use snapflow::engine::{CheckpointId, OperatorId, Sink, TaskInfo};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (balances_dir, dead_dir) = (dir.path().join("balances"), dir.path().join("dead"));
+    let sinks = || Outputs {
+        balances: FileSink::with_format(&balances_dir, |b: &Balance, buf: &mut Vec<u8>| {
+            b.format(buf)
+        }),
+        dead_letters: FileSink::with_format(&dead_dir, |d: &DeadLetter, buf: &mut Vec<u8>| {
+            d.format(buf)
+        }),
+    };
+    let task = TaskInfo {
+        operator: OperatorId(3),
+        name: "write".into(),
+        uid: "write".into(),
+        index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        first_checkpoint: CheckpointId(1),
+    };
+    let outputs = sinks();
+    outputs.committer().unwrap().open(None).unwrap();
+    let mut writer = outputs.create_writer(&task).unwrap();
+    writer
+        .write_batch(vec![
+            Written::Balance(Balance {
+                account: "a".into(),
+                balance: -5,
+                version: 1,
+            }),
+            Written::DeadLetter(DeadLetter::Malformed("not a transfer".into())),
+        ])
+        .unwrap();
+    writer.pre_commit(CheckpointId(1)).unwrap();
+    // The crash: only the first of the two commits happened.
+    outputs
+        .balances
+        .committer()
+        .unwrap()
+        .commit(CheckpointId(1))
+        .unwrap();
+    assert!(output::committed_lines(&dead_dir).unwrap().is_empty());
+
+    sinks()
+        .committer()
+        .unwrap()
+        .open(Some(CheckpointId(1)))
+        .unwrap();
+    assert_eq!(
+        output::committed_lines(&balances_dir).unwrap(),
+        ["a\t-5\t1"]
+    );
+    assert_eq!(
+        output::committed_lines(&dead_dir).unwrap(),
+        ["malformed\tnot a transfer"]
+    );
+}
