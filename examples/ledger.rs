@@ -20,6 +20,8 @@ mod checkpoint_log;
 mod checkpoint_report;
 #[path = "support/defaults.rs"]
 mod defaults;
+#[path = "support/engine_args.rs"]
+mod engine_args;
 #[path = "support/graceful.rs"]
 mod graceful;
 #[path = "support/ledger_job.rs"]
@@ -37,10 +39,8 @@ mod rng;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use snapflow::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum SinkKind {
@@ -66,27 +66,8 @@ struct Args {
     /// Where balances and dead letters go.
     #[arg(long, value_enum, default_value_t = SinkKind::File)]
     sink: SinkKind,
-    /// Checkpoint directory (default: a new directory under the system's temporary one).
-    #[arg(long)]
-    checkpoint_dir: Option<PathBuf>,
-    /// Tasks per operator (default: the number of CPUs).
-    #[arg(long)]
-    parallelism: Option<usize>,
-    /// Time between checkpoints, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_interval_ms: u64,
-    /// Limit the source to about this many lines per second.
-    #[arg(long)]
-    max_rate: Option<u64>,
-    /// Records per batch on every channel (default: the engine's).
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Batches a channel holds before its sender waits (default: the engine's).
-    #[arg(long)]
-    channel_capacity: Option<usize>,
-    /// Print a line on stdout for every completed or aborted checkpoint.
-    #[arg(long)]
-    log_checkpoints: bool,
+    #[command(flatten)]
+    engine: engine_args::EngineArgs,
     /// Transfers of the generated workload, when there is no --input.
     #[arg(long, default_value_t = 1_000_000)]
     transfers: u64,
@@ -123,7 +104,7 @@ fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.generate {
         return generate(&args, path);
     }
-    let parallelism = defaults::parallelism(args.parallelism);
+    let parallelism = args.engine.parallelism();
     let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
     let generated = args.input.is_none();
     let input = match &args.input {
@@ -151,7 +132,7 @@ fn run(args: Args) -> Result<()> {
             bail!("give both --output and --dead-letter, or --sink discard (or neither, with a generated workload)")
         }
     };
-    let checkpoint_dir = defaults::checkpoint_dir(args.checkpoint_dir.clone(), "ledger");
+    let checkpoint_dir = defaults::checkpoint_dir(args.engine.checkpoint_dir.clone(), "ledger");
 
     let (job, discarded) = match &outputs {
         Some((output, dead_letter)) => (ledger_job::build(&input, output, dead_letter), None),
@@ -160,22 +141,7 @@ fn run(args: Args) -> Result<()> {
             (job, Some(counters))
         }
     };
-    let mut config = JobConfig::default()
-        .with_parallelism(parallelism)
-        .with_max_rate(args.max_rate)
-        .with_checkpointing(
-            &checkpoint_dir,
-            Duration::from_millis(args.checkpoint_interval_ms),
-        );
-    if let Some(records) = args.batch_size {
-        config = config.with_batch_size(records);
-    }
-    if let Some(batches) = args.channel_capacity {
-        config = config.with_channel_capacity(batches);
-    }
-    if args.log_checkpoints {
-        config = checkpoint_log::log_checkpoints(config);
-    }
+    let config = args.engine.config(Some(&checkpoint_dir));
     let handle = job.launch(&config)?;
     graceful::stop_on_signal(handle.stopper());
     let progress = progress::Progress::start(handle.metrics(), "dedup", "transfers");

@@ -17,6 +17,8 @@ mod corpus;
 mod cpu_report;
 #[path = "support/defaults.rs"]
 mod defaults;
+#[path = "support/engine_args.rs"]
+mod engine_args;
 #[path = "support/graceful.rs"]
 mod graceful;
 #[path = "support/peak_rss.rs"]
@@ -34,7 +36,6 @@ use snapflow::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum SinkKind {
@@ -54,9 +55,6 @@ struct Args {
     /// Output directory for the file sink.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Tasks per operator (default: the number of CPUs).
-    #[arg(long)]
-    parallelism: Option<usize>,
     /// Where the counts go (default: file when --output is given, else discard).
     #[arg(long, value_enum)]
     sink: Option<SinkKind>,
@@ -66,25 +64,11 @@ struct Args {
     /// Distinct words the generated corpus draws from (Zipf 1.1).
     #[arg(long, default_value_t = 100_000)]
     vocabulary: usize,
-    /// Records per batch on every channel (default: the engine's, 2048).
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Limit the sources to about this many lines per second.
-    #[arg(long)]
-    max_rate: Option<u64>,
-    /// Checkpoint directory; it must hold no checkpoints yet (default: a new directory under
-    /// the system's temporary directory, printed in the report).
-    #[arg(long)]
-    checkpoint_dir: Option<PathBuf>,
-    /// Time between checkpoints, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_interval_ms: u64,
-    /// Print a line on stdout for every completed or aborted checkpoint.
-    #[arg(long)]
-    log_checkpoints: bool,
     /// Take no periodic checkpoints (the output is still published once, at the end).
     #[arg(long, conflicts_with_all = ["checkpoint_dir"])]
     no_checkpoints: bool,
+    #[command(flatten)]
+    engine: engine_args::EngineArgs,
 }
 
 fn main() {
@@ -95,7 +79,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let parallelism = defaults::parallelism(args.parallelism);
+    let parallelism = args.engine.parallelism();
     let sink = args.sink.unwrap_or(if args.output.is_some() {
         SinkKind::File
     } else {
@@ -108,7 +92,7 @@ fn run(args: Args) -> Result<()> {
         None
     } else {
         Some(defaults::checkpoint_dir(
-            args.checkpoint_dir.clone(),
+            args.engine.checkpoint_dir.clone(),
             "wordcount",
         ))
     };
@@ -144,16 +128,7 @@ fn run(args: Args) -> Result<()> {
     };
     let job = wordcount_job::build(&input, output, distinct.clone());
 
-    let mut config = JobConfig::default()
-        .with_parallelism(parallelism)
-        .with_batch_size(args.batch_size.unwrap_or(JobConfig::default().batch_size()))
-        .with_max_rate(args.max_rate);
-    if let Some(dir) = &checkpoint_dir {
-        config = config.with_checkpointing(dir, Duration::from_millis(args.checkpoint_interval_ms));
-    }
-    if args.log_checkpoints {
-        config = checkpoint_log::log_checkpoints(config);
-    }
+    let config = args.engine.config(checkpoint_dir.as_deref());
     let handle = job.launch(&config)?;
     graceful::stop_on_signal(handle.stopper());
     let progress = progress::Progress::start(handle.metrics(), "tokenize", "lines");

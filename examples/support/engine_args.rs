@@ -1,0 +1,63 @@
+#![allow(dead_code)] // Shared by the examples.
+//! The command-line options every example job shares: how the engine runs it.
+
+use super::checkpoint_log;
+use snapflow::prelude::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Parallelism, checkpointing and channel options, flattened into each example's arguments.
+#[derive(clap::Args, Debug)]
+pub struct EngineArgs {
+    /// Tasks per operator (default: the number of CPUs).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Checkpoint directory (default: a new directory under the system's temporary one,
+    /// printed in the report). Running again with the same directory resumes.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Time between checkpoints, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_interval_ms: u64,
+    /// Limit the sources to about this many lines per second.
+    #[arg(long)]
+    pub max_rate: Option<u64>,
+    /// Records per batch on every channel (default: the engine's, 2048).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Batches a channel holds before its sender waits (default: the engine's).
+    #[arg(long)]
+    pub channel_capacity: Option<usize>,
+    /// Print a line on stdout for every completed or aborted checkpoint.
+    #[arg(long)]
+    pub log_checkpoints: bool,
+}
+
+impl EngineArgs {
+    /// The parallelism to run with: the one given, or the number of CPUs.
+    pub fn parallelism(&self) -> usize {
+        super::defaults::parallelism(self.parallelism)
+    }
+
+    /// The job configuration these options ask for, checkpointing into `checkpoint_dir`
+    /// (`None`: no periodic checkpoints).
+    pub fn config(&self, checkpoint_dir: Option<&Path>) -> JobConfig {
+        let mut config = JobConfig::default()
+            .with_parallelism(self.parallelism())
+            .with_max_rate(self.max_rate);
+        if let Some(dir) = checkpoint_dir {
+            config =
+                config.with_checkpointing(dir, Duration::from_millis(self.checkpoint_interval_ms));
+        }
+        if let Some(records) = self.batch_size {
+            config = config.with_batch_size(records);
+        }
+        if let Some(batches) = self.channel_capacity {
+            config = config.with_channel_capacity(batches);
+        }
+        if self.log_checkpoints {
+            config = checkpoint_log::log_checkpoints(config);
+        }
+        config
+    }
+}
