@@ -12,22 +12,19 @@ use std::str::SplitWhitespace;
 /// assert_eq!(words("non\u{a0}breaking").collect::<Vec<_>>(), ["non", "breaking"]);
 /// ```
 pub fn words(line: &str) -> Words<'_> {
-    if line.is_ascii() {
-        Words::Ascii { line, at: 0 }
+    Words(if line.is_ascii() {
+        Scan::Ascii { line, at: 0 }
     } else {
-        Words::Unicode(line.split_whitespace())
-    }
+        Scan::Unicode(line.split_whitespace())
+    })
 }
 
 /// The iterator of [`words`].
-pub enum Words<'a> {
+pub struct Words<'a>(Scan<'a>);
+
+enum Scan<'a> {
     /// An ASCII line, scanned from byte `at` on.
-    Ascii {
-        /// The whole line.
-        line: &'a str,
-        /// Where the scan resumes.
-        at: usize,
-    },
+    Ascii { line: &'a str, at: usize },
     /// A line with non-ASCII characters, some of which may be whitespace.
     Unicode(SplitWhitespace<'a>),
 }
@@ -46,8 +43,8 @@ impl<'a> Iterator for Words<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a str> {
-        match self {
-            Words::Ascii { line, at } => {
+        match &mut self.0 {
+            Scan::Ascii { line, at } => {
                 let bytes = line.as_bytes();
                 let mut start = *at;
                 while start < bytes.len() && is_space(bytes[start]) {
@@ -65,7 +62,7 @@ impl<'a> Iterator for Words<'a> {
                 // On character boundaries: the line is ASCII.
                 line.get(start..end)
             }
-            Words::Unicode(split) => split.next(),
+            Scan::Unicode(split) => split.next(),
         }
     }
 }
@@ -84,7 +81,7 @@ mod tests {
 
         #[test]
         fn ascii_lines_take_the_bytewise_path_with_the_same_tokens(line in "[ a-c\t\n\u{b}\u{c}\r\u{1}\u{1f}!~\u{7f}]{0,60}") {
-            let bytewise = matches!(words(&line), Words::Ascii { .. });
+            let bytewise = matches!(words(&line).0, Scan::Ascii { .. });
             prop_assert!(bytewise);
             let expected: Vec<&str> = line.split_whitespace().collect();
             prop_assert_eq!(words(&line).collect::<Vec<_>>(), expected);
