@@ -348,7 +348,9 @@ impl SourceReader<Input> for TransferReader {
         // One line at a time: its `String` is freed before the next one is allocated, so the
         // allocator hands the same block back (from its thread cache) instead of taking its
         // slow path for a whole batch of live lines.
-        while batch.len() < max {
+        // At most `max` lines per call, blank ones included: a long run of blank lines then
+        // still lets barriers and the rate limit in between calls.
+        for _ in 0..max {
             let status = self.lines.read_batch(&mut self.line, 1)?;
             let Some(line) = self.line.pop() else {
                 return Ok(status);
