@@ -18,7 +18,7 @@ const KEYS: u64 = 1000;
 
 /// A skewed key: half of the records fall on ten hot keys, the rest spread over all keys.
 fn key_of(i: u64) -> u64 {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         (i / 2) % 10
     } else {
         (i / 2).wrapping_mul(2_654_435_761) % KEYS

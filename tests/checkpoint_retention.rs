@@ -54,10 +54,12 @@ fn count_job<S: Source<Out = u64>>(source: S, out: &Path) -> Job {
     job
 }
 
+/// The entries of a directory, without the job's lock and mark files.
 fn dir_entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list directory")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("_snapflow"))
         .collect();
     names.sort();
     names
@@ -150,13 +152,12 @@ fn only_the_newest_checkpoints_are_kept_and_a_second_run_resumes_finished() {
     assert_same_map("output", &runs, &want);
     let output_before = output_snapshot(&out);
 
-    // A second run with the same checkpoint directory resumes from the final checkpoint:
-    // the job had finished, so it runs nothing and changes nothing.
-    let fresh_out = dir.path().join("out-2");
+    // A second run with the same directories resumes from the final checkpoint: the job had
+    // finished, so it runs nothing and changes nothing.
     let result = {
-        let (checkpoints, fresh_out) = (checkpoints.clone(), fresh_out.clone());
-        bounded("second run, same checkpoints", move || {
-            count_job(GeneratorSource::new(RECORDS, |i| i), &fresh_out).run(&config(&checkpoints))
+        let (checkpoints, out) = (checkpoints.clone(), out.clone());
+        bounded("second run, same directories", move || {
+            count_job(GeneratorSource::new(RECORDS, |i| i), &out).run(&config(&checkpoints))
         })
     };
     match result {
@@ -172,9 +173,24 @@ fn only_the_newest_checkpoints_are_kept_and_a_second_run_resumes_finished() {
         "checkpoints unchanged"
     );
     assert!(
-        published_files(&fresh_out).is_empty(),
+        output_snapshot(&out) == output_before,
         "the resumed, finished run published nothing"
     );
+    // With another output directory, it is refused: the checkpoint recorded the sink's
+    // output in the first one.
+    let fresh_out = dir.path().join("out-2");
+    let result = {
+        let (checkpoints, fresh_out) = (checkpoints.clone(), fresh_out.clone());
+        bounded("second run, moved output", move || {
+            count_job(GeneratorSource::new(RECORDS, |i| i), &fresh_out).run(&config(&checkpoints))
+        })
+    };
+    match result {
+        Err(JobError::SinkOpenFailed { source }) => {
+            assert!(source.to_string().contains("cannot be moved"), "{source}")
+        }
+        other => panic!("expected a refusal of a moved output directory, got {other:?}"),
+    }
 
     // A second run into the same output directory, with fresh checkpoints, is refused too.
     let fresh_checkpoints = dir.path().join("checkpoints-2");

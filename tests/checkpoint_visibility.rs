@@ -34,7 +34,7 @@ const PAD: &str = "................................................";
 
 /// A skewed word: a third of the records fall on seven hot words.
 fn word_of(i: u64) -> u64 {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         i % 7
     } else {
         i.wrapping_mul(2_654_435_761) % WORDS

@@ -83,6 +83,12 @@ fn checkpoints_lists_and_verify_detects_a_flipped_byte() {
         report.contains("CORRUPT") && report.contains(&*name),
         "{report}"
     );
+    let listed = snapflow(&["checkpoints", path]);
+    assert!(
+        !listed.status.success(),
+        "listing a corrupt checkpoint exits non-zero"
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("CORRUPT"));
 }
 
 #[test]

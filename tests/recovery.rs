@@ -17,7 +17,7 @@ mod rng;
 mod wordcount_job;
 
 use common::bounded;
-use snapflow::engine::{FailureInjector, RestartStrategy};
+use snapflow::engine::{FailureInjector, KeyGroupRange, RestartStrategy, RestoredState};
 use snapflow::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -372,6 +372,10 @@ fn ledger_outputs_recover_from_a_crash_between_their_two_commits() {
         ])
         .unwrap();
     writer.pre_commit(CheckpointId(1)).unwrap();
+    let state = writer
+        .snapshot(CheckpointId(1))
+        .unwrap()
+        .expect("the sink's record");
     // The crash: only the first of the two commits happened.
     outputs
         .balances
@@ -384,7 +388,11 @@ fn ledger_outputs_recover_from_a_crash_between_their_two_commits() {
     sinks()
         .committer()
         .unwrap()
-        .open(Some(CheckpointId(1)))
+        .open(Some(&RestoredState::from_payloads(
+            CheckpointId(1),
+            KeyGroupRange::for_task(0, 1, 128),
+            vec![state],
+        )))
         .unwrap();
     assert_eq!(
         output::committed_lines(&balances_dir).unwrap(),

@@ -174,6 +174,21 @@ pub enum JobError {
     /// The checkpoint coordinator panicked (a bug, or a panicking committer).
     #[error("the checkpoint coordinator panicked: {0}")]
     CoordinatorPanicked(String),
+    /// A directory the job needs is not its to use (in use by another process, marked as
+    /// another job's, holding foreign files, or overlapping another); nothing ran.
+    #[error(transparent)]
+    Ownership(#[from] crate::ownership::OwnershipError),
+    /// The input of a source is not the one the restored checkpoint read (it was truncated,
+    /// grew, or was replaced); nothing ran.
+    #[error("source '{operator}' cannot resume from checkpoint {checkpoint}")]
+    InputChanged {
+        /// The source operator's name.
+        operator: String,
+        /// The checkpoint being restored.
+        checkpoint: CheckpointId,
+        /// What changed.
+        source: BoxError,
+    },
     /// The operating system refused to start a task thread.
     #[error("could not start a task thread: {0}")]
     Spawn(#[source] io::Error),

@@ -24,6 +24,7 @@ mod graph;
 mod id;
 mod message;
 mod operator;
+pub mod ownership;
 mod partition;
 mod runtime;
 

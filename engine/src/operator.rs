@@ -12,6 +12,7 @@ use crate::runtime::restore::RestoredState;
 use crate::runtime::Output;
 use snapflow_checkpoint::{CheckpointId, KeyGroupRange};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Where a task sits in the job: handed to every factory and instance.
@@ -88,6 +89,19 @@ pub trait Source: Send + Sync + 'static {
     /// # Errors
     /// When the input cannot be opened; the job fails naming this task.
     fn create_reader(&self, task: &TaskInfo) -> Result<Box<dyn SourceReader<Self::Out>>, BoxError>;
+
+    /// Checks, before the job resumes, that the input is still the one the checkpoint read:
+    /// `positions` holds what every task's [`SourceReader::position`] recorded, by task index.
+    /// Called once per resume, also when the restored checkpoint is the final one (a finished
+    /// job), and before any task starts, so that a changed input is refused rather than read
+    /// twice or skipped.
+    ///
+    /// # Errors
+    /// The input changed in a way the source cannot resume from (it was truncated, replaced
+    /// or rewritten); the job does not start.
+    fn verify_restore(&self, _positions: &[SourcePosition]) -> Result<(), BoxError> {
+        Ok(())
+    }
 }
 
 /// One task's share of a source.
@@ -157,13 +171,24 @@ pub trait Sink<T>: Send + Sync + 'static {
 /// Publishes a two-phase sink's pre-committed output (Flink's global committer): called by the
 /// checkpoint coordinator after the checkpoint's manifest is durable, never concurrently.
 pub trait Committer: Send + Sync {
-    /// Called once before any task of the job starts, with the checkpoint the job resumes
-    /// from (`None` for a fresh start): publish what that checkpoint pre-committed and is not
-    /// yet published, and discard staged output of later, incomplete checkpoints.
+    /// The directories this sink writes to. The job takes each for itself before it starts
+    /// (a lock held while it runs and a mark saying which job owns it), and refuses to start
+    /// when one of them overlaps another sink's directory or the checkpoint directory.
+    fn directories(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    /// Called once before any task of the job starts, with the sink's state in the checkpoint
+    /// the job resumes from (`None` for a fresh start): what its writers returned from
+    /// [`SinkWriter::snapshot`] for that checkpoint. Checks that the output agrees with the
+    /// checkpoint, publishes what that checkpoint pre-committed and is not yet published, and
+    /// discards staged output of later, incomplete checkpoints.
     ///
     /// # Errors
-    /// The output cannot be used (e.g. it holds another run's output); the job does not start.
-    fn open(&self, _restored: Option<CheckpointId>) -> Result<(), BoxError> {
+    /// The output cannot be used (it holds another run's output, output of a checkpoint newer
+    /// than the restored one, or lacks output the restored checkpoint pre-committed); the job
+    /// does not start.
+    fn open(&self, _restored: Option<&RestoredState>) -> Result<(), BoxError> {
         Ok(())
     }
 
@@ -189,6 +214,17 @@ pub trait SinkWriter<T>: Send {
     /// An I/O failure; the job fails naming this task.
     fn pre_commit(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
         Ok(())
+    }
+
+    /// What this writer pre-committed for `checkpoint` (called right after
+    /// [`pre_commit`](SinkWriter::pre_commit)): stored as the task's state in the checkpoint,
+    /// and handed to [`Committer::open`] when the job resumes from it, so that the committer
+    /// can check the output against it. `None` (the default) stores nothing.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
+        Ok(None)
     }
 
     /// Checkpoint `checkpoint` is complete: its manifest is durable and its output published

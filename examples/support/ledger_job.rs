@@ -26,10 +26,12 @@
 
 use super::ledger_model::{self, Fields};
 use serde::{Deserialize, Serialize};
+use snapflow::engine::RestoredState;
 use snapflow::engine::{
     CheckpointId, Committer, ReadStatus, Sink, SinkWriter, Source, SourcePosition, SourceReader,
     TaskInfo,
 };
+use snapflow::operators::sink::file::combine_records;
 use snapflow::operators::sink::DiscardCounter;
 use snapflow::prelude::*;
 use std::path::Path;
@@ -335,6 +337,10 @@ impl Source for TransferSource {
             line: Vec::with_capacity(1),
         }))
     }
+
+    fn verify_restore(&self, positions: &[SourcePosition]) -> Result<(), BoxError> {
+        self.0.verify_restore(positions)
+    }
 }
 
 struct TransferReader {
@@ -433,6 +439,14 @@ impl SinkWriter<Written> for OutputsWriter {
         self.dead_letters.pre_commit(checkpoint)
     }
 
+    fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
+        // One state per task: both file sinks' records of what they pre-committed.
+        Ok(combine_records([
+            self.balances.snapshot(checkpoint)?,
+            self.dead_letters.snapshot(checkpoint)?,
+        ]))
+    }
+
     fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
         self.balances.notify_checkpoint_complete(checkpoint)?;
         self.dead_letters.notify_checkpoint_complete(checkpoint)
@@ -448,7 +462,11 @@ impl SinkWriter<Written> for OutputsWriter {
 struct Committers(Vec<Arc<dyn Committer>>);
 
 impl Committer for Committers {
-    fn open(&self, restored: Option<CheckpointId>) -> Result<(), BoxError> {
+    fn directories(&self) -> Vec<std::path::PathBuf> {
+        self.0.iter().flat_map(|c| c.directories()).collect()
+    }
+
+    fn open(&self, restored: Option<&RestoredState>) -> Result<(), BoxError> {
         self.0.iter().try_for_each(|c| c.open(restored))
     }
 

@@ -33,6 +33,9 @@ pub enum SourceError {
         /// The first bad byte's position in the line, counting from 1.
         column: usize,
     },
+    /// The input is not a regular file, or not the file a checkpoint read.
+    #[error(transparent)]
+    Input(#[from] crate::source::InputError),
 }
 
 /// A sink could not write its output.

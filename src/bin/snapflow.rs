@@ -1,13 +1,19 @@
 //! `snapflow`: inspect a job's checkpoint directory.
 //!
 //! ```text
-//! snapflow checkpoints DIR   list checkpoints: id, state, time, duration, size, source offsets
-//! snapflow verify DIR        check every file's integrity; exit status 1 naming what is corrupt
+//! snapflow checkpoints DIR   list checkpoints: id, state, time, duration, size, source offsets;
+//!                            exit status 1 if any is corrupt
+//! snapflow verify DIR [--output OUT]...
+//!                            check every file's integrity, and each file sink output directory
+//!                            against the latest checkpoint; exit status 1 naming what is wrong
 //! ```
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use snapflow::checkpoint::{CheckpointState, CheckpointStatus, CheckpointStore, Manifest};
+use snapflow::checkpoint::{
+    CheckpointId, CheckpointState, CheckpointStatus, CheckpointStore, Manifest,
+};
+use snapflow::operators::sink::file::{check_output, decode_records};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -25,17 +31,22 @@ enum Command {
         /// A job's checkpoint directory.
         dir: PathBuf,
     },
-    /// Check the integrity of every checkpoint in DIR; exit status 1 if any is corrupt.
+    /// Check the integrity of every checkpoint in DIR, and that each output directory agrees
+    /// with the latest checkpoint (what a rerun would resume from); exit status 1 if anything
+    /// is corrupt or inconsistent.
     Verify {
         /// A job's checkpoint directory.
         dir: PathBuf,
+        /// An output directory of one of the job's file sinks (repeat for several).
+        #[arg(long = "output", value_name = "OUT")]
+        outputs: Vec<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Checkpoints { dir } => list(&dir),
-        Command::Verify { dir } => verify(&dir),
+        Command::Verify { dir, outputs } => verify(&dir, &outputs),
     };
     match result {
         Ok(code) => code,
@@ -93,11 +104,23 @@ fn list(dir: &Path) -> Result<ExitCode> {
             (None, _) => println!("{:>6}  {state:<11}", status.id.0),
         }
     }
+    let corrupt = statuses
+        .iter()
+        .filter(|s| matches!(s.state, CheckpointState::Corrupt { .. }))
+        .count();
+    if corrupt > 0 {
+        eprintln!(
+            "snapflow: {corrupt} corrupt checkpoint(s) in {} (details: snapflow verify {})",
+            dir.display(),
+            dir.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(dir: &Path) -> Result<ExitCode> {
-    let (_, statuses) = open(dir)?;
+fn verify(dir: &Path, outputs: &[PathBuf]) -> Result<ExitCode> {
+    let (store, statuses) = open(dir)?;
     let mut corrupt = 0;
     for status in &statuses {
         match &status.state {
@@ -114,11 +137,17 @@ fn verify(dir: &Path) -> Result<ExitCode> {
             }
         }
     }
+    let inconsistent = verify_outputs(&store, outputs)?;
     if corrupt > 0 {
         eprintln!(
             "snapflow: {corrupt} corrupt checkpoint(s) in {}",
             dir.display()
         );
+    }
+    if inconsistent > 0 {
+        eprintln!("snapflow: {inconsistent} output directory(ies) disagree with the checkpoints");
+    }
+    if corrupt > 0 || inconsistent > 0 {
         return Ok(ExitCode::FAILURE);
     }
     println!(
@@ -127,6 +156,60 @@ fn verify(dir: &Path) -> Result<ExitCode> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks each output directory against the latest complete checkpoint, as a rerun would;
+/// returns how many disagree.
+fn verify_outputs(store: &CheckpointStore, outputs: &[PathBuf]) -> Result<usize> {
+    if outputs.is_empty() {
+        return Ok(0);
+    }
+    let (_, manifest) = store
+        .latest()
+        .context("cannot find the latest checkpoint")?;
+    // The file sinks' records among the latest checkpoint's snapshots.
+    let mut snapshots = Vec::new();
+    if let Some(manifest) = &manifest {
+        for entry in &manifest.snapshots {
+            let snapshot = store
+                .open_snapshot(manifest, entry)
+                .with_context(|| format!("cannot read snapshot {}", entry.file))?;
+            if decode_records(snapshot.payload()).is_some() {
+                snapshots.push(snapshot);
+            }
+        }
+    }
+    let payloads: Vec<&[u8]> = snapshots.iter().map(|s| s.payload()).collect();
+    let restored = manifest
+        .as_ref()
+        .map(|m| (m.checkpoint, payloads.as_slice()));
+    let mut inconsistent = 0;
+    for out in outputs {
+        if !out.is_dir() {
+            bail!("{} is not a directory", out.display());
+        }
+        match check_output(out, restored) {
+            Ok(check) => println!(
+                "output {}: consistent with {} ({} checkpoint(s) published; a rerun publishes {:?} and discards {:?})",
+                out.display(),
+                manifest
+                    .as_ref()
+                    .map_or("a fresh start".to_owned(), |m| format!("checkpoint {}", m.checkpoint)),
+                check.published.len(),
+                ids(&check.to_publish),
+                ids(&check.to_discard),
+            ),
+            Err(e) => {
+                inconsistent += 1;
+                println!("output {}: INCONSISTENT: {e}", out.display());
+            }
+        }
+    }
+    Ok(inconsistent)
+}
+
+fn ids(ids: &[CheckpointId]) -> Vec<u64> {
+    ids.iter().map(|id| id.0).collect()
 }
 
 fn offsets(m: &Manifest) -> String {

@@ -67,6 +67,11 @@ pub(crate) trait NodeFactory: Send + Sync {
     fn committer(&self) -> Option<Arc<dyn Committer>> {
         None
     }
+
+    /// For a source node: checks its input against the positions a checkpoint recorded.
+    fn verify_restore(&self, _positions: &[SourcePosition]) -> Result<(), crate::BoxError> {
+        Ok(())
+    }
 }
 
 /// The edge recipe for records of type `T`.
@@ -196,6 +201,10 @@ fn source_position(point: &RestorePoint, info: &TaskInfo) -> Result<SourcePositi
 pub(crate) struct SourceFactory<S>(pub S);
 
 impl<S: Source> NodeFactory for SourceFactory<S> {
+    fn verify_restore(&self, positions: &[SourcePosition]) -> Result<(), crate::BoxError> {
+        self.0.verify_restore(positions)
+    }
+
     fn create_task(
         &self,
         info: TaskInfo,

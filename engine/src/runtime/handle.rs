@@ -2,6 +2,7 @@
 
 use crate::coordinator::{CheckpointStats, CoordinatorExit, StatsLog};
 use crate::error::{JobError, TaskError};
+use crate::ownership::claim::ClaimedDirs;
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics};
 use crate::runtime::plan::panic_message;
 use crossbeam_channel::Receiver;
@@ -87,6 +88,9 @@ pub struct JobHandle {
     stats: StatsLog,
     started: Instant,
     restored_from: Option<CheckpointId>,
+    /// The job's directory locks; declared last so that they are released only after the
+    /// threads are joined (in `drop`) and every other field is gone.
+    claims: ClaimedDirs,
 }
 
 impl JobHandle {
@@ -107,10 +111,17 @@ impl JobHandle {
             stats,
             started: Instant::now(),
             restored_from: None,
+            claims: ClaimedDirs::default(),
         }
     }
 
     /// Records that the job resumed from `checkpoint`.
+    /// Keeps the job's directories locked until this handle is dropped, after its threads.
+    pub(crate) fn holding(mut self, claims: ClaimedDirs) -> Self {
+        self.claims = claims;
+        self
+    }
+
     pub(crate) fn resumed_from(mut self, checkpoint: Option<CheckpointId>) -> Self {
         self.restored_from = checkpoint;
         self

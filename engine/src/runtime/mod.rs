@@ -12,6 +12,7 @@ pub(crate) mod handle;
 pub(crate) mod inject;
 pub(crate) mod metrics;
 pub(crate) mod plan;
+pub(crate) mod prepare;
 pub(crate) mod restore;
 pub(crate) mod router;
 pub(crate) mod snapshot;

@@ -6,19 +6,18 @@ use crate::coordinator::pending::TaskKey;
 use crate::coordinator::protocol::Trigger;
 use crate::coordinator::{Coordinator, StatsLog};
 use crate::error::{JobError, TaskError};
-use crate::graph::fingerprint::fingerprint;
 use crate::graph::{resolve, JobGraph};
 use crate::id::OperatorId;
 use crate::operator::TaskInfo;
 use crate::runtime::factory::TaskWiring;
 use crate::runtime::handle::{JobHandle, Shared, TaskThread};
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics, TaskCounters};
-use crate::runtime::restore::find_restore_point;
+use crate::runtime::prepare::{prepare, Prepared};
 use crate::runtime::snapshot::SnapshotContext;
 use crate::runtime::task::TaskEnv;
 use crossbeam_channel::{bounded, unbounded};
 use petgraph::visit::EdgeRef;
-use snapflow_checkpoint::{CheckpointId, CheckpointLayout, CheckpointStore};
+use snapflow_checkpoint::CheckpointLayout;
 use std::convert::Infallible;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,21 +33,14 @@ pub(crate) fn launch(
     let g = &graph.graph;
     let shared = Arc::new(Shared::default());
 
-    let graph_fingerprint = fingerprint(graph, &resolved);
-    let operator_uids: Vec<String> = resolved.nodes.iter().map(|n| n.uid.to_string()).collect();
-    // Resume from the latest complete checkpoint, if there is one: rerunning a job with the
-    // same checkpoint directory is all it takes.
-    let (checkpoints, restore, first_checkpoint) = match &config.checkpoint {
-        None => (None, None, CheckpointId(1)),
-        Some(c) => {
-            let store = CheckpointStore::open(&c.dir)?;
-            let restore = find_restore_point(&store, graph_fingerprint, &operator_uids)?;
-            // After every existing directory, so an id in flight when the last run died is
-            // never reused.
-            let first = store.next_id()?;
-            (Some((c.clone(), store)), restore, first)
-        }
-    };
+    let Prepared {
+        claims,
+        checkpoints,
+        restore,
+        first_checkpoint,
+        graph_fingerprint,
+        operator_uids,
+    } = prepare(job, graph, &resolved, config)?;
     let restored_from = restore.as_ref().map(|r| r.manifest.checkpoint);
     let layout = checkpoints
         .as_ref()
@@ -95,18 +87,10 @@ pub(crate) fn launch(
         }
     }
 
-    // Sinks resolve what an earlier run left staged before any writer stages anything new.
-    for n in g.node_indices() {
-        if let Some(committer) = g[n].factory.committer() {
-            committer
-                .open(restored_from)
-                .map_err(|source| JobError::SinkOpenFailed { source })?;
-        }
-    }
     if restore.as_ref().is_some_and(|r| r.manifest.is_final) {
         // The job had finished: its last output is published now (above), and there is
         // nothing left to run.
-        return Ok(JobHandle::already_finished(restored_from));
+        return Ok(JobHandle::already_finished(restored_from).holding(claims));
     }
 
     let source_tasks: usize = g
@@ -250,7 +234,8 @@ pub(crate) fn launch(
             metrics(operators),
             stats,
         )
-        .resumed_from(restored_from)),
+        .resumed_from(restored_from)
+        .holding(claims)),
         Err(e) => {
             drop(JobHandle::new(
                 threads,

@@ -18,7 +18,22 @@ pub(crate) struct RestorePoint {
 pub struct RestoredState {
     checkpoint: CheckpointId,
     key_groups: KeyGroupRange,
-    snapshots: Vec<Snapshot>,
+    snapshots: Vec<Payload>,
+}
+
+/// One old task's state: memory-mapped from its snapshot file, or given in memory.
+enum Payload {
+    Mapped(Snapshot),
+    Owned(Vec<u8>),
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Mapped(snapshot) => snapshot.payload(),
+            Payload::Owned(bytes) => bytes,
+        }
+    }
 }
 
 impl RestoredState {
@@ -30,13 +45,32 @@ impl RestoredState {
         let snapshots = point
             .manifest
             .snapshots_of(uid)
-            .map(|entry| point.store.open_snapshot(&point.manifest, entry))
+            .map(|entry| {
+                point
+                    .store
+                    .open_snapshot(&point.manifest, entry)
+                    .map(Payload::Mapped)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RestoredState {
             checkpoint: point.manifest.checkpoint,
             key_groups,
             snapshots,
         })
+    }
+
+    /// A restored state made of the given payloads (what each old task's `snapshot`
+    /// returned), for testing an operator or a committer without a checkpoint on disk.
+    pub fn from_payloads(
+        checkpoint: CheckpointId,
+        key_groups: KeyGroupRange,
+        payloads: Vec<Vec<u8>>,
+    ) -> RestoredState {
+        RestoredState {
+            checkpoint,
+            key_groups,
+            snapshots: payloads.into_iter().map(Payload::Owned).collect(),
+        }
     }
 
     /// The checkpoint being restored.
@@ -57,7 +91,7 @@ impl RestoredState {
     /// The serialized state of every task of the operator in the checkpoint (what
     /// `snapshot` returned), read straight from the memory-mapped files.
     pub fn payloads(&self) -> impl Iterator<Item = &[u8]> {
-        self.snapshots.iter().map(Snapshot::payload)
+        self.snapshots.iter().map(Payload::bytes)
     }
 }
 

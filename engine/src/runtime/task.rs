@@ -361,15 +361,18 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
 
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
         self.writer.pre_commit(id).map_err(TaskError::Failed)?;
-        self.snapshots.checkpoint(id, alignment, || Ok(None))
+        let writer = &mut self.writer;
+        self.snapshots
+            .checkpoint(id, alignment, || writer.snapshot(id))
     }
 
     fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
         self.writer
             .pre_commit(checkpoint)
             .map_err(TaskError::Failed)?;
+        let writer = &mut self.writer;
         self.snapshots
-            .checkpoint(checkpoint, Duration::ZERO, || Ok(None))?;
+            .checkpoint(checkpoint, Duration::ZERO, || writer.snapshot(checkpoint))?;
         self.writer.finish().map_err(TaskError::Failed)
     }
 

@@ -2,7 +2,7 @@
 
 mod collect;
 mod discard;
-mod file;
+pub mod file;
 
 pub use collect::{CollectSink, Collected};
 pub use discard::{DiscardCounter, DiscardSink};

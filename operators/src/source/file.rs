@@ -1,12 +1,13 @@
 //! A source of the lines of one text file, split over tasks by byte range.
 
 use crate::error::SourceError;
-use crate::source::{seek_index, share};
+use crate::source::identity::{self, FilePosition, InputError, Window, PREFIX, WINDOW};
+use crate::source::share;
 use snapflow_engine::{BoxError, ReadStatus, Source, SourcePosition, SourceReader, TaskInfo};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Emits every line of a UTF-8 text file as a `String`, without its line ending (`\n` or
 /// `\r\n`); a last line without a final newline is a line too.
@@ -15,8 +16,18 @@ use std::sync::Arc;
 /// its first byte, so each line is read exactly once, whatever the parallelism (the Hadoop
 /// `TextInputFormat` rule). A line that is not valid UTF-8 fails the job with an error naming
 /// the file and the line number.
+///
+/// **The input must not change while a job uses it.** The file is split at the length it has
+/// when the job first starts, and every checkpoint records that length with checksums of a few
+/// windows of the content ([`identity`](crate::source)); a rerun that resumes from a checkpoint
+/// refuses a file that was truncated, replaced, rewritten or appended to, naming what changed,
+/// rather than read lines twice or never. Only regular files are read: a FIFO, a directory or
+/// a device is refused (a FIFO would block the job until a writer appears).
 pub struct TextFileSource {
     path: Arc<Path>,
+    /// The file's length when the first task opened it, so that every task splits the same
+    /// length even if the file grows meanwhile.
+    len: Arc<OnceLock<u64>>,
 }
 
 impl TextFileSource {
@@ -24,6 +35,7 @@ impl TextFileSource {
     pub fn new(path: impl AsRef<Path>) -> Self {
         TextFileSource {
             path: path.as_ref().into(),
+            len: Arc::default(),
         }
     }
 }
@@ -36,12 +48,40 @@ impl Source for TextFileSource {
     }
 
     fn create_reader(&self, task: &TaskInfo) -> Result<Box<dyn SourceReader<String>>, BoxError> {
-        Ok(Box::new(TextFileReader::open(
+        Ok(Box::new(TextFileReader::open_shared(
             self.path.clone(),
+            &self.len,
             task.index,
             task.parallelism,
         )?))
     }
+
+    fn verify_restore(&self, positions: &[SourcePosition]) -> Result<(), BoxError> {
+        identity::require_regular(&self.path)?;
+        let file = File::open(&self.path).map_err(|source| SourceError::Open {
+            path: self.path.to_path_buf(),
+            source,
+        })?;
+        let now = file
+            .metadata()
+            .map_err(|source| InputError::Io {
+                path: self.path.to_path_buf(),
+                source,
+            })?
+            .len();
+        for position in positions {
+            let recorded = decode_position(&self.path, position)?;
+            identity::check(&self.path, &file, now, &recorded)?;
+        }
+        Ok(())
+    }
+}
+
+fn decode_position(path: &Path, position: &SourcePosition) -> Result<FilePosition, InputError> {
+    FilePosition::decode(&position.offset).ok_or_else(|| InputError::NotAPosition {
+        path: path.to_path_buf(),
+        description: position.description.clone(),
+    })
 }
 
 /// Reads the lines that start in one byte range of a file.
@@ -50,19 +90,28 @@ pub(crate) struct TextFileReader {
     reader: BufReader<File>,
     /// Byte offset of the next line to read.
     pos: u64,
-    /// Where this task's first line starts.
-    start: u64,
     /// Lines starting at or after this offset belong to the next task.
     end: u64,
     line: Vec<u8>,
+    /// The length the file was split at, and checksums of its start and of the bytes around
+    /// this task's split point: recorded in every position.
+    len: u64,
+    prefix: Window,
+    split: Window,
+    index: usize,
+    parallelism: usize,
 }
 
 impl TextFileReader {
-    pub(crate) fn open(
+    /// Opens task `index`'s share of the file, splitting the length that `len` holds (or the
+    /// file's current length, which it then holds for the other tasks).
+    pub(crate) fn open_shared(
         path: Arc<Path>,
+        len: &OnceLock<u64>,
         index: usize,
         parallelism: usize,
     ) -> Result<Self, SourceError> {
+        identity::require_regular(&path)?;
         let file = File::open(&path).map_err(|source| SourceError::Open {
             path: path.to_path_buf(),
             source,
@@ -71,29 +120,70 @@ impl TextFileReader {
             path: path.to_path_buf(),
             source,
         };
-        let len = file.metadata().map_err(read_error)?.len();
+        let now = file.metadata().map_err(read_error)?.len();
+        let len = *len.get_or_init(|| now);
+        if now < len {
+            return Err(InputError::Truncated {
+                path: path.to_path_buf(),
+                recorded: len,
+                now,
+            }
+            .into());
+        }
         let range = share(len, index, parallelism);
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut pos = range.start;
-        if range.start > 0 {
+        let prefix = identity::window(&file, 0, PREFIX, len).map_err(read_error)?;
+        let split = identity::window(
+            &file,
+            range.start.saturating_sub(WINDOW / 2),
+            range.start + WINDOW / 2,
+            len,
+        )
+        .map_err(read_error)?;
+        let mut reader = TextFileReader {
+            path: path.clone(),
+            reader: BufReader::with_capacity(1 << 20, file),
+            pos: 0,
+            end: range.end,
+            line: Vec::new(),
+            len,
+            prefix,
+            split,
+            index,
+            parallelism,
+        };
+        reader.start_at(range.start)?;
+        Ok(reader)
+    }
+
+    /// Opens task `index`'s share of the file at its current length.
+    #[cfg(test)]
+    pub(crate) fn open(
+        path: Arc<Path>,
+        index: usize,
+        parallelism: usize,
+    ) -> Result<Self, SourceError> {
+        Self::open_shared(path, &OnceLock::new(), index, parallelism)
+    }
+
+    /// Positions the reader at the first line that starts at or after `start`.
+    fn start_at(&mut self, start: u64) -> Result<(), SourceError> {
+        let mut pos = start;
+        if start > 0 {
             // Skip the line that started in the previous range. Starting one byte early also
             // handles a range that begins exactly at a line start: then only the preceding
             // `\n` is skipped.
-            reader
-                .seek(SeekFrom::Start(range.start - 1))
-                .map_err(read_error)?;
+            self.reader
+                .seek(SeekFrom::Start(start - 1))
+                .map_err(|e| self.read_error(e))?;
             let mut skipped = Vec::new();
-            pos = range.start - 1
-                + reader.read_until(b'\n', &mut skipped).map_err(read_error)? as u64;
+            pos = start - 1
+                + self
+                    .reader
+                    .read_until(b'\n', &mut skipped)
+                    .map_err(|e| self.read_error(e))? as u64;
         }
-        Ok(TextFileReader {
-            path,
-            reader,
-            pos,
-            start: pos,
-            end: range.end,
-            line: Vec::new(),
-        })
+        self.pos = pos;
+        Ok(())
     }
 
     fn read_error(&self, source: std::io::Error) -> SourceError {
@@ -170,8 +260,13 @@ impl SourceReader<String> for TextFileReader {
             }
             let line_start = self.pos;
             let Some(bytes) = self.next_line()? else {
-                // The file is shorter than when it was opened.
-                return Ok(ReadStatus::Exhausted);
+                // The file is shorter than the length it was split at.
+                return Err(InputError::ShrankWhileReading {
+                    path: self.path.to_path_buf(),
+                    at: self.pos,
+                    now: self.pos,
+                }
+                .into());
             };
             match String::from_utf8(bytes) {
                 Ok(line) => batch.push(line),
@@ -189,22 +284,61 @@ impl SourceReader<String> for TextFileReader {
     }
 
     fn position(&self) -> Option<SourcePosition> {
+        // One read of a few KiB per checkpoint: the bytes just before the position, so that
+        // a rerun notices a file rewritten where it resumes.
+        let before = identity::window(
+            self.reader.get_ref(),
+            self.pos.saturating_sub(WINDOW),
+            self.pos,
+            self.len,
+        )
+        .ok()?;
+        let position = FilePosition {
+            pos: self.pos,
+            len: self.len,
+            prefix: self.prefix,
+            split: self.split,
+            before,
+        };
         Some(SourcePosition {
-            offset: self.pos.to_le_bytes().to_vec(),
+            offset: position.encode(),
             description: format!("byte {} of {}", self.pos, self.path.display()),
         })
     }
 
     fn seek(&mut self, position: &SourcePosition) -> Result<(), BoxError> {
-        // Positions are line starts from this task's first line on; the last one may lie past
-        // the range's end, after a line that crosses it, which reads as exhausted.
-        let range = self.start..u64::MAX;
-        let pos =
-            seek_index(position, &range).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let recorded = decode_position(&self.path, position)?;
+        let now = self
+            .reader
+            .get_ref()
+            .metadata()
+            .map_err(|e| self.read_error(e))?
+            .len();
+        // Also checked before the job starts (`verify_restore`); again here for a source
+        // wrapped by one that does not pass that call on.
+        identity::check(&self.path, self.reader.get_ref(), now, &recorded)?;
+        // The splits are the ones of the length the job first started with. Positions are
+        // line starts from this task's first line on; the last one may lie past the range's
+        // end, after a line that crosses it, which reads as exhausted.
+        let range = share(recorded.len, self.index, self.parallelism);
+        if recorded.pos < range.start {
+            return Err(format!(
+                "{}: position {} lies before this task's share {}..{}",
+                self.path.display(),
+                recorded.pos,
+                range.start,
+                range.end
+            )
+            .into());
+        }
         self.reader
-            .seek(SeekFrom::Start(pos))
+            .seek(SeekFrom::Start(recorded.pos))
             .map_err(|e| self.read_error(e))?;
-        self.pos = pos;
+        self.pos = recorded.pos;
+        self.end = range.end;
+        self.len = recorded.len;
+        self.prefix = recorded.prefix;
+        self.split = recorded.split;
         Ok(())
     }
 }

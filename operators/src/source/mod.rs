@@ -3,6 +3,9 @@
 mod collection;
 mod file;
 mod generator;
+mod identity;
+
+pub use identity::InputError;
 
 pub use collection::CollectionSource;
 pub use file::TextFileSource;

@@ -14,8 +14,26 @@
 //! renames `_staging/chk-<id>` to `chk-<id>`: one rename publishes all tasks' output of that
 //! checkpoint at once, so a reader sees the output of a prefix of whole checkpoints. Published
 //! files are never modified or removed by the job.
+//!
+//! Each task also records in the checkpoint which files it pre-committed (length and CRC-32,
+//! [`TaskRecord`]). When a job resumes, the committer checks the directory against the
+//! restored checkpoint's records before publishing anything ([`check`]): output of a newer
+//! checkpoint (a lost manifest), a recorded file that is missing or changed (a lost or damaged
+//! `_staging`), or a file snapflow did not write, each refuse the start with an error that says
+//! what is wrong, instead of a silent duplicate or loss. At run time the committer publishes a
+//! staged directory only if it holds exactly the files the writers pre-committed.
+
+mod check;
+mod commit;
+mod record;
+
+pub use check::OutputInconsistency;
+pub use commit::{check_output, OutputCheck};
+pub use record::{combine_records, decode_records, StagedPart, TaskRecord};
 
 use crate::error::SinkError;
+use commit::{FileCommitter, Registry};
+use record::{encode, part_name};
 use snapflow_checkpoint::{fsync_dir, CheckpointId};
 use snapflow_engine::{BoxError, Committer, Data, Sink, SinkWriter, TaskInfo};
 use std::fmt::Display;
@@ -32,15 +50,15 @@ const WRITE_CHUNK: usize = 1 << 20;
 
 const STAGING: &str = "_staging";
 
-fn checkpoint_dir_name(id: CheckpointId) -> String {
-    format!("chk-{:020}", id.0)
-}
-
-fn parse_checkpoint_dir_name(name: &str) -> Option<CheckpointId> {
-    let digits = name.strip_prefix("chk-")?;
-    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok().map(CheckpointId))
-        .flatten()
+/// `dir`, created if missing, with symbolic links resolved: how the records name it, so that
+/// another spelling of the same directory still matches.
+fn resolve_dir(dir: &Path) -> Result<PathBuf, SinkError> {
+    fs::create_dir_all(dir)
+        .and_then(|()| fs::canonicalize(dir))
+        .map_err(|source| SinkError::Create {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Writes records as lines, exactly once, into checkpoint directories under `DIR` (see the
@@ -48,6 +66,8 @@ fn parse_checkpoint_dir_name(name: &str) -> Option<CheckpointId> {
 pub struct FileSink<T> {
     dir: PathBuf,
     format: Format<T>,
+    /// What the writers pre-committed in this process and the committer has not published.
+    registry: Arc<Registry>,
 }
 
 impl<T: Display> FileSink<T> {
@@ -70,6 +90,7 @@ impl<T> FileSink<T> {
         FileSink {
             dir: dir.as_ref().to_path_buf(),
             format: Arc::new(format),
+            registry: Arc::default(),
         }
     }
 }
@@ -80,19 +101,26 @@ impl<T: Data> Sink<T> for FileSink<T> {
     }
 
     fn create_writer(&self, task: &TaskInfo) -> Result<Box<dyn SinkWriter<T>>, BoxError> {
+        // The job claimed (created) the directory before any task started; the records name
+        // it with symbolic links resolved, so that another spelling of it still matches.
+        let resolved = resolve_dir(&self.dir)?;
         Ok(Box::new(FileWriter {
             dir: self.dir.clone(),
+            resolved,
             task: task.index,
             format: self.format.clone(),
             buf: Vec::with_capacity(WRITE_CHUNK + 4096),
             checkpoint: task.first_checkpoint,
             file: None,
+            pending: Vec::new(),
+            registry: self.registry.clone(),
         }))
     }
 
     fn committer(&self) -> Option<Arc<dyn Committer>> {
         Some(Arc::new(FileCommitter {
             dir: self.dir.clone(),
+            registry: self.registry.clone(),
         }))
     }
 }
@@ -101,10 +129,16 @@ impl<T: Data> Sink<T> for FileSink<T> {
 struct StagingFile {
     path: PathBuf,
     file: File,
+    /// Bytes written so far.
+    bytes: u64,
+    /// CRC-32 of those bytes.
+    crc: crc32fast::Hasher,
 }
 
 struct FileWriter<T> {
     dir: PathBuf,
+    /// `dir` with symbolic links resolved, as the records name it.
+    resolved: PathBuf,
     task: usize,
     format: Format<T>,
     buf: Vec<u8>,
@@ -113,6 +147,10 @@ struct FileWriter<T> {
     /// Opened on the first write after a barrier, so a checkpoint without records leaves no
     /// file.
     file: Option<StagingFile>,
+    /// Files pre-committed and not yet known to be published, oldest first: recorded in
+    /// every checkpoint (the output of an aborted checkpoint is published with the next).
+    pending: Vec<StagedPart>,
+    registry: Arc<Registry>,
 }
 
 impl<T> FileWriter<T> {
@@ -126,17 +164,22 @@ impl<T> FileWriter<T> {
                 let dir = self
                     .dir
                     .join(STAGING)
-                    .join(checkpoint_dir_name(self.checkpoint));
+                    .join(snapflow_checkpoint::checkpoint_dir_name(self.checkpoint));
                 fs::create_dir_all(&dir).map_err(|source| SinkError::Create {
                     path: dir.clone(),
                     source,
                 })?;
-                let path = dir.join(format!("part-{:05}", self.task));
+                let path = dir.join(part_name(self.task as u32));
                 let file = File::create(&path).map_err(|source| SinkError::Create {
                     path: path.clone(),
                     source,
                 })?;
-                self.file.insert(StagingFile { path, file })
+                self.file.insert(StagingFile {
+                    path,
+                    file,
+                    bytes: 0,
+                    crc: crc32fast::Hasher::new(),
+                })
             }
         };
         staging
@@ -146,6 +189,8 @@ impl<T> FileWriter<T> {
                 path: staging.path.clone(),
                 source,
             })?;
+        staging.bytes += self.buf.len() as u64;
+        staging.crc.update(&self.buf);
         self.buf.clear();
         Ok(())
     }
@@ -177,8 +222,29 @@ impl<T: Data> SinkWriter<T> for FileWriter<T> {
             fsync_dir(checkpoint_dir)?;
             fsync_dir(&self.dir.join(STAGING))?;
             fsync_dir(&self.dir)?;
+            let part = StagedPart {
+                checkpoint: self.checkpoint.0,
+                bytes: staging.bytes,
+                crc32: staging.crc.finalize(),
+            };
+            self.registry
+                .pre_committed(self.checkpoint, part_name(self.task as u32), part.bytes);
+            self.pending.push(part);
         }
         self.checkpoint = checkpoint.next();
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
+        Ok(Some(encode(&[TaskRecord {
+            dir: self.resolved.clone(),
+            task: self.task as u32,
+            parts: self.pending.clone(),
+        }])))
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
+        self.pending.retain(|p| p.checkpoint > checkpoint.0);
         Ok(())
     }
 
@@ -194,105 +260,14 @@ impl<T: Data> SinkWriter<T> for FileWriter<T> {
     }
 }
 
-/// Publishes staged checkpoint directories by renaming them into the output directory.
-struct FileCommitter {
-    dir: PathBuf,
-}
-
-impl FileCommitter {
-    /// The staged checkpoint directories, oldest first.
-    fn staged(&self) -> Result<Vec<CheckpointId>, SinkError> {
-        let staging = self.dir.join(STAGING);
-        let entries = match fs::read_dir(&staging) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(SinkError::Create {
-                    path: staging,
-                    source,
-                })
-            }
-        };
-        let mut ids: Vec<CheckpointId> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| parse_checkpoint_dir_name(&e.file_name().to_string_lossy()))
-            .collect();
-        ids.sort();
-        Ok(ids)
-    }
-
-    fn published(&self) -> Result<Vec<CheckpointId>, SinkError> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(SinkError::Create {
-                    path: self.dir.clone(),
-                    source,
-                })
-            }
-        };
-        Ok(entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| parse_checkpoint_dir_name(&e.file_name().to_string_lossy()))
-            .collect())
-    }
-}
-
-impl Committer for FileCommitter {
-    fn open(&self, restored: Option<CheckpointId>) -> Result<(), BoxError> {
-        if restored.is_none() && !self.published()?.is_empty() {
-            return Err(format!(
-                "output directory {} already holds published output of an earlier run; use an empty directory",
-                self.dir.display()
-            )
-            .into());
-        }
-        if let Some(id) = restored {
-            self.commit(id)?;
-        }
-        // Whatever is still staged belongs to checkpoints that never completed.
-        for id in self.staged()? {
-            let path = self.dir.join(STAGING).join(checkpoint_dir_name(id));
-            fs::remove_dir_all(&path).map_err(|source| SinkError::Write { path, source })?;
-        }
-        Ok(())
-    }
-
-    fn commit(&self, checkpoint: CheckpointId) -> Result<(), BoxError> {
-        let mut renamed = false;
-        for id in self.staged()?.into_iter().filter(|&id| id <= checkpoint) {
-            let name = checkpoint_dir_name(id);
-            let from = self.dir.join(STAGING).join(&name);
-            let to = self.dir.join(&name);
-            if to.exists() {
-                return Err(format!(
-                    "{} is already published; it is never written twice",
-                    to.display()
-                )
-                .into());
-            }
-            fs::rename(&from, &to).map_err(|source| SinkError::Write { path: from, source })?;
-            renamed = true;
-        }
-        if renamed {
-            fsync_dir(&self.dir)?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn checkpoint_dir_names_round_trip_and_sort() {
-        let a = checkpoint_dir_name(CheckpointId(9));
-        let b = checkpoint_dir_name(CheckpointId(10));
-        assert!(a < b, "names sort like ids");
-        assert_eq!(parse_checkpoint_dir_name(&b), Some(CheckpointId(10)));
-        assert_eq!(parse_checkpoint_dir_name("chk-12"), None);
-        assert_eq!(parse_checkpoint_dir_name("part-00000"), None);
+    fn part_names_are_recognised() {
+        assert!(check::is_part_name(&part_name(7)));
+        assert!(!check::is_part_name("part-7"));
+        assert!(!check::is_part_name("part-00007.tmp"));
     }
 }

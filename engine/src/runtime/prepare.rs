@@ -1,0 +1,134 @@
+//! What happens before a job's first thread starts: take its directories, find the
+//! checkpoint to resume from, and check the sources' inputs and the sinks' outputs against it.
+//!
+//! Every refusal here leaves the job's directories as they were: a job that cannot resume
+//! exactly once does not start.
+
+use crate::config::{CheckpointConfig, JobConfig};
+use crate::error::JobError;
+use crate::graph::fingerprint::fingerprint;
+use crate::graph::validate::ResolvedGraph;
+use crate::graph::JobGraph;
+use crate::operator::SourcePosition;
+use crate::ownership::claim::{claim_all, ClaimedDirs};
+use crate::ownership::DirRole;
+use crate::runtime::restore::{find_restore_point, RestorePoint, RestoredState};
+use snapflow_checkpoint::{CheckpointId, CheckpointStore, KeyGroupRange};
+use std::sync::Arc;
+
+/// A job ready to start: its directories held, and where it resumes from.
+pub(crate) struct Prepared {
+    /// The locks on the job's directories, held until the job ends.
+    pub claims: ClaimedDirs,
+    /// The checkpoint configuration and store, when checkpointing is on.
+    pub checkpoints: Option<(CheckpointConfig, CheckpointStore)>,
+    /// The checkpoint to resume from.
+    pub restore: Option<Arc<RestorePoint>>,
+    /// The id of the first checkpoint this run takes.
+    pub first_checkpoint: CheckpointId,
+    /// The job graph's fingerprint.
+    pub graph_fingerprint: u64,
+    /// Every operator's uid, by node index.
+    pub operator_uids: Vec<String>,
+}
+
+/// Claims the job's directories, finds its restore point, verifies each source's input and
+/// opens each sink's committer against it.
+pub(crate) fn prepare(
+    job: &str,
+    graph: &JobGraph,
+    resolved: &ResolvedGraph,
+    config: &JobConfig,
+) -> Result<Prepared, JobError> {
+    let g = &graph.graph;
+    let mut dirs = Vec::new();
+    if let Some(c) = &config.checkpoint {
+        dirs.push((c.dir.clone(), DirRole::Checkpoints));
+    }
+    for n in g.node_indices() {
+        if let Some(committer) = g[n].factory.committer() {
+            let operator = resolved.nodes[n.index()].name.to_string();
+            for dir in committer.directories() {
+                dirs.push((
+                    dir,
+                    DirRole::Output {
+                        operator: operator.clone(),
+                    },
+                ));
+            }
+        }
+    }
+    let claims = claim_all(job, &dirs)?;
+
+    let graph_fingerprint = fingerprint(graph, resolved);
+    let operator_uids: Vec<String> = resolved.nodes.iter().map(|n| n.uid.to_string()).collect();
+    // Resume from the latest complete checkpoint, if there is one: rerunning a job with the
+    // same checkpoint directory is all it takes.
+    let (checkpoints, restore, first_checkpoint) = match &config.checkpoint {
+        None => (None, None, CheckpointId(1)),
+        Some(c) => {
+            let store = CheckpointStore::open(&c.dir)?;
+            let restore = find_restore_point(&store, graph_fingerprint, &operator_uids)?;
+            // After every existing directory, so an id in flight when the last run died is
+            // never reused.
+            let first = store.next_id()?;
+            (Some((c.clone(), store)), restore, first)
+        }
+    };
+
+    if let Some(point) = &restore {
+        for n in g.node_indices().filter(|&n| g[n].ports == 0) {
+            let node = &resolved.nodes[n.index()];
+            let mut offsets: Vec<_> = point
+                .manifest
+                .source_offsets
+                .iter()
+                .filter(|o| *o.operator_uid == *node.uid)
+                .collect();
+            offsets.sort_by_key(|o| o.task);
+            let positions: Vec<SourcePosition> = offsets
+                .into_iter()
+                .map(|o| SourcePosition {
+                    offset: o.offset.clone(),
+                    description: o.description.clone(),
+                })
+                .collect();
+            g[n].factory
+                .verify_restore(&positions)
+                .map_err(|source| JobError::InputChanged {
+                    operator: node.name.to_string(),
+                    checkpoint: point.manifest.checkpoint,
+                    source,
+                })?;
+        }
+    }
+
+    // Sinks check their output against the checkpoint and resolve what an earlier run left
+    // staged, before any writer stages anything new.
+    for n in g.node_indices() {
+        if let Some(committer) = g[n].factory.committer() {
+            let state = match &restore {
+                Some(point) => Some(
+                    RestoredState::load(
+                        point,
+                        &resolved.nodes[n.index()].uid,
+                        KeyGroupRange::for_task(0, 1, config.max_parallelism),
+                    )
+                    .map_err(|source| JobError::SinkOpenFailed { source })?,
+                ),
+                None => None,
+            };
+            committer
+                .open(state.as_ref())
+                .map_err(|source| JobError::SinkOpenFailed { source })?;
+        }
+    }
+    Ok(Prepared {
+        claims,
+        checkpoints,
+        restore,
+        first_checkpoint,
+        graph_fingerprint,
+        operator_uids,
+    })
+}
