@@ -310,7 +310,11 @@ fn run_threads(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) -> R
     for _ in 0..args.kills {
         after += 1 + rng.next() % 3;
         let operator = operators[(rng.next() % operators.len() as u64) as usize];
-        let task = (rng.next() % args.parallelism as u64) as usize;
+        let tasks = match args.job {
+            JobKind::Wordcount => args.parallelism,
+            JobKind::Ledger => ledger_job::tasks(operator, args.parallelism),
+        };
+        let task = (rng.next() % tasks as u64) as usize;
         injector = injector.fail_task_after_checkpoint(operator, task, after);
     }
     let config = JobConfig::default()
