@@ -11,6 +11,8 @@
 //! `--mode threads` kills worker threads inside one process through the failure injector and
 //! lets the restart strategy recover. Exit status 1 on any violation.
 
+#[path = "support/bounds.rs"]
+mod bounds;
 #[path = "support/corpus.rs"]
 mod corpus;
 #[path = "support/ledger_job.rs"]
@@ -59,26 +61,29 @@ struct Args {
     #[arg(long, value_enum, default_value = "wordcount")]
     job: JobKind,
     /// How many kills.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1000))]
     kills: u32,
     /// Seed of the input and of the kill moments.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Input size: lines (word count) or transfers (ledger).
-    #[arg(long, default_value_t = 200_000)]
+    /// Input size: lines (word count) or transfers (ledger), built in memory.
+    #[arg(long, default_value_t = 200_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     size: u64,
     /// Tasks per operator.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2,
+          value_parser = bounds::usize_in(bounds::MAX_PARALLELISM))]
     parallelism: usize,
     /// Process or thread kills.
     #[arg(long, value_enum, default_value = "process")]
     mode: Mode,
     /// Time between checkpoints, in milliseconds.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(1..=bounds::MAX_CHECKPOINT_INTERVAL_MS))]
     checkpoint_interval_ms: u64,
     /// Source rate limit in lines per second (default: the input over 0.3 s per kill, at least
     /// 3 s), so that there is time for every kill.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=bounds::MAX_RATE))]
     max_rate: Option<u64>,
 }
 
@@ -310,7 +315,11 @@ fn run_threads(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) -> R
     for _ in 0..args.kills {
         after += 1 + rng.next() % 3;
         let operator = operators[(rng.next() % operators.len() as u64) as usize];
-        let task = (rng.next() % args.parallelism as u64) as usize;
+        let tasks = match args.job {
+            JobKind::Wordcount => args.parallelism,
+            JobKind::Ledger => ledger_job::tasks(operator, args.parallelism),
+        };
+        let task = (rng.next() % tasks as u64) as usize;
         injector = injector.fail_task_after_checkpoint(operator, task, after);
     }
     let config = JobConfig::default()

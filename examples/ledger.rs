@@ -14,6 +14,8 @@
 //! lines and resubmitted ids go to the dead-letter output as `malformed<TAB>line` and
 //! `duplicate<TAB>line`. The job graph is in `support/ledger_job.rs`.
 
+#[path = "support/bounds.rs"]
+mod bounds;
 #[path = "support/checkpoint_log.rs"]
 mod checkpoint_log;
 #[path = "support/checkpoint_report.rs"]
@@ -68,11 +70,13 @@ struct Args {
     sink: SinkKind,
     #[command(flatten)]
     engine: engine_args::EngineArgs,
-    /// Transfers of the generated workload, when there is no --input.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Transfers of the generated workload, when there is no --input (built in memory).
+    #[arg(long, default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     transfers: u64,
     /// Accounts of the generated workload.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     accounts: u64,
     /// Only write the generated workload to this file, for later runs with --input.
     #[arg(long, conflicts_with = "input")]
@@ -95,7 +99,7 @@ fn generate(args: &Args, path: &Path) -> Result<()> {
     );
     std::fs::write(
         path,
-        ledger_model::workload(args.transfers, args.accounts.max(1), 7),
+        ledger_model::workload(args.transfers, args.accounts, 7),
     )
     .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -7,6 +7,8 @@
 //!
 //! A word is a token of `str::split_whitespace`; the n-th occurrence of a word yields count n.
 
+#[path = "support/bounds.rs"]
+mod bounds;
 #[path = "support/checkpoint_log.rs"]
 mod checkpoint_log;
 #[path = "support/checkpoint_report.rs"]
@@ -59,10 +61,11 @@ struct Args {
     #[arg(long, value_enum)]
     sink: Option<SinkKind>,
     /// Lines of the generated corpus (10 words each), when there is no --input.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     lines: u64,
     /// Distinct words the generated corpus draws from (Zipf 1.1).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = bounds::usize_in(10_000_000))]
     vocabulary: usize,
     /// Take no periodic checkpoints (the output is still published once, at the end).
     #[arg(long, conflicts_with_all = ["checkpoint_dir"])]
@@ -113,7 +116,7 @@ fn run(args: Args) -> Result<()> {
                 args.lines,
                 path.display()
             );
-            corpus::Corpus::new(args.vocabulary.max(1), 10, 1)
+            corpus::Corpus::new(args.vocabulary, 10, 1)
                 .write_to(&path, args.lines)
                 .with_context(|| format!("cannot write corpus {}", path.display()))?;
             _generated = Some(dir);

@@ -45,3 +45,31 @@ fn nested_or_equal_output_directories_are_refused() {
         assert!(!out.exists(), "nothing may be written");
     }
 }
+
+/// The workload options are bounded like the engine options: refused while parsing, with the
+/// option and its bounds, before a workload is built in memory.
+#[test]
+fn workload_options_out_of_range_are_refused() {
+    for (option, value, bounds) in [
+        ("--transfers", "1000000000000", "1..=100000000"),
+        ("--accounts", "0", "1..=10000000"),
+        ("--batch-size", "1000000000000", "1..=1048576"),
+    ] {
+        let result = Command::new(ledger_bin())
+            .args([option, value])
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("start ledger");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{option} {value} must fail");
+        assert!(
+            stderr.contains(option) && stderr.contains(bounds),
+            "{option}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("generating"), "nothing may run: {stderr}");
+    }
+}

@@ -163,7 +163,7 @@ fn ledger_survives_a_task_kill_at_every_operator() {
     assert_eq!(operators.map(|(name, _)| name), ledger_job::OPERATORS);
     for (i, (operator, after)) in operators.into_iter().enumerate() {
         let d = dirs(&text);
-        let task = i % 2;
+        let task = i % ledger_job::tasks(operator, 2);
         let injector = FailureInjector::new().fail_task(operator, task, after);
         let config = restarting(&d.checkpoints, injector.clone());
         let (input, out, dead) = (d.input.clone(), d.out.clone(), d.dead.clone());

@@ -5,6 +5,7 @@ mod common;
 use common::bounded;
 use snapflow::engine::BuildError;
 use snapflow::prelude::*;
+use std::time::Duration;
 
 fn build_error(result: Result<impl std::fmt::Debug, JobError>) -> BuildError {
     match result {
@@ -268,23 +269,141 @@ impl snapflow::engine::BinaryOperator<u64, String, u64> for Pair {
 
 #[test]
 fn out_of_range_configuration_is_rejected() {
-    let configs = [
-        ("batch size 0", JobConfig::default().with_batch_size(0)),
+    let error = build_error(valid_job().run(&JobConfig::default().with_max_rate(Some(0))));
+    assert!(
+        matches!(error, BuildError::InvalidConfig(_)),
+        "max rate 0: {error:?}"
+    );
+}
+
+/// Every size and interval setting is checked against its range before anything starts,
+/// huge values included (which would otherwise abort on an allocation or panic on overflow);
+/// the error names the setting and its bounds.
+#[test]
+fn settings_out_of_range_name_the_setting_and_its_bounds() {
+    let day = 86_400_000;
+    let checkpointing =
+        |interval| JobConfig::default().with_checkpointing("unused-checkpoints", interval);
+    let cases = [
         (
-            "channel capacity 0",
+            "batch size",
+            JobConfig::default().with_batch_size(0),
+            0,
+            1,
+            1 << 20,
+        ),
+        (
+            "batch size",
+            JobConfig::default().with_batch_size(1_000_000_000_000),
+            1_000_000_000_000,
+            1,
+            1 << 20,
+        ),
+        (
+            "batch size",
+            JobConfig::default().with_batch_size(usize::MAX),
+            usize::MAX as u128,
+            1,
+            1 << 20,
+        ),
+        (
+            "channel capacity",
             JobConfig::default().with_channel_capacity(0),
+            0,
+            1,
+            1 << 16,
         ),
         (
-            "max parallelism 0",
-            JobConfig::default().with_max_parallelism(0),
+            "channel capacity",
+            JobConfig::default().with_channel_capacity(usize::MAX),
+            usize::MAX as u128,
+            1,
+            1 << 16,
         ),
-        ("max rate 0", JobConfig::default().with_max_rate(Some(0))),
+        (
+            "max parallelism",
+            JobConfig::default().with_max_parallelism(0),
+            0,
+            1,
+            1 << 15,
+        ),
+        (
+            "max parallelism",
+            JobConfig::default().with_max_parallelism(u32::MAX),
+            u128::from(u32::MAX),
+            1,
+            1 << 15,
+        ),
+        (
+            "checkpoint interval (ms)",
+            checkpointing(Duration::ZERO),
+            0,
+            1,
+            day,
+        ),
+        (
+            "checkpoint interval (ms)",
+            checkpointing(Duration::from_micros(500)),
+            0,
+            1,
+            day,
+        ),
+        (
+            "checkpoint interval (ms)",
+            checkpointing(Duration::MAX),
+            Duration::MAX.as_millis(),
+            1,
+            day,
+        ),
+        (
+            "checkpoint timeout (ms)",
+            checkpointing(Duration::from_secs(1)).with_checkpoint_timeout(Duration::ZERO),
+            0,
+            1,
+            day,
+        ),
+        (
+            "checkpoint timeout (ms)",
+            checkpointing(Duration::from_secs(1)).with_checkpoint_timeout(Duration::MAX),
+            Duration::MAX.as_millis(),
+            1,
+            day,
+        ),
     ];
-    for (what, config) in configs {
+    for (setting, config, value, min, max) in cases {
         let error = build_error(valid_job().run(&config));
-        assert!(
-            matches!(error, BuildError::InvalidConfig(_)),
-            "{what}: {error:?}"
-        );
+        match &error {
+            BuildError::SettingOutOfRange {
+                setting: s,
+                value: v,
+                min: lo,
+                max: hi,
+            } => assert_eq!((*s, *v, *lo, *hi), (setting, value, min, max), "{setting}"),
+            other => panic!("{setting} {value}: {other:?}"),
+        }
+        let message = error.to_string();
+        for part in [setting.to_owned(), min.to_string(), max.to_string()] {
+            assert!(message.contains(&part), "{message:?} lacks {part:?}");
+        }
+    }
+    assert!(
+        !std::path::Path::new("unused-checkpoints").exists(),
+        "nothing may run"
+    );
+}
+
+/// The bounds themselves are accepted.
+#[test]
+fn settings_at_their_bounds_are_accepted() {
+    let configs = [
+        JobConfig::default().with_batch_size(1),
+        JobConfig::default().with_batch_size(JobConfig::MAX_BATCH_SIZE),
+        JobConfig::default().with_channel_capacity(1),
+        JobConfig::default().with_channel_capacity(JobConfig::MAX_CHANNEL_CAPACITY),
+        JobConfig::default().with_max_parallelism(JobConfig::MAX_KEY_GROUPS),
+    ];
+    for config in configs {
+        let config = config.with_parallelism(2);
+        bounded("job at a bound", move || valid_job().run(&config).unwrap());
     }
 }

@@ -213,3 +213,48 @@ fn missing_input_names_the_file() {
     let result = run_wordcount(&["--input", missing.to_str().unwrap(), "--sink", "discard"]);
     assert_one_line_error(&result, &["no-such-file.txt"]);
 }
+
+/// Sizes, counts and intervals out of range are refused while parsing the command line, with
+/// the option and its bounds, before anything is allocated (1e12 records per batch used to
+/// abort on an allocation failure with a backtrace).
+#[test]
+fn options_out_of_range_name_the_option_and_its_bounds() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--batch-size", "1000000000000"],
+            &["--batch-size", "1..=1048576"],
+        ),
+        (&["--batch-size", "0"], &["--batch-size", "1..=1048576"]),
+        (
+            &["--channel-capacity", "0"],
+            &["--channel-capacity", "1..=65536"],
+        ),
+        (
+            &["--channel-capacity", "100000000"],
+            &["--channel-capacity", "1..=65536"],
+        ),
+        (&["--parallelism", "0"], &["--parallelism", "1..=128"]),
+        (&["--parallelism", "100000"], &["--parallelism", "1..=128"]),
+        (
+            &["--checkpoint-interval-ms", "0"],
+            &["--checkpoint-interval-ms", "1..=86400000"],
+        ),
+        (&["--max-rate", "0"], &["--max-rate", "1..=1000000000"]),
+        (&["--lines", "0"], &["--lines", "1..=1000000000"]),
+        (
+            &["--vocabulary", "1000000000000"],
+            &["--vocabulary", "1..=10000000"],
+        ),
+    ];
+    for (args, mentions) in cases {
+        let result = Command::new(wordcount_bin())
+            .args(*args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("start wordcount");
+        assert_one_line_error(&result, mentions);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!stderr.contains("backtrace"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("generating"), "{args:?}: nothing may run");
+    }
+}

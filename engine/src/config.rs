@@ -64,21 +64,23 @@ impl JobConfig {
         self
     }
 
-    /// Number of key groups (default 128): the upper bound on any operator's parallelism,
-    /// fixed for the lifetime of a job's checkpoints.
+    /// Number of key groups (default 128, at most [`JobConfig::MAX_KEY_GROUPS`]): the upper
+    /// bound on any operator's parallelism, fixed for the lifetime of a job's checkpoints.
     pub fn with_max_parallelism(mut self, max_parallelism: u32) -> Self {
         self.max_parallelism = max_parallelism;
         self
     }
 
-    /// Records per batch on every channel (default 2048). A batch is sent when it is full, or
+    /// Records per batch on every channel (default 2048, at most
+    /// [`JobConfig::MAX_BATCH_SIZE`]). A batch is sent when it is full, or
     /// earlier when the sending task would otherwise wait for input.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
         self
     }
 
-    /// Batches a channel holds before its sender blocks (default 16): the backpressure bound.
+    /// Batches a channel holds before its sender blocks (default 16, at most
+    /// [`JobConfig::MAX_CHANNEL_CAPACITY`]): the backpressure bound.
     pub fn with_channel_capacity(mut self, batches: usize) -> Self {
         self.channel_capacity = batches;
         self
@@ -90,7 +92,9 @@ impl JobConfig {
         self
     }
 
-    /// Takes a checkpoint every `interval` into `dir` (default: no periodic checkpoints).
+    /// Takes a checkpoint every `interval` into `dir` (default: no periodic checkpoints). The
+    /// interval must lie between [`JobConfig::MIN_CHECKPOINT_TIME`] and
+    /// [`JobConfig::MAX_CHECKPOINT_TIME`].
     ///
     /// Without checkpoints a job still publishes its exactly-once sinks' output once, when it
     /// ends; with them, after every completed checkpoint.
@@ -104,7 +108,8 @@ impl JobConfig {
         self
     }
 
-    /// Aborts a checkpoint not complete this long after its trigger (default 60 s; the final
+    /// Aborts a checkpoint not complete this long after its trigger (default 60 s, between
+    /// [`JobConfig::MIN_CHECKPOINT_TIME`] and [`JobConfig::MAX_CHECKPOINT_TIME`]; the final
     /// checkpoint has no timeout).
     pub fn with_checkpoint_timeout(mut self, timeout: Duration) -> Self {
         self.checkpoint_timeout = timeout;
@@ -163,28 +168,86 @@ impl JobConfig {
         self.batch_size
     }
 
+    /// The largest batch size, in records: a batch is allocated whole.
+    pub const MAX_BATCH_SIZE: usize = 1 << 20;
+    /// The largest channel capacity, in batches.
+    pub const MAX_CHANNEL_CAPACITY: usize = 1 << 16;
+    /// The largest max parallelism (number of key groups).
+    pub const MAX_KEY_GROUPS: u32 = 1 << 15;
+    /// The longest checkpoint interval, and the longest checkpoint timeout: one day.
+    pub const MAX_CHECKPOINT_TIME: Duration = Duration::from_secs(24 * 60 * 60);
+    /// The shortest checkpoint interval and timeout.
+    pub const MIN_CHECKPOINT_TIME: Duration = Duration::from_millis(1);
+
+    /// Checks every setting against its range.
+    ///
+    /// # Errors
+    /// [`BuildError::SettingOutOfRange`] naming the first setting out of range, with its
+    /// bounds; [`BuildError::InvalidConfig`] for a max rate of 0 or no retained checkpoint.
     pub(crate) fn validate(&self) -> Result<(), BuildError> {
         let bad = |what: String| Err(BuildError::InvalidConfig(what));
-        if self.max_parallelism == 0 {
-            return bad("max parallelism must be at least 1".into());
-        }
-        if self.batch_size == 0 {
-            return bad("batch size must be at least 1".into());
-        }
-        if self.channel_capacity == 0 {
-            return bad("channel capacity must be at least 1 batch".into());
-        }
+        // `usize` to `u128` is lossless.
+        let size = |n: usize| n as u128;
+        in_range(
+            "max parallelism",
+            u128::from(self.max_parallelism),
+            1,
+            u128::from(Self::MAX_KEY_GROUPS),
+        )?;
+        in_range(
+            "batch size",
+            size(self.batch_size),
+            1,
+            size(Self::MAX_BATCH_SIZE),
+        )?;
+        in_range(
+            "channel capacity",
+            size(self.channel_capacity),
+            1,
+            size(Self::MAX_CHANNEL_CAPACITY),
+        )?;
         if self.max_rate == Some(0) {
             return bad("max rate must be at least 1 record per second".into());
         }
         if let Some(c) = &self.checkpoint {
-            if c.interval.is_zero() || c.timeout.is_zero() {
-                return bad("checkpoint interval and timeout must be positive".into());
-            }
+            let millis = |d: Duration| d.as_millis();
+            let (min, max) = (
+                millis(Self::MIN_CHECKPOINT_TIME),
+                millis(Self::MAX_CHECKPOINT_TIME),
+            );
+            // Compared as durations, so that 0.5 ms is refused although it rounds to 0 ms
+            // like 0 does, and reported in milliseconds.
+            let check = |setting, d: Duration| {
+                if d < Self::MIN_CHECKPOINT_TIME || d > Self::MAX_CHECKPOINT_TIME {
+                    let value = millis(d);
+                    return Err(BuildError::SettingOutOfRange {
+                        setting,
+                        value,
+                        min,
+                        max,
+                    });
+                }
+                Ok(())
+            };
+            check("checkpoint interval (ms)", c.interval)?;
+            check("checkpoint timeout (ms)", c.timeout)?;
             if c.retained == 0 {
                 return bad("at least one completed checkpoint must be retained".into());
             }
         }
         Ok(())
     }
+}
+
+/// `Ok` if `min <= value <= max`, else [`BuildError::SettingOutOfRange`] naming `setting`.
+fn in_range(setting: &'static str, value: u128, min: u128, max: u128) -> Result<(), BuildError> {
+    if value < min || value > max {
+        return Err(BuildError::SettingOutOfRange {
+            setting,
+            value,
+            min,
+            max,
+        });
+    }
+    Ok(())
 }

@@ -56,6 +56,19 @@ pub enum BuildError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A numeric setting of the job's configuration is outside the range the engine accepts
+    /// (durations in milliseconds).
+    #[error("invalid configuration: {setting} is {value}; it must be between {min} and {max}")]
+    SettingOutOfRange {
+        /// The setting, as `JobConfig` names it (such as `batch size`).
+        setting: &'static str,
+        /// The value it was given.
+        value: u128,
+        /// The smallest value accepted.
+        min: u128,
+        /// The largest value accepted.
+        max: u128,
+    },
 }
 
 /// Why one task stopped before reaching end-of-stream.

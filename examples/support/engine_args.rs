@@ -1,6 +1,7 @@
 #![allow(dead_code)] // Shared by the examples.
 //! The command-line options every example job shares: how the engine runs it.
 
+use super::bounds::{usize_in, MAX_CHECKPOINT_INTERVAL_MS, MAX_PARALLELISM, MAX_RATE};
 use super::checkpoint_log;
 use snapflow::prelude::*;
 use std::path::{Path, PathBuf};
@@ -9,24 +10,25 @@ use std::time::Duration;
 /// Parallelism, checkpointing and channel options, flattened into each example's arguments.
 #[derive(clap::Args, Debug)]
 pub struct EngineArgs {
-    /// Tasks per operator (default: the number of CPUs).
-    #[arg(long)]
+    /// Tasks per operator (default: the number of CPUs, at most 128).
+    #[arg(long, value_parser = usize_in(MAX_PARALLELISM))]
     pub parallelism: Option<usize>,
     /// Checkpoint directory (default: a new directory under the system's temporary one,
     /// printed in the report). Running again with the same directory resumes.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
     /// Time between checkpoints, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CHECKPOINT_INTERVAL_MS))]
     pub checkpoint_interval_ms: u64,
     /// Limit the sources to about this many lines per second.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_RATE))]
     pub max_rate: Option<u64>,
     /// Records per batch on every channel (default: the engine's, 2048).
-    #[arg(long)]
+    #[arg(long, value_parser = usize_in(JobConfig::MAX_BATCH_SIZE as u64))]
     pub batch_size: Option<usize>,
     /// Batches a channel holds before its sender waits (default: the engine's).
-    #[arg(long)]
+    #[arg(long, value_parser = usize_in(JobConfig::MAX_CHANNEL_CAPACITY as u64))]
     pub channel_capacity: Option<usize>,
     /// Print a line on stdout for every completed or aborted checkpoint.
     #[arg(long)]
@@ -36,7 +38,8 @@ pub struct EngineArgs {
 impl EngineArgs {
     /// The parallelism to run with: the one given, or the number of CPUs.
     pub fn parallelism(&self) -> usize {
-        super::defaults::parallelism(self.parallelism)
+        let cpus = super::defaults::parallelism(self.parallelism);
+        cpus.min(MAX_PARALLELISM as usize)
     }
 
     /// The job configuration these options ask for, checkpointing into `checkpoint_dir`
