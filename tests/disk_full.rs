@@ -8,7 +8,10 @@
 
 mod common;
 
-use common::{assert_same_map, bounded, complete_runs, read_published_counts, TIMEOUT};
+use common::{
+    assert_same_map, bounded, complete_runs, gated, next_event, read_published_counts, share,
+    TIMEOUT,
+};
 use crossbeam_channel::{Receiver, Sender};
 use snapflow::checkpoint::{
     write_atomic, write_snapshot, write_snapshot_serialized, CheckpointError, CheckpointId,
@@ -313,14 +316,20 @@ impl<T> SourceReader<T> for RestartGatedReader<T> {
 
 /// A keyed running count over [`RECORDS`] records and [`KEYS`] keys (about 0.5 MB of state),
 /// its source gated at restarts, writing `k<key>\t<count>` lines to `out`.
-fn count_job(out: &Path, restarted: Sender<()>, freed: Receiver<()>) -> Job {
-    let job = Job::new("disk-full");
+fn restart_gated_count_job(out: &Path, restarted: Sender<()>, freed: Receiver<()>) -> Job {
     let source = RestartGated {
         inner: GeneratorSource::new(RECORDS, |i| i),
         readers: Arc::default(),
         restarted,
         freed,
     };
+    count_job(out, source)
+}
+
+/// A keyed running count of the numbers of `source` over [`KEYS`] keys, writing
+/// `k<key>\t<count>` lines to `out`.
+fn count_job(out: &Path, source: impl Source<Out = u64>) -> Job {
+    let job = Job::new("disk-full");
     job.source(source)
         .uid("numbers")
         .key_by(|i: &u64| i % KEYS)
@@ -382,7 +391,9 @@ fn a_checkpoint_that_does_not_fit_fails_and_the_restarted_job_succeeds() {
     let config = restarting(&checkpoints, events_tx);
     let job_out = out.clone();
     // A job is built on the thread that runs it.
-    let run = std::thread::spawn(move || count_job(&job_out, restarted_tx, freed).run(&config));
+    let run = std::thread::spawn(move || {
+        restart_gated_count_job(&job_out, restarted_tx, freed).run(&config)
+    });
 
     // The first attempt's final checkpoint cannot hold the state: it is aborted, which fails
     // the job (the sources have ended), and the restart strategy starts it again.
@@ -448,7 +459,7 @@ fn a_sink_that_cannot_stage_fails_and_the_restarted_job_succeeds() {
             .with_checkpointing(&checkpoints, Duration::from_secs(3600));
         let job_out = out.clone();
         let error = bounded("the job on a full disk", move || {
-            count_job(&job_out, restarted_tx, freed).run(&config)
+            restart_gated_count_job(&job_out, restarted_tx, freed).run(&config)
         })
         .expect_err("the sink cannot write");
         assert!(
@@ -464,7 +475,9 @@ fn a_sink_that_cannot_stage_fails_and_the_restarted_job_succeeds() {
     let (freed_tx, freed) = crossbeam_channel::bounded::<()>(0);
     let config = restarting(&checkpoints, events_tx);
     let job_out = out.clone();
-    let run = std::thread::spawn(move || count_job(&job_out, restarted_tx, freed).run(&config));
+    let run = std::thread::spawn(move || {
+        restart_gated_count_job(&job_out, restarted_tx, freed).run(&config)
+    });
     restarted
         .recv_timeout(TIMEOUT)
         .expect("the job restarts after its sink failed");
@@ -474,5 +487,60 @@ fn a_sink_that_cannot_stage_fails_and_the_restarted_job_succeeds() {
         .expect("the job thread")
         .unwrap_or_else(|e| panic!("the job failed: {}", ErrorChain(&e)));
     assert_eq!(report.restarts, 1);
+    check_output(&out);
+}
+
+#[test]
+fn periodic_checkpoints_that_do_not_fit_are_aborted_and_the_job_goes_on() {
+    let Some(fs) = Tmpfs::mount(
+        "periodic_checkpoints_that_do_not_fit_are_aborted_and_the_job_goes_on",
+        2048,
+    ) else {
+        return;
+    };
+    // Full: no snapshot fits, so no checkpoint completes and no manifest is attempted (one
+    // that could not be written would fail the job: see the restart tests).
+    let ballast_file = fs.path().join("ballast");
+    fill(&ballast_file);
+    let checkpoints = fs.path().join("checkpoints");
+    let scratch = tempfile::tempdir().expect("temporary directory");
+    let out = scratch.path().join("out");
+
+    // Each source task stops before the last record of its share (at the end it would be
+    // exhausted) until the test opens the gate, taking part in checkpoints meanwhile.
+    let (source, mut gate) = gated(GeneratorSource::new(RECORDS, |i| i), |task| {
+        share(RECORDS, task.index, task.parallelism).end - 1
+    });
+    let (events_tx, events) = crossbeam_channel::unbounded();
+    // One checkpoint kept, one in flight: both fit in the tmpfs once the ballast is gone.
+    let config = JobConfig::default()
+        .with_parallelism(PARALLELISM)
+        .with_checkpointing(&checkpoints, Duration::from_millis(10))
+        .with_retained_checkpoints(1)
+        .with_checkpoint_listener(events_tx);
+    let handle = count_job(&out, source)
+        .launch(&config)
+        .expect("launch the job");
+    drop(config);
+    gate.wait_reached(PARALLELISM);
+    let reason = loop {
+        match next_event(&events) {
+            CheckpointEvent::Aborted { reason, .. } => break reason,
+            CheckpointEvent::Completed(_) => {}
+        }
+    };
+    assert_no_space(&reason, &checkpoints);
+
+    fs::remove_file(&ballast_file).expect("remove the ballast");
+    gate.open();
+    let report = bounded("the job", move || handle.join())
+        .unwrap_or_else(|e| panic!("the job failed: {}", ErrorChain(&e)));
+    assert_eq!(
+        report.restarts, 0,
+        "an aborted checkpoint does not fail the job"
+    );
+    assert!(report.aborted_checkpoints >= 1);
+    let last = report.checkpoints.last().expect("the final checkpoint");
+    assert!(last.is_final && last.bytes > 0, "{last:?}");
     check_output(&out);
 }
