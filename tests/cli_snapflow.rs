@@ -97,3 +97,30 @@ fn a_missing_directory_is_an_error() {
     assert!(!result.status.success());
     assert!(String::from_utf8_lossy(&result.stderr).contains("/no/such/checkpoint/dir"));
 }
+
+/// An error printed by the tool gives each cause once: the chain `context: file: OS error`,
+/// not `... (os error 21): ... (os error 21)` (each error's message holds only its own level).
+#[test]
+fn an_unreadable_manifest_prints_the_os_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A manifest that is a directory: reading it fails with EISDIR, which is not evidence of
+    // corruption, so `verify` refuses to guess and reports the error.
+    let manifest = snapflow::checkpoint::CheckpointLayout::new(dir.path())
+        .manifest_file(snapflow::checkpoint::CheckpointId(1));
+    std::fs::create_dir_all(&manifest).unwrap();
+    let os_error = std::io::Error::from_raw_os_error(21).to_string();
+    for command in ["verify", "checkpoints"] {
+        let result = snapflow(&[command, dir.path().to_str().unwrap()]);
+        assert!(!result.status.success(), "{command} must fail");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(
+            stderr.matches(&os_error).count(),
+            1,
+            "{command}: the OS error {os_error:?} must be printed exactly once: {stderr}"
+        );
+        assert!(
+            stderr.contains(&*manifest.to_string_lossy()),
+            "{command}: names the file: {stderr}"
+        );
+    }
+}

@@ -258,3 +258,32 @@ fn options_out_of_range_name_the_option_and_its_bounds() {
         assert!(!stderr.contains("generating"), "{args:?}: nothing may run");
     }
 }
+
+/// An output directory that cannot be created fails the job with one error line that gives the
+/// OS error once (not repeated by every level of the chain) and names the directory.
+#[test]
+fn an_output_that_cannot_be_created_prints_the_os_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.txt");
+    std::fs::write(&input, "one two three\n").unwrap();
+    // A regular file where the output's parent directory should be: ENOTDIR.
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, "").unwrap();
+    let out = blocker.join("out");
+    let result = run_wordcount(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--checkpoint-dir",
+        dir.path().join("checkpoints").to_str().unwrap(),
+    ]);
+    assert_one_line_error(&result, &[out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let os_error = std::io::Error::from_raw_os_error(20).to_string();
+    assert_eq!(
+        stderr.matches(&os_error).count(),
+        1,
+        "the OS error {os_error:?} must be printed exactly once: {stderr}"
+    );
+}

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum CheckpointError {
     /// Reading, writing, syncing, renaming or removing `path` failed.
-    #[error("cannot read/write {}: {source}", path.display())]
+    #[error("cannot read/write {}", path.display())]
     Io {
         /// The file or directory the operation was on.
         path: PathBuf,
@@ -36,7 +36,7 @@ pub enum CheckpointError {
     },
 
     /// A value could not be serialized (`what` says which value).
-    #[error("cannot encode {what}: {source}")]
+    #[error("cannot encode {what}")]
     Encode {
         /// The value that failed, e.g. "manifest of checkpoint 4".
         what: String,
@@ -47,7 +47,7 @@ pub enum CheckpointError {
     /// Intact bytes (their checksum matched) do not decode as the requested type: the reader
     /// and the writer disagree about the state's type, which is a program or upgrade error,
     /// not disk corruption.
-    #[error("cannot decode {what}: {source}")]
+    #[error("cannot decode {what}")]
     Decode {
         /// The value that failed, naming its file where there is one.
         what: String,

@@ -75,8 +75,9 @@ pub enum BuildError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TaskError {
-    /// A user function, source or sink returned an error.
-    #[error("{0}")]
+    /// A user function, source or sink returned an error. Displays as that error, whose
+    /// causes `source()` goes on to.
+    #[error(transparent)]
     Failed(BoxError),
     /// A user function, source or sink panicked.
     #[error("panicked: {0}")]
@@ -114,7 +115,7 @@ impl From<BoxError> for TaskError {
 #[non_exhaustive]
 pub enum JobError {
     /// The job graph or configuration is invalid; nothing ran.
-    #[error("invalid job: {0}")]
+    #[error("invalid job")]
     Build(#[from] BuildError),
     /// A task failed; every other task was stopped. Names the first task that failed for a
     /// reason of its own.
@@ -203,7 +204,7 @@ pub enum JobError {
         source: BoxError,
     },
     /// The operating system refused to start a task thread.
-    #[error("could not start a task thread: {0}")]
+    #[error("could not start a task thread")]
     Spawn(#[source] io::Error),
 }
 

@@ -20,6 +20,7 @@ mod config;
 mod coordinator;
 mod data;
 mod error;
+mod error_chain;
 mod graph;
 mod id;
 mod message;
@@ -34,6 +35,7 @@ pub use coordinator::restart::RestartStrategy;
 pub use coordinator::{CheckpointEvent, CheckpointStats};
 pub use data::{Data, Either, Key};
 pub use error::{BoxError, BuildError, JobError, TaskError};
+pub use error_chain::ErrorChain;
 pub use id::{OperatorId, TaskId};
 pub use message::{Message, Timestamp};
 pub use operator::{

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum SourceError {
     /// The input file could not be opened.
-    #[error("cannot open input file {}: {source}", path.display())]
+    #[error("cannot open input file {}", path.display())]
     Open {
         /// The file.
         path: PathBuf,
@@ -16,7 +16,7 @@ pub enum SourceError {
         source: io::Error,
     },
     /// Reading the input file failed.
-    #[error("cannot read input file {}: {source}", path.display())]
+    #[error("cannot read input file {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -43,7 +43,7 @@ pub enum SourceError {
 #[non_exhaustive]
 pub enum SinkError {
     /// The output directory or file could not be created.
-    #[error("cannot create output {}: {source}", path.display())]
+    #[error("cannot create output {}", path.display())]
     Create {
         /// The directory or file.
         path: PathBuf,
@@ -51,7 +51,7 @@ pub enum SinkError {
         source: io::Error,
     },
     /// Writing an output file failed.
-    #[error("cannot write output file {}: {source}", path.display())]
+    #[error("cannot write output file {}", path.display())]
     Write {
         /// The file.
         path: PathBuf,

@@ -2,6 +2,7 @@
 
 use crate::error::{CheckpointError, Result};
 use crate::format::{bincode_options, SnapshotHeader, MAX_OPERATOR_UID_LEN};
+use crate::fs::allocate;
 use crate::CheckpointId;
 use bincode::Options;
 use memmap2::MmapOptions;
@@ -35,7 +36,9 @@ pub struct SnapshotInfo {
 /// - [`CheckpointError::InvalidArgument`] if `operator_uid` is longer than
 ///   [`MAX_OPERATOR_UID_LEN`] bytes or `path` has no UTF-8 file name.
 /// - [`CheckpointError::Io`] if creating, sizing, mapping, flushing or syncing fails; the
-///   partial file is removed (best effort) and must not be listed in a manifest.
+///   partial file is removed (best effort) and must not be listed in a manifest. A full disk
+///   is reported here (`ENOSPC` from reserving the file's blocks before it is mapped), never
+///   as a fault while writing through the map.
 pub fn write_snapshot(
     path: &Path,
     operator_uid: &str,
@@ -181,14 +184,18 @@ impl<'a> Target<'a> {
             .open(self.path)
             .map_err(io_error)?;
         // The header alone is at least 42 bytes, so the map is never zero-length (which some
-        // platforms refuse), even for an empty payload.
-        file.set_len(total).map_err(io_error)?;
+        // platforms refuse), even for an empty payload. The blocks are reserved, not just the
+        // length set: a sparse file would allocate them on the first write through the map,
+        // and on a full disk that write faults (SIGBUS) instead of returning ENOSPC.
+        allocate(&file, total).map_err(io_error)?;
         // SAFETY: the file was created just above with `create_new`, so no other map, in this
         // process or another snapflow process, refers to it; snapshot files are written once,
         // by this one task, and never modified afterwards. Nothing in snapflow can change it
-        // while this map is alive. An outside process truncating the file meanwhile would make
-        // our writes fault (SIGBUS), outside what Rust's memory model covers (UB-adjacent); we
-        // accept that, as every user of memmap2's file-backed maps must.
+        // while this map is alive. Its blocks are allocated (`allocate` above), so writing
+        // through the map needs no space from the file system. An outside process truncating
+        // the file meanwhile would make our writes fault (SIGBUS), outside what Rust's memory
+        // model covers (UB-adjacent); we accept that, as every user of memmap2's file-backed
+        // maps must.
         // `populate` maps every page in one call instead of taking a page fault per 4 KiB as
         // the payload is written, which made the write 3x slower than write(2) for large
         // states (benches/snapshot.rs).

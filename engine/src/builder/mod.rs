@@ -7,6 +7,7 @@ pub use stream::{ConnectedKeyedStreams, KeySelector, KeyedStream, SinkStream, St
 use crate::config::JobConfig;
 use crate::coordinator::restart::is_restartable;
 use crate::error::JobError;
+use crate::error_chain::ErrorChain;
 use crate::graph::{JobGraph, NodeKind, NodeSpec};
 use crate::operator::Source;
 use crate::runtime::factory::SourceFactory;
@@ -109,7 +110,7 @@ impl Job {
             match config.restart.delay(restarts + 1) {
                 Some(delay) if is_restartable(&error) => {
                     restarts += 1;
-                    tracing::warn!(job = %self.name, restart = restarts, error = %error, "job failed; restarting from the latest checkpoint");
+                    tracing::warn!(job = %self.name, restart = restarts, error = %ErrorChain(&error), "job failed; restarting from the latest checkpoint");
                     std::thread::sleep(delay);
                 }
                 _ => return Err(error),

@@ -17,6 +17,7 @@ pub use stats::{CheckpointEvent, CheckpointStats};
 
 use crate::config::CheckpointConfig;
 use crate::error::JobError;
+use crate::error_chain::ErrorChain;
 use crate::operator::Committer;
 use crate::runtime::metrics::TaskCounters;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -229,7 +230,7 @@ impl Coordinator {
             // A snapshot write still running can race the removal; what it leaves is an
             // incomplete checkpoint, which is never restored and which retention deletes.
             if let Err(e) = store.abort(id) {
-                tracing::warn!(checkpoint = id.0, error = %e, "could not remove an aborted checkpoint");
+                tracing::warn!(checkpoint = id.0, error = %ErrorChain(&e), "could not remove an aborted checkpoint");
             }
         }
         // After the removal, so that a listener sees the files gone.
@@ -281,7 +282,7 @@ impl Coordinator {
         self.completed.store(id.0, Ordering::Relaxed);
         if let Some((config, store)) = &self.checkpoints {
             if let Err(e) = store.retain(config.retained) {
-                tracing::warn!(checkpoint = id.0, error = %e, "could not delete old checkpoints");
+                tracing::warn!(checkpoint = id.0, error = %ErrorChain(&e), "could not delete old checkpoints");
             }
         }
         let read = self.records_read();

@@ -76,11 +76,12 @@ fn claim(job: &str, dir: &Path, role: &DirRole) -> Result<File, OwnershipError> 
         }
         Err(TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
     }
-    // The pid is for the error message of whoever comes second; the lock itself is the flock.
-    lock.set_len(0)
+    // The pid is only for the error message of whoever comes second: the lock itself is the
+    // flock, so a pid that cannot be written (a full disk) does not stop the job.
+    let _ = lock
+        .set_len(0)
         .and_then(|()| lock.rewind())
-        .and_then(|()| writeln!(lock, "{}", std::process::id()))
-        .map_err(io(&lock_path))?;
+        .and_then(|()| writeln!(lock, "{}", std::process::id()));
 
     let mark_path = dir.join(MARK_FILE);
     let found = inspect(dir)?;

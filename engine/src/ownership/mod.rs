@@ -73,9 +73,10 @@ pub(crate) fn find_overlap(resolved: &[PathBuf]) -> Option<(usize, usize)> {
     None
 }
 
-/// A directory's mark: what it is and which job owns it.
+/// A directory's mark: what it is and which job owns it. Public so that a directory can be
+/// prepared for a job ahead of time (the tests that fill a disk before a job starts do).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Mark {
+pub struct Mark {
     /// `checkpoints` or `output`.
     pub kind: String,
     /// The owning job's name.

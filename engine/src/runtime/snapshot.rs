@@ -4,6 +4,7 @@
 use crate::coordinator::pending::{TaskAckStats, TaskKey};
 use crate::coordinator::protocol::TaskReport;
 use crate::error::{BoxError, TaskError};
+use crate::error_chain::ErrorChain;
 use crate::operator::SourcePosition;
 use crossbeam_channel::Sender;
 use snapflow_checkpoint::{
@@ -126,7 +127,8 @@ impl SnapshotContext {
             Err(e) => TaskReport::SnapshotFailed {
                 task: self.task,
                 checkpoint: id,
-                error: e.to_string(),
+                // The reason names the file and the cause, e.g. no space left on device.
+                error: ErrorChain(&e).to_string(),
             },
         };
         self.report(report);
