@@ -93,6 +93,16 @@ pub enum CheckpointError {
         /// Its manifest file.
         path: PathBuf,
     },
+
+    /// A checkpoint directory to delete holds a file snapflow did not write; it is left in
+    /// place, with that file.
+    #[error("{} holds {}, which snapflow did not write; the directory was left in place: move that file away", dir.display(), file.display())]
+    ForeignFile {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The foreign file.
+        file: PathBuf,
+    },
 }
 
 impl CheckpointError {

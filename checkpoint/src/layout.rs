@@ -75,6 +75,15 @@ impl CheckpointLayout {
         self.checkpoint_dir(id).join(MANIFEST_FILE_NAME)
     }
 
+    /// Whether `name` is a file the store writes in a checkpoint directory: a snapshot file,
+    /// the manifest, or a temp file of an interrupted write. Only such files are deleted.
+    pub fn is_store_file_name(name: &str) -> bool {
+        is_plain_file_name(name)
+            && (name == MANIFEST_FILE_NAME
+                || name.ends_with(SNAPSHOT_SUFFIX)
+                || (name.starts_with('.') && name.ends_with(".tmp")))
+    }
+
     /// The id of a checkpoint directory named `name`, or `None` if `name` is not exactly
     /// `chk-` followed by 20 digits (anything else in the root is not the store's).
     pub fn parse_checkpoint_dir_name(name: &str) -> Option<CheckpointId> {

@@ -326,8 +326,41 @@ fn corrupt_or_fail(error: CheckpointError) -> Result<CheckpointState> {
     }
 }
 
+/// Removes a checkpoint directory that the store wrote, and only what the store writes in
+/// one: snapshot files, the manifest and temp files. A file of any other name is not
+/// snapflow's to delete, so it is reported and the directory left in place. `Ok` if the
+/// directory does not exist.
 fn remove_dir_if_present(dir: &Path) -> Result<()> {
-    match fs::remove_dir_all(dir) {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CheckpointError::io(dir, e)),
+    };
+    let mut ours = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| CheckpointError::io(dir, e))?;
+        let name = entry.file_name();
+        let path = entry.path();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        match name.to_str() {
+            Some(name) if is_file && CheckpointLayout::is_store_file_name(name) => ours.push(path),
+            _ => {
+                return Err(CheckpointError::ForeignFile {
+                    dir: dir.to_path_buf(),
+                    file: path,
+                })
+            }
+        }
+    }
+    for path in ours {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(CheckpointError::io(&path, e))
+            }
+            _ => {}
+        }
+    }
+    match fs::remove_dir(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(CheckpointError::io(dir, e)),
         _ => Ok(()),
     }

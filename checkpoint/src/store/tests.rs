@@ -301,3 +301,26 @@ fn commit_without_begin_fails_and_leaves_nothing() {
         matches!(missing, CheckpointError::Io { ref source, .. } if source.kind() == io::ErrorKind::NotFound)
     );
 }
+
+#[test]
+fn retention_deletes_only_what_the_store_wrote() {
+    let (_dir, store) = store();
+    for id in 1..=3 {
+        commit(&store, id);
+    }
+    let foreign = store
+        .layout()
+        .checkpoint_dir(CheckpointId(1))
+        .join("notes.txt");
+    fs::write(&foreign, "mine").expect("write a foreign file");
+    match store.retain(1) {
+        Err(CheckpointError::ForeignFile { file, .. }) => assert_eq!(file, foreign),
+        other => panic!("expected a foreign-file error, got {other:?}"),
+    }
+    assert_eq!(fs::read_to_string(&foreign).expect("still there"), "mine");
+    // Moved away, the next pass deletes the rest.
+    fs::remove_file(&foreign).expect("remove it");
+    store.retain(1).expect("retain");
+    let ids: Vec<_> = store.scan().expect("scan").iter().map(|s| s.id).collect();
+    assert_eq!(ids, [CheckpointId(3)]);
+}
