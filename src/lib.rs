@@ -31,6 +31,7 @@
 pub use snapflow_checkpoint as checkpoint;
 pub use snapflow_engine as engine;
 pub use snapflow_operators as operators;
+pub use snapflow_postgres as postgres;
 
 /// Everything a job definition usually needs.
 pub mod prelude {

@@ -216,8 +216,10 @@ fn an_abort_event_comes_after_the_checkpoint_directory_is_removed() {
         .map(|k| {
             let pad = dir.path().join(format!("pad-{k}"));
             std::fs::create_dir(&pad).expect("create a padding directory");
+            // Named like snapshot files: the store removes only files of its own names (any
+            // other would make it leave the directory in place).
             for n in 0..50 {
-                std::fs::write(pad.join(format!("file-{n}")), b"x").expect("write padding");
+                std::fs::write(pad.join(format!("padding-{n}.snap")), b"x").expect("write padding");
             }
             pad
         })
@@ -256,8 +258,14 @@ fn an_abort_event_comes_after_the_checkpoint_directory_is_removed() {
         for id in checkpoint_dirs(&checkpoints) {
             if seen.insert(id) {
                 if let Some(pad) = pads.pop() {
-                    let into = layout.checkpoint_dir(id).join("padding");
-                    if std::fs::rename(pad, into).is_ok() {
+                    // File by file: the store deletes no directory it did not write.
+                    let into = layout.checkpoint_dir(id);
+                    let moved = std::fs::read_dir(&pad).is_ok_and(|files| {
+                        files
+                            .flatten()
+                            .all(|f| std::fs::rename(f.path(), into.join(f.file_name())).is_ok())
+                    });
+                    if moved {
                         padded.insert(id);
                     }
                 }

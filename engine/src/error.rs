@@ -6,6 +6,14 @@ use std::io;
 /// Any error a user function, source or sink reports.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// An error that a retry may cure: a database or broker that cannot be reached right now.
+/// Sources and sinks wrap such failures in it; a restart strategy then restarts the job also
+/// when the failure comes from a sink's [`Committer::open`](crate::Committer::open) before any
+/// task starts (a refusal that would fail the same way again is not wrapped).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Unavailable(pub BoxError);
+
 /// A job graph that cannot run, found by `Job::run` before any thread starts.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -28,13 +28,14 @@ mod operator;
 pub mod ownership;
 mod partition;
 mod runtime;
+pub mod sink_state;
 
 pub use builder::{ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream};
 pub use config::{CheckpointConfig, JobConfig};
 pub use coordinator::restart::RestartStrategy;
 pub use coordinator::{CheckpointEvent, CheckpointStats};
 pub use data::{Data, Either, Key};
-pub use error::{BoxError, BuildError, JobError, TaskError};
+pub use error::{BoxError, BuildError, JobError, TaskError, Unavailable};
 pub use error_chain::ErrorChain;
 pub use id::{OperatorId, TaskId};
 pub use message::{Message, Timestamp};

@@ -33,13 +33,14 @@
 
 use super::ledger_model::{self, Fields};
 use serde::{Deserialize, Serialize};
+use snapflow::engine::sink_state;
 use snapflow::engine::RestoredState;
 use snapflow::engine::{
     CheckpointId, Committer, ReadStatus, Sink, SinkWriter, Source, SourcePosition, SourceReader,
     TaskInfo,
 };
-use snapflow::operators::sink::file::combine_records;
 use snapflow::operators::sink::DiscardCounter;
+use snapflow::postgres::{PgMode, PgTable, PostgresSink};
 use snapflow::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -243,6 +244,57 @@ pub fn build(input: &Path, output: &Path, dead_letter: &Path) -> Job {
     )
 }
 
+/// The `balances` table in `schema`: the latest balance and version of each account.
+pub fn balances_table(schema: &str) -> PgTable {
+    PgTable::upsert(
+        "balances",
+        &[
+            ("account", "TEXT NOT NULL"),
+            ("balance", "BIGINT NOT NULL"),
+            ("version", "BIGINT NOT NULL"),
+        ],
+        &["account"],
+        "version",
+    )
+    .in_schema(schema)
+}
+
+/// The `dead_letters` table in `schema`: `reason` is `malformed` or `duplicate`.
+pub fn dead_letters_table(schema: &str) -> PgTable {
+    PgTable::insert(
+        "dead_letters",
+        &[("reason", "TEXT NOT NULL"), ("line", "TEXT NOT NULL")],
+    )
+    .in_schema(schema)
+}
+
+/// The ledger job writing into PostgreSQL at `url`: the latest balance of each account into
+/// [`balances_table`] and dead letters into [`dead_letters_table`], both exactly once, in
+/// `mode`.
+pub fn build_postgres(input: &Path, url: &str, schema: &str, mode: PgMode) -> Job {
+    build_with(
+        input,
+        Outputs {
+            balances: PostgresSink::new(url, balances_table(schema), |b: &Balance, row| {
+                row.text(&b.account).number(b.balance).number(b.version);
+            })
+            .with_mode(mode),
+            dead_letters: PostgresSink::new(
+                url,
+                dead_letters_table(schema),
+                |d: &DeadLetter, row| {
+                    let (reason, line) = match d {
+                        DeadLetter::Malformed(line) => ("malformed", line),
+                        DeadLetter::Duplicate(line) => ("duplicate", line),
+                    };
+                    row.text(reason).text(line);
+                },
+            )
+            .with_mode(mode),
+        },
+    )
+}
+
 /// Counters of the discarded outputs of [`build_discarding`].
 pub struct Discarded {
     /// Balance lines: two per accepted transfer.
@@ -423,8 +475,9 @@ impl<B: Sink<Balance>, D: Sink<DeadLetter>> Sink<Written> for Outputs<B, D> {
     }
 
     fn committer(&self) -> Option<Arc<dyn Committer>> {
-        let committers: Vec<_> = (self.balances.committer().into_iter())
-            .chain(self.dead_letters.committer())
+        // Each with the index of its sink's part in the writer's combined state.
+        let committers: Vec<_> = (self.balances.committer().map(|c| (0, c)).into_iter())
+            .chain(self.dead_letters.committer().map(|c| (1, c)))
             .collect();
         (!committers.is_empty()).then(|| Arc::new(Committers(committers)) as Arc<dyn Committer>)
     }
@@ -461,10 +514,10 @@ impl SinkWriter<Written> for OutputsWriter {
 
     fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         // One state per task: both file sinks' records of what they pre-committed.
-        Ok(combine_records([
+        Ok(Some(sink_state::combine(&[
             self.balances.snapshot(checkpoint)?,
             self.dead_letters.snapshot(checkpoint)?,
-        ]))
+        ])))
     }
 
     fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
@@ -479,19 +532,25 @@ impl SinkWriter<Written> for OutputsWriter {
 }
 
 /// The committers of both outputs, called in turn.
-struct Committers(Vec<Arc<dyn Committer>>);
+struct Committers(Vec<(usize, Arc<dyn Committer>)>);
 
 impl Committer for Committers {
     fn directories(&self) -> Vec<std::path::PathBuf> {
-        self.0.iter().flat_map(|c| c.directories()).collect()
+        self.0.iter().flat_map(|(_, c)| c.directories()).collect()
     }
 
     fn open(&self, restored: Option<&RestoredState>) -> Result<(), BoxError> {
-        self.0.iter().try_for_each(|c| c.open(restored))
+        for (index, committer) in &self.0 {
+            match restored {
+                None => committer.open(None)?,
+                Some(state) => committer.open(Some(&sink_state::split_restored(state, *index)?))?,
+            }
+        }
+        Ok(())
     }
 
     fn commit(&self, checkpoint: CheckpointId) -> Result<(), BoxError> {
-        self.0.iter().try_for_each(|c| c.commit(checkpoint))
+        self.0.iter().try_for_each(|(_, c)| c.commit(checkpoint))
     }
 }
 

@@ -54,14 +54,16 @@ impl RestartStrategy {
 /// storage or of publishing, but not an invalid job, a cancel, or a checkpoint directory that
 /// cannot be resumed from (those would fail the same way again).
 pub(crate) fn is_restartable(error: &JobError) -> bool {
-    matches!(
-        error,
+    match error {
         JobError::TaskFailed { .. }
-            | JobError::Checkpoint(_)
-            | JobError::CommitFailed { .. }
-            | JobError::FinalCheckpointFailed { .. }
-            | JobError::CoordinatorPanicked(_)
-    )
+        | JobError::Checkpoint(_)
+        | JobError::CommitFailed { .. }
+        | JobError::FinalCheckpointFailed { .. }
+        | JobError::CoordinatorPanicked(_) => true,
+        // A database or broker that is down now may be back by the next attempt.
+        JobError::SinkOpenFailed { source } => source.is::<crate::error::Unavailable>(),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub(crate) fn launch(
         first_checkpoint,
         graph_fingerprint,
         operator_uids,
+        committers,
     } = prepare(job, graph, &resolved, config)?;
     let restored_from = restore.as_ref().map(|r| r.manifest.checkpoint);
     let layout = checkpoints
@@ -105,11 +106,9 @@ pub(crate) fn launch(
     let mut all_tasks: Vec<TaskKey> = Vec::new();
     let mut sources = Vec::new();
     let mut source_counters = Vec::new();
-    let mut committers = Vec::new();
     for (n, node_wiring) in g.node_indices().zip(wiring) {
         let node = &resolved.nodes[n.index()];
         let is_source = g[n].ports == 0;
-        committers.extend(g[n].factory.committer());
         let counters: Vec<Arc<TaskCounters>> =
             (0..node.parallelism).map(|_| Arc::default()).collect();
         for (index, task_wiring) in node_wiring.into_iter().enumerate() {

@@ -9,10 +9,11 @@ use crate::error::JobError;
 use crate::graph::fingerprint::fingerprint;
 use crate::graph::validate::ResolvedGraph;
 use crate::graph::JobGraph;
-use crate::operator::SourcePosition;
+use crate::operator::{Committer, SourcePosition};
 use crate::ownership::claim::{claim_all, ClaimedDirs};
 use crate::ownership::DirRole;
 use crate::runtime::restore::{find_restore_point, RestorePoint, RestoredState};
+use petgraph::graph::NodeIndex;
 use snapflow_checkpoint::{CheckpointId, CheckpointStore, KeyGroupRange};
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub(crate) struct Prepared {
     pub graph_fingerprint: u64,
     /// Every operator's uid, by node index.
     pub operator_uids: Vec<String>,
+    /// The sinks' committers, opened: the same instances must publish the checkpoints.
+    pub committers: Vec<Arc<dyn Committer>>,
 }
 
 /// Claims the job's directories, finds its restore point, verifies each source's input and
@@ -41,21 +44,24 @@ pub(crate) fn prepare(
     config: &JobConfig,
 ) -> Result<Prepared, JobError> {
     let g = &graph.graph;
+    // Asked for once per sink: a committer may hold a connection that `open` makes.
+    let committers: Vec<(NodeIndex, Arc<dyn Committer>)> = g
+        .node_indices()
+        .filter_map(|n| g[n].factory.committer().map(|c| (n, c)))
+        .collect();
     let mut dirs = Vec::new();
     if let Some(c) = &config.checkpoint {
         dirs.push((c.dir.clone(), DirRole::Checkpoints));
     }
-    for n in g.node_indices() {
-        if let Some(committer) = g[n].factory.committer() {
-            let operator = resolved.nodes[n.index()].name.to_string();
-            for dir in committer.directories() {
-                dirs.push((
-                    dir,
-                    DirRole::Output {
-                        operator: operator.clone(),
-                    },
-                ));
-            }
+    for (n, committer) in &committers {
+        let operator = resolved.nodes[n.index()].name.to_string();
+        for dir in committer.directories() {
+            dirs.push((
+                dir,
+                DirRole::Output {
+                    operator: operator.clone(),
+                },
+            ));
         }
     }
     let claims = claim_all(job, &dirs)?;
@@ -105,23 +111,21 @@ pub(crate) fn prepare(
 
     // Sinks check their output against the checkpoint and resolve what an earlier run left
     // staged, before any writer stages anything new.
-    for n in g.node_indices() {
-        if let Some(committer) = g[n].factory.committer() {
-            let state = match &restore {
-                Some(point) => Some(
-                    RestoredState::load(
-                        point,
-                        &resolved.nodes[n.index()].uid,
-                        KeyGroupRange::for_task(0, 1, config.max_parallelism),
-                    )
-                    .map_err(|source| JobError::SinkOpenFailed { source })?,
-                ),
-                None => None,
-            };
-            committer
-                .open(state.as_ref())
-                .map_err(|source| JobError::SinkOpenFailed { source })?;
-        }
+    for (n, committer) in &committers {
+        let state = match &restore {
+            Some(point) => Some(
+                RestoredState::load(
+                    point,
+                    &resolved.nodes[n.index()].uid,
+                    KeyGroupRange::for_task(0, 1, config.max_parallelism),
+                )
+                .map_err(|source| JobError::SinkOpenFailed { source })?,
+            ),
+            None => None,
+        };
+        committer
+            .open(state.as_ref())
+            .map_err(|source| JobError::SinkOpenFailed { source })?;
     }
     Ok(Prepared {
         claims,
@@ -130,5 +134,6 @@ pub(crate) fn prepare(
         first_checkpoint,
         graph_fingerprint,
         operator_uids,
+        committers: committers.into_iter().map(|(_, c)| c).collect(),
     })
 }

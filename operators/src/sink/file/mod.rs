@@ -29,7 +29,7 @@ mod record;
 
 pub use check::OutputInconsistency;
 pub use commit::{check_output, OutputCheck};
-pub use record::{combine_records, decode_records, StagedPart, TaskRecord};
+pub use record::{decode_records, StagedPart, TaskRecord};
 
 use crate::error::SinkError;
 use commit::{FileCommitter, Registry};

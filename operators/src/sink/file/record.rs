@@ -59,21 +59,22 @@ pub(crate) fn encode(records: &[TaskRecord]) -> Vec<u8> {
     bytes
 }
 
-/// Decodes one task's records; `None` when `bytes` is not a file sink's record.
+/// Decodes one task's records; `None` when `bytes` is not a file sink's record. A state that
+/// [`snapflow_engine::sink_state::combine`] made of several sinks' states yields the records of
+/// every file sink among them.
 pub fn decode_records(bytes: &[u8]) -> Option<Vec<TaskRecord>> {
-    bincode::deserialize(bytes.strip_prefix(MAGIC.as_slice())?).ok()
-}
-
-/// Combines what several file sinks' writers returned from `snapshot` into one task's state:
-/// for a writer that drives more than one file sink (one state per task).
-pub fn combine_records<I: IntoIterator<Item = Option<Vec<u8>>>>(snapshots: I) -> Option<Vec<u8>> {
-    let mut all = Vec::new();
-    let mut any = false;
-    for bytes in snapshots.into_iter().flatten() {
-        any = true;
-        all.extend(decode_records(&bytes)?);
+    if let Some(parts) = snapflow_engine::sink_state::split(bytes) {
+        let mut records = Vec::new();
+        let mut any = false;
+        for part in parts.iter().flatten() {
+            if let Some(mut found) = decode_records(part) {
+                any = true;
+                records.append(&mut found);
+            }
+        }
+        return any.then_some(records);
     }
-    any.then(|| encode(&all))
+    bincode::deserialize(bytes.strip_prefix(MAGIC.as_slice())?).ok()
 }
 
 /// The records of `dir` among a checkpoint's sink state, and the directories recorded there
@@ -115,15 +116,16 @@ mod tests {
     }
 
     #[test]
-    fn records_round_trip_and_combine() {
+    fn records_round_trip_also_inside_a_combined_state() {
         let a = encode(&[record("/a", 0)]);
         let b = encode(&[record("/b", 0)]);
         assert_eq!(decode_records(&a), Some(vec![record("/a", 0)]));
-        let both = combine_records([Some(a), None, Some(b)]).unwrap();
+        let both = snapflow_engine::sink_state::combine(&[Some(a), None, Some(b)]);
         let (mine, others) = records_of(&[&both], Path::new("/b")).unwrap();
         assert_eq!(mine, vec![record("/b", 0)]);
         assert_eq!(others, vec![PathBuf::from("/a")]);
-        assert_eq!(combine_records([None]), None);
+        let none = snapflow_engine::sink_state::combine(&[None, Some(b"other".to_vec())]);
+        assert_eq!(decode_records(&none), None);
     }
 
     #[test]
