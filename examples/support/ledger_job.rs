@@ -272,8 +272,16 @@ pub fn dead_letters_table(schema: &str) -> PgTable {
 /// [`balances_table`] and dead letters into [`dead_letters_table`], both exactly once, in
 /// `mode`.
 pub fn build_postgres(input: &Path, url: &str, schema: &str, mode: PgMode) -> Job {
-    build_with(
-        input,
+    build_with(input, postgres_outputs(url, schema, mode))
+}
+
+/// The two PostgreSQL sinks of [`build_postgres`], for tests that wrap them.
+pub fn postgres_outputs(
+    url: &str,
+    schema: &str,
+    mode: PgMode,
+) -> Outputs<PostgresSink<Balance>, PostgresSink<DeadLetter>> {
+    {
         Outputs {
             balances: PostgresSink::new(url, balances_table(schema), |b: &Balance, row| {
                 row.text(&b.account).number(b.balance).number(b.version);
@@ -291,8 +299,8 @@ pub fn build_postgres(input: &Path, url: &str, schema: &str, mode: PgMode) -> Jo
                 },
             )
             .with_mode(mode),
-        },
-    )
+        }
+    }
 }
 
 /// Counters of the discarded outputs of [`build_discarding`].
@@ -316,7 +324,8 @@ pub fn build_discarding(input: &Path) -> (Job, Discarded) {
     (build_with(input, outputs), counters)
 }
 
-fn build_with<B, D>(input: &Path, outputs: Outputs<B, D>) -> Job
+/// The ledger job with the given outputs.
+pub fn build_with<B, D>(input: &Path, outputs: Outputs<B, D>) -> Job
 where
     B: Sink<Balance>,
     D: Sink<DeadLetter>,
