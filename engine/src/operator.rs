@@ -192,6 +192,13 @@ pub trait Committer: Send + Sync {
         Ok(())
     }
 
+    /// The job attempt is over: release what [`open`](Committer::open) took (a connection, a
+    /// lock). `interrupted` when it ended by a failure or a cancel rather than by its final
+    /// checkpoint or a graceful stop: then also unblock any writer that may wait on something
+    /// only a later attempt can resolve, so that the attempt can end. Called once per attempt,
+    /// by the coordinator as it exits; the default does nothing.
+    fn close(&self, _interrupted: bool) {}
+
     /// Publishes everything pre-committed for checkpoints up to and including `checkpoint`.
     ///
     /// # Errors

@@ -561,6 +561,12 @@ impl Committer for Committers {
     fn commit(&self, checkpoint: CheckpointId) -> Result<(), BoxError> {
         self.0.iter().try_for_each(|(_, c)| c.commit(checkpoint))
     }
+
+    fn close(&self, interrupted: bool) {
+        for (_, committer) in &self.0 {
+            committer.close(interrupted);
+        }
+    }
 }
 
 #[cfg(test)]

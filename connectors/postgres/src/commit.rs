@@ -74,12 +74,17 @@ fn staging_mismatch(
     None
 }
 
+/// How long `open` waits for the table's advisory lock before refusing.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) struct PgCommitter {
     url: String,
     table: Arc<PgTable>,
     mode: PgMode,
     /// The connection that holds the table's advisory lock while the job runs.
     client: Mutex<Option<Client>>,
+    /// How to cancel what each writer's connection is doing, for [`Committer::close`].
+    cancels: Mutex<Vec<postgres::CancelToken>>,
 }
 
 impl PgCommitter {
@@ -89,7 +94,16 @@ impl PgCommitter {
             table,
             mode,
             client: Mutex::new(None),
+            cancels: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A writer's connection, to be cancelled when the job attempt ends.
+    pub fn register_writer(&self, client: &Client) {
+        self.cancels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(client.cancel_token());
     }
 
     fn failed(&self, what: impl Into<String>) -> impl Fn(postgres::Error) -> BoxError + '_ {
@@ -221,29 +235,49 @@ impl PgCommitter {
 
     /// Creates the tables if missing and takes the table's advisory lock.
     fn setup(&self, client: &mut Client) -> Result<(), BoxError> {
-        // Concurrent `CREATE ... IF NOT EXISTS` of one table can still collide; one lock for
-        // every sink's set-up serializes them.
-        let ddl = format!(
-            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('snapflow-ddl')); {} COMMIT;",
-            self.table.create_sql()
-        );
-        client
-            .batch_execute(&ddl)
-            .map_err(self.failed("creating the tables"))?;
-        let locked: bool = client
+        // Only when something is missing: `CREATE INDEX IF NOT EXISTS` waits for a lock on
+        // the staging table even when the index exists, and a transaction prepared before a
+        // crash holds one until this `open` resolves it.
+        let existing: bool = client
             .query_one(
-                "SELECT pg_try_advisory_lock(hashtext('snapflow:' || $1))",
-                &[&self.table.id()],
+                "SELECT bool_and(to_regclass(r) IS NOT NULL) FROM unnest($1::text[]) AS r",
+                &[&self.table.relations()],
             )
-            .map_err(self.failed("locking the table"))?
+            .map_err(self.failed("looking up the tables"))?
             .get(0);
-        if !locked {
-            return Err(PgSinkError::Locked {
-                table: self.table.id(),
-            }
-            .into());
+        if !existing {
+            // Concurrent `CREATE ... IF NOT EXISTS` of one table can still collide; one lock
+            // for every sink's set-up serializes them.
+            let ddl = format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext('snapflow-ddl')); {} COMMIT;",
+                self.table.create_sql()
+            );
+            client
+                .batch_execute(&ddl)
+                .map_err(self.failed("creating the tables"))?;
         }
-        Ok(())
+        // A process killed a moment ago may still hold the lock until the server notices its
+        // connection is gone: wait a bounded time before calling the table taken.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            let locked: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtext('snapflow:' || $1))",
+                    &[&self.table.id()],
+                )
+                .map_err(self.failed("locking the table"))?
+                .get(0);
+            if locked {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(PgSinkError::Locked {
+                    table: self.table.id(),
+                }
+                .into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// Checks the database against the restored checkpoint and brings it to it.
@@ -346,6 +380,21 @@ impl Committer for PgCommitter {
         self.open_on(&mut client, restored)?;
         *slot = Some(client);
         Ok(())
+    }
+
+    fn close(&self, interrupted: bool) {
+        // In two-phase mode a writer can wait on a row lock of its own transaction prepared
+        // for an earlier checkpoint, which only the next attempt's `open` resolves: after a
+        // failure, cancel whatever the writers are doing so that their tasks end.
+        let cancels =
+            std::mem::take(&mut *self.cancels.lock().unwrap_or_else(PoisonError::into_inner));
+        if interrupted {
+            for token in cancels {
+                let _ = token.cancel_query(NoTls);
+            }
+        }
+        // Dropping the connection releases the table's advisory lock.
+        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     fn commit(&self, checkpoint: CheckpointId) -> Result<(), BoxError> {

@@ -74,8 +74,10 @@ impl<T: Data> Sink<T> for PostgresSink<T> {
     }
 
     fn create_writer(&self, task: &TaskInfo) -> Result<Box<dyn SinkWriter<T>>, BoxError> {
+        let client = connect(&self.url)?;
+        self.committer.register_writer(&client);
         Ok(Box::new(PgWriter {
-            client: connect(&self.url)?,
+            client,
             url: redact(&self.url),
             table: self.table.clone(),
             copy: self.table.copy_sql(),

@@ -90,6 +90,20 @@ impl PgTable {
         list(self.columns.iter().map(|(c, _)| c))
     }
 
+    /// The relations [`create_sql`](Self::create_sql) makes, as `to_regclass` arguments.
+    pub(crate) fn relations(&self) -> Vec<String> {
+        vec![
+            self.target(),
+            self.staging(),
+            format!(
+                "{}.{}",
+                quote(&self.schema),
+                quote(&format!("snapflow_stage_{}_checkpoint", self.name))
+            ),
+            self.commits(),
+        ]
+    }
+
     /// Creates the schema, the target, its staging table and the commit table if missing.
     pub(crate) fn create_sql(&self) -> String {
         let defs = |extra: &str| {

@@ -86,6 +86,14 @@ impl Coordinator {
         if !matches!(result, Ok(CoordinatorExit::Finished)) {
             self.stop.store(true, Ordering::Relaxed);
         }
+        // A task blocked in a sink's database call ends only once its committer lets go.
+        let interrupted = !matches!(
+            result,
+            Ok(CoordinatorExit::Finished | CoordinatorExit::StoppedAt(_))
+        );
+        for committer in &self.committers {
+            committer.close(interrupted);
+        }
         result
     }
 

@@ -91,6 +91,9 @@ pub(crate) fn launch(
     if restore.as_ref().is_some_and(|r| r.manifest.is_final) {
         // The job had finished: its last output is published now (above), and there is
         // nothing left to run.
+        for committer in &committers {
+            committer.close(false);
+        }
         return Ok(JobHandle::already_finished(restored_from).holding(claims));
     }
 
