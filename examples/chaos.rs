@@ -262,7 +262,10 @@ fn run(args: Args) -> Result<bool> {
         "  input {lines} lines; ran {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    println!("  attempts {}, kills {}", outcome.attempts, outcome.kills);
+    println!(
+        "  attempts {}, kills {}, failures without a kill {}",
+        outcome.attempts, outcome.kills, outcome.failures
+    );
     println!(
         "  time to first checkpoint after each restart: [{}]",
         recoveries.join(", ")
@@ -288,7 +291,15 @@ struct Outcome {
     checkpoints: u64,
     /// From each restart to its first completed checkpoint.
     recovery: Vec<Duration>,
+    /// Attempts that failed without being killed (and were rerun).
+    failures: u32,
 }
+
+/// How many times in a row a rerun after a kill may fail on its own before the driver gives up.
+const MAX_FAILURES_IN_A_ROW: u32 = 3;
+
+/// The pause before rerunning an attempt that failed on its own.
+const RERUN_PAUSE: Duration = Duration::from_millis(200);
 
 /// Runs the example as a child process, SIGKILLs it at random moments, and reruns the same
 /// command until it finishes.
@@ -343,7 +354,9 @@ fn run_processes(
         kills: 0,
         checkpoints: 0,
         recovery: Vec::new(),
+        failures: 0,
     };
+    let mut failures_in_a_row = 0;
     loop {
         outcome.attempts += 1;
         let spawned = Instant::now();
@@ -364,6 +377,7 @@ fn run_processes(
         });
         let killing = outcome.kills < args.kills;
         let mut seen = Vec::new();
+        let mut killed = false;
         if killing {
             // Kill after 1 to 3 checkpoints of this attempt (so every attempt makes progress)
             // plus a random part of an interval: a random moment of the checkpoint cycle.
@@ -379,6 +393,7 @@ fn run_processes(
             if child.try_wait()?.is_none() {
                 child.kill()?; // SIGKILL
                 outcome.kills += 1;
+                killed = true;
             }
         }
         let status = child.wait()?;
@@ -393,17 +408,32 @@ fn run_processes(
         if status.success() {
             return Ok(outcome);
         }
-        if !killing || outcome.kills == 0 {
-            let mut stderr = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut stderr);
-            }
+        if killed {
+            failures_in_a_row = 0;
+            continue;
+        }
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        // A rerun right after a kill may fail on its own: the killed process's PostgreSQL
+        // session can hold the sink's advisory lock until the server notices that it is gone.
+        // Rerun it a few times, after a pause, and say why.
+        outcome.failures += 1;
+        failures_in_a_row += 1;
+        if outcome.kills == 0 || failures_in_a_row > MAX_FAILURES_IN_A_ROW {
             bail!(
                 "{name} failed without being killed ({status}): {}",
                 stderr.trim()
             );
         }
+        eprintln!(
+            "chaos: attempt {} failed without being killed ({status}): {}",
+            outcome.attempts,
+            stderr.trim()
+        );
+        std::thread::sleep(RERUN_PAUSE);
     }
 }
 
@@ -463,6 +493,7 @@ fn run_threads(
         kills: injector.fired() as u32,
         checkpoints: report.checkpoints.len() as u64,
         recovery: Vec::new(),
+        failures: 0,
     })
 }
 
