@@ -5,28 +5,41 @@
 //! ```text
 //! cargo run --release --example chaos -- --job wordcount --kills 20 [--seed S] [--size N]
 //! cargo run --release --example chaos -- --job ledger --kills 20 --mode threads
+//! cargo run --release --example chaos -- --job ledger --sink postgres --kills 20 \
+//!     [--postgres URL] [--postgres-mode transactional|two-phase]
 //! ```
 //!
 //! `--mode process` (default) SIGKILLs the example's process and reruns the same command;
 //! `--mode threads` kills worker threads inside one process through the failure injector and
 //! lets the restart strategy recover. Exit status 1 on any violation.
+//!
+//! `--sink postgres` has the ledger write its tables into PostgreSQL: a private server started
+//! for the run, or with `--postgres URL` a fresh schema `chaos_<pid>_<seed>` there, dropped
+//! after a clean run and kept for inspection after a violation.
 
 #[path = "support/bounds.rs"]
 mod bounds;
+#[path = "support/chaos_pg.rs"]
+mod chaos_pg;
 #[path = "support/corpus.rs"]
 mod corpus;
 #[path = "support/ledger_job.rs"]
 mod ledger_job;
 #[path = "support/ledger_model.rs"]
 mod ledger_model;
+#[path = "support/ledger_pg.rs"]
+mod ledger_pg;
 #[path = "support/output.rs"]
 mod output;
+#[path = "support/pg_server.rs"]
+mod pg_server;
 #[path = "support/rng.rs"]
 mod rng;
 #[path = "support/wordcount_job.rs"]
 mod wordcount_job;
 
 use anyhow::{bail, Context, Result};
+use chaos_pg::{PgCommit, PgInvariants, PgTarget};
 use clap::{Parser, ValueEnum};
 use rng::SplitMix64;
 use snapflow::engine::{FailureInjector, RestartStrategy};
@@ -53,6 +66,14 @@ enum Mode {
     Threads,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum SinkKind {
+    /// Exactly-once files in the scratch directory.
+    File,
+    /// The ledger's PostgreSQL tables (--job ledger only).
+    Postgres,
+}
+
 /// Kill a streaming job at random moments and check that its output stays exact.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -77,6 +98,16 @@ struct Args {
     /// Process or thread kills.
     #[arg(long, value_enum, default_value = "process")]
     mode: Mode,
+    /// Where the job writes.
+    #[arg(long, value_enum, default_value = "file")]
+    sink: SinkKind,
+    /// PostgreSQL URL for --sink postgres (default: a private server for the run); the run
+    /// writes into a fresh schema there.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// How the PostgreSQL sink commits (default transactional).
+    #[arg(long, value_enum)]
+    postgres_mode: Option<PgCommit>,
     /// Time between checkpoints, in milliseconds.
     #[arg(long, default_value_t = 50,
           value_parser = clap::value_parser!(u64).range(1..=bounds::MAX_CHECKPOINT_INTERVAL_MS))]
@@ -94,6 +125,13 @@ struct Paths {
     checkpoints: PathBuf,
 }
 
+/// Where the job's output goes.
+enum Sink {
+    /// `Paths::out` (and `Paths::dead`).
+    File,
+    Postgres(PgTarget, PgCommit),
+}
+
 fn main() {
     match run(Args::parse()) {
         Ok(true) => {}
@@ -106,6 +144,25 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<bool> {
+    let sink = match (args.sink, args.job) {
+        (SinkKind::File, _) => {
+            if args.postgres.is_some() || args.postgres_mode.is_some() {
+                bail!("--postgres and --postgres-mode go with --sink postgres");
+            }
+            Sink::File
+        }
+        (SinkKind::Postgres, JobKind::Wordcount) => {
+            bail!("--sink postgres is for --job ledger: word count writes files only")
+        }
+        (SinkKind::Postgres, JobKind::Ledger) => {
+            let schema = format!("chaos_{}_{}", std::process::id(), args.seed);
+            let target = PgTarget::open(args.postgres.as_deref(), schema)?;
+            Sink::Postgres(
+                target,
+                args.postgres_mode.unwrap_or(PgCommit::Transactional),
+            )
+        }
+    };
     let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
     let paths = Paths {
         input: scratch.path().join("input.txt"),
@@ -123,6 +180,7 @@ fn run(args: Args) -> Result<bool> {
         JobKind::Ledger => ledger_model::workload(args.size, 1_000, args.seed),
     };
     std::fs::write(&paths.input, &text).context("cannot write the input")?;
+    let reference = (args.job == JobKind::Ledger).then(|| ledger_model::reference(&text));
     let lines = text.lines().count() as u64;
     // Enough input time for every kill to land mid-run: each attempt runs 1 to 3 checkpoints.
     let seconds = (f64::from(args.kills) * 0.3).max(3.0);
@@ -131,36 +189,50 @@ fn run(args: Args) -> Result<bool> {
         .unwrap_or(((lines as f64 / seconds) as u64).max(1_000));
 
     // The invariant checker reads the committed output while the job runs.
-    let stop = Arc::new(AtomicBool::new(false));
-    let checks = Arc::new(AtomicU64::new(0));
-    let violations = Arc::new(AtomicU64::new(0));
-    let checker = {
-        let (stop, checks, violations) = (stop.clone(), checks.clone(), violations.clone());
-        let (job, out) = (args.job, paths.out.clone());
-        std::thread::spawn(move || {
+    let stop = AtomicBool::new(false);
+    let checks = AtomicU64::new(0);
+    let violations = AtomicU64::new(0);
+    let started = Instant::now();
+    let mut rng = SplitMix64(args.seed ^ 0xc4a05);
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut pg = match (&sink, &reference) {
+                (Sink::Postgres(target, commit), Some(reference)) => {
+                    Some((target, PgInvariants::new(reference, *commit)))
+                }
+                _ => None,
+            };
             while !stop.load(Ordering::Relaxed) {
-                if let Err(violation) = check_invariants(job, &out) {
+                let checked = match &mut pg {
+                    Some((target, invariants)) => invariants
+                        .check(target)
+                        .map_err(|e| format!("{e} (snapflow_commits now: {})", target.commits())),
+                    None => check_invariants(args.job, &paths.out),
+                };
+                if let Err(violation) = checked {
                     eprintln!("chaos: VIOLATION while running: {violation}");
                     violations.fetch_add(1, Ordering::Relaxed);
                 }
                 checks.fetch_add(1, Ordering::Relaxed);
-                // Leave the cores to the job most of the time.
-                std::thread::sleep(Duration::from_millis(5));
+                // Leave the cores to the job most of the time (a database read costs more).
+                let pause = if pg.is_some() { 20 } else { 5 };
+                std::thread::sleep(Duration::from_millis(pause));
             }
-        })
-    };
+        });
+        let outcome = match args.mode {
+            Mode::Process => run_processes(&args, &paths, &sink, rate, &mut rng),
+            Mode::Threads => run_threads(&args, &paths, &sink, rate, &mut rng),
+        };
+        stop.store(true, Ordering::Relaxed);
+        outcome
+    })?;
 
-    let started = Instant::now();
-    let mut rng = SplitMix64(args.seed ^ 0xc4a05);
-    let outcome = match args.mode {
-        Mode::Process => run_processes(&args, &paths, rate, &mut rng),
-        Mode::Threads => run_threads(&args, &paths, rate, &mut rng),
+    let final_check = match (&sink, &reference) {
+        (Sink::Postgres(target, _), Some(reference)) => {
+            chaos_pg::verify(target, reference).map_err(|e| format!("{e:#}"))
+        }
+        _ => verify(args.job, &paths, &text),
     };
-    stop.store(true, Ordering::Relaxed);
-    let _ = checker.join();
-    let outcome = outcome?;
-
-    let final_check = verify(args.job, &paths, &text);
     if let Err(e) = &final_check {
         eprintln!("chaos: VIOLATION at the end: {e}");
     }
@@ -174,11 +246,26 @@ fn run(args: Args) -> Result<bool> {
         "chaos  job {:?}, mode {:?}, seed {}, parallelism {}",
         args.job, args.mode, args.seed, args.parallelism
     );
+    if let Sink::Postgres(target, commit) = &sink {
+        let server = if target.is_private() {
+            "a private server"
+        } else {
+            "--postgres"
+        };
+        println!(
+            "  sink postgres ({}, schema {} on {server})",
+            commit.arg(),
+            target.schema
+        );
+    }
     println!(
         "  input {lines} lines; ran {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    println!("  attempts {}, kills {}", outcome.attempts, outcome.kills);
+    println!(
+        "  attempts {}, kills {}, failures without a kill {}",
+        outcome.attempts, outcome.kills, outcome.failures
+    );
     println!(
         "  time to first checkpoint after each restart: [{}]",
         recoveries.join(", ")
@@ -186,6 +273,15 @@ fn run(args: Args) -> Result<bool> {
     println!("  checkpoints completed {}", outcome.checkpoints);
     println!("  invariant checks made {}", checks.load(Ordering::Relaxed));
     println!("  violations {violations}");
+    if let Sink::Postgres(target, _) = &sink {
+        if violations == 0 {
+            target
+                .drop_schema()
+                .context("cannot drop the run's schema")?;
+        } else if !target.is_private() {
+            println!("  tables kept for inspection in schema {}", target.schema);
+        }
+    }
     Ok(violations == 0)
 }
 
@@ -195,11 +291,25 @@ struct Outcome {
     checkpoints: u64,
     /// From each restart to its first completed checkpoint.
     recovery: Vec<Duration>,
+    /// Attempts that failed without being killed (and were rerun).
+    failures: u32,
 }
+
+/// How many times in a row a rerun after a kill may fail on its own before the driver gives up.
+const MAX_FAILURES_IN_A_ROW: u32 = 3;
+
+/// The pause before rerunning an attempt that failed on its own.
+const RERUN_PAUSE: Duration = Duration::from_millis(200);
 
 /// Runs the example as a child process, SIGKILLs it at random moments, and reruns the same
 /// command until it finishes.
-fn run_processes(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) -> Result<Outcome> {
+fn run_processes(
+    args: &Args,
+    paths: &Paths,
+    sink: &Sink,
+    rate: u64,
+    rng: &mut SplitMix64,
+) -> Result<Outcome> {
     let name = match args.job {
         JobKind::Wordcount => "wordcount",
         JobKind::Ledger => "ledger",
@@ -216,8 +326,6 @@ fn run_processes(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) ->
     command
         .arg("--input")
         .arg(&paths.input)
-        .arg("--output")
-        .arg(&paths.out)
         .arg("--checkpoint-dir")
         .arg(&paths.checkpoints)
         .args(["--parallelism", &args.parallelism.to_string()])
@@ -227,15 +335,28 @@ fn run_processes(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) ->
         ])
         .args(["--max-rate", &rate.to_string()])
         .arg("--log-checkpoints");
-    if args.job == JobKind::Ledger {
-        command.arg("--dead-letter").arg(&paths.dead);
+    match sink {
+        Sink::File => {
+            command.arg("--output").arg(&paths.out);
+            if args.job == JobKind::Ledger {
+                command.arg("--dead-letter").arg(&paths.dead);
+            }
+        }
+        Sink::Postgres(target, commit) => {
+            command
+                .args(["--sink", "postgres", "--postgres", &target.url])
+                .args(["--schema", &target.schema])
+                .args(["--postgres-mode", commit.arg()]);
+        }
     }
     let mut outcome = Outcome {
         attempts: 0,
         kills: 0,
         checkpoints: 0,
         recovery: Vec::new(),
+        failures: 0,
     };
+    let mut failures_in_a_row = 0;
     loop {
         outcome.attempts += 1;
         let spawned = Instant::now();
@@ -256,6 +377,7 @@ fn run_processes(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) ->
         });
         let killing = outcome.kills < args.kills;
         let mut seen = Vec::new();
+        let mut killed = false;
         if killing {
             // Kill after 1 to 3 checkpoints of this attempt (so every attempt makes progress)
             // plus a random part of an interval: a random moment of the checkpoint cycle.
@@ -271,6 +393,7 @@ fn run_processes(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) ->
             if child.try_wait()?.is_none() {
                 child.kill()?; // SIGKILL
                 outcome.kills += 1;
+                killed = true;
             }
         }
         let status = child.wait()?;
@@ -285,22 +408,43 @@ fn run_processes(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) ->
         if status.success() {
             return Ok(outcome);
         }
-        if !killing || outcome.kills == 0 {
-            let mut stderr = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut stderr);
-            }
+        if killed {
+            failures_in_a_row = 0;
+            continue;
+        }
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        // A rerun right after a kill may fail on its own: the killed process's PostgreSQL
+        // session can hold the sink's advisory lock until the server notices that it is gone.
+        // Rerun it a few times, after a pause, and say why.
+        outcome.failures += 1;
+        failures_in_a_row += 1;
+        if outcome.kills == 0 || failures_in_a_row > MAX_FAILURES_IN_A_ROW {
             bail!(
                 "{name} failed without being killed ({status}): {}",
                 stderr.trim()
             );
         }
+        eprintln!(
+            "chaos: attempt {} failed without being killed ({status}): {}",
+            outcome.attempts,
+            stderr.trim()
+        );
+        std::thread::sleep(RERUN_PAUSE);
     }
 }
 
 /// Runs the job in this process with `kills` injected task failures and a restart strategy.
-fn run_threads(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) -> Result<Outcome> {
+fn run_threads(
+    args: &Args,
+    paths: &Paths,
+    sink: &Sink,
+    rate: u64,
+    rng: &mut SplitMix64,
+) -> Result<Outcome> {
     // Injected kills are panics: one line each is enough.
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
@@ -334,9 +478,14 @@ fn run_threads(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) -> R
             delay: Duration::ZERO,
         })
         .with_failure_injector(injector.clone());
-    let job = match args.job {
-        JobKind::Wordcount => wordcount_job::build(&paths.input, Some(&paths.out), Arc::default()),
-        JobKind::Ledger => ledger_job::build(&paths.input, &paths.out, &paths.dead),
+    let job = match (args.job, sink) {
+        (JobKind::Wordcount, _) => {
+            wordcount_job::build(&paths.input, Some(&paths.out), Arc::default())
+        }
+        (JobKind::Ledger, Sink::File) => ledger_job::build(&paths.input, &paths.out, &paths.dead),
+        (JobKind::Ledger, Sink::Postgres(target, commit)) => {
+            ledger_job::build_postgres(&paths.input, &target.url, &target.schema, commit.mode())
+        }
     };
     let report = job.run(&config)?;
     Ok(Outcome {
@@ -344,6 +493,7 @@ fn run_threads(args: &Args, paths: &Paths, rate: u64, rng: &mut SplitMix64) -> R
         kills: injector.fired() as u32,
         checkpoints: report.checkpoints.len() as u64,
         recovery: Vec::new(),
+        failures: 0,
     })
 }
 
