@@ -39,6 +39,7 @@ fn chaos(args: &[&str]) {
         .lines()
         .find_map(|l| l.trim().strip_prefix("attempts "))
         .and_then(|l| l.split("kills ").nth(1))
+        .and_then(|k| k.split(',').next())
         .and_then(|k| k.trim().parse::<u32>().ok())
         .expect("a kill count");
     assert_eq!(kills, 3, "every planned kill happened: {stdout}");

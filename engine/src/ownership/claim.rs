@@ -6,6 +6,9 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
 
+/// How long a claim waits for a lock that is taken before it refuses.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The directories a job holds while it runs; dropping this releases their locks.
 #[derive(Debug, Default)]
 pub(crate) struct ClaimedDirs {
@@ -60,7 +63,16 @@ fn claim(job: &str, dir: &Path, role: &DirRole) -> Result<File, OwnershipError> 
         .truncate(false)
         .open(&lock_path)
         .map_err(io(&lock_path))?;
-    match lock.try_lock() {
+    // A lock held a moment longer than its job: a child process forked by this process (to
+    // run a command) holds copies of its descriptors until it execs, so a restart in this
+    // process can find its previous attempt's lock still taken for a moment.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let mut locked = lock.try_lock();
+    while matches!(locked, Err(TryLockError::WouldBlock)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        locked = lock.try_lock();
+    }
+    match locked {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut text = String::new();
