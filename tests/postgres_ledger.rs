@@ -314,3 +314,49 @@ fn a_fresh_start_into_a_table_of_an_earlier_run_is_refused() {
     );
     assert_exact(&s, &server.url());
 }
+
+#[test]
+fn a_row_the_database_rejects_fails_the_job_and_shows_nothing_of_its_checkpoint() {
+    let server = PgServer::start().expect("start PostgreSQL");
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..1000)
+        .map(|i| {
+            if i == 700 {
+                "x".repeat(40)
+            } else {
+                format!("line {i}")
+            }
+        })
+        .collect();
+    let table = snapflow::postgres::PgTable::insert(
+        "short_lines",
+        &[("line", "TEXT NOT NULL CHECK (length(line) < 20)")],
+    );
+    let job = Job::new("constraint");
+    job.source(CollectionSource::new(lines))
+        .sink(snapflow::postgres::PostgresSink::new(
+            &server.url(),
+            table,
+            |line: &String, row| {
+                row.text(line);
+            },
+        ))
+        .name("write-lines");
+    let config = JobConfig::default()
+        .with_parallelism(1)
+        .with_checkpointing(dir.path(), Duration::from_secs(3600));
+    let error = job.run(&config).expect_err("the database rejects a row");
+    let text = snapflow::engine::ErrorChain(&error).to_string();
+    assert!(
+        matches!(error, JobError::TaskFailed { ref operator, .. } if operator == "write-lines"),
+        "{text}"
+    );
+    assert!(text.contains("checkpoint 1"), "{text}");
+    assert!(text.contains("short_lines_line_check"), "{text}");
+    let mut client = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    let visible: i64 = client
+        .query_one("SELECT count(*) FROM short_lines", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(visible, 0, "nothing of the failed checkpoint is visible");
+}

@@ -30,6 +30,7 @@
 
 mod commit;
 mod error;
+mod newest;
 mod record;
 mod row;
 mod sink;

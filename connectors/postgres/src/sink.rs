@@ -3,6 +3,7 @@
 
 use crate::commit::{connect, gid, PgCommitter};
 use crate::error::{redact, PgSinkError};
+use crate::newest::NewestPerKey;
 use crate::record::TaskRecord;
 use crate::row::RowWriter;
 use crate::sql::PgTable;
@@ -89,6 +90,11 @@ impl<T: Data> Sink<T> for PostgresSink<T> {
             seq: 0,
             staged: 0,
             pending: Vec::new(),
+            newest: self
+                .table
+                .upsert_positions()
+                .map(|(key, newest)| NewestPerKey::new(key, newest)),
+            row: Vec::new(),
         }))
     }
 
@@ -116,6 +122,11 @@ struct PgWriter<T> {
     /// `(checkpoint, rows)` staged and not yet known to be applied: recorded in every
     /// checkpoint.
     pending: Vec<(u64, u64)>,
+    /// For an upsert table: the newest row per key since the last barrier, staged at the
+    /// barrier (the others would be discarded by the apply statement anyway).
+    newest: Option<NewestPerKey>,
+    /// The row being formatted, for `newest`.
+    row: Vec<u8>,
 }
 
 impl<T> PgWriter<T> {
@@ -133,6 +144,24 @@ impl<T> PgWriter<T> {
                 source,
             }
         }
+    }
+
+    /// Adds one row (its values in `COPY` text format) to the rows to stage for the current
+    /// checkpoint.
+    fn stage(&mut self, row: &[u8]) {
+        self.buf
+            .extend_from_slice(itoa_u64(self.checkpoint.0, &mut [0u8; 20]).as_bytes());
+        self.buf.push(b'\t');
+        self.buf
+            .extend_from_slice(itoa_u64(u64::from(self.task), &mut [0u8; 20]).as_bytes());
+        self.buf.push(b'\t');
+        self.buf
+            .extend_from_slice(itoa_u64(self.seq, &mut [0u8; 20]).as_bytes());
+        self.buf.push(b'\t');
+        self.buf.extend_from_slice(row);
+        self.buf.push(b'\n');
+        self.seq += 1;
+        self.staged += 1;
     }
 
     /// Copies the gathered rows into the staging table (committed: durable at return).
@@ -206,13 +235,9 @@ impl<T> PgWriter<T> {
 
 impl<T: Data> SinkWriter<T> for PgWriter<T> {
     fn write_batch(&mut self, batch: Vec<T>) -> Result<(), BoxError> {
-        let prefix = format!("{}\t{}\t", self.checkpoint.0, self.task);
         for record in &batch {
-            self.buf.extend_from_slice(prefix.as_bytes());
-            self.buf
-                .extend_from_slice(itoa_u64(self.seq, &mut [0u8; 20]).as_bytes());
-            self.buf.push(b'\t');
-            let mut row = RowWriter::new(&mut self.buf);
+            self.row.clear();
+            let mut row = RowWriter::new(&mut self.row);
             (self.format)(record, &mut row);
             let values = row.values();
             if values != self.table.arity() {
@@ -223,10 +248,15 @@ impl<T: Data> SinkWriter<T> for PgWriter<T> {
                 )
                 .into());
             }
-            self.buf.push(b'\n');
-            self.seq += 1;
+            match &mut self.newest {
+                Some(newest) => newest.add(&self.row),
+                None => {
+                    let row = std::mem::take(&mut self.row);
+                    self.stage(&row);
+                    self.row = row;
+                }
+            }
         }
-        self.staged += batch.len() as u64;
         if self.buf.len() >= COPY_CHUNK {
             self.flush()?;
         }
@@ -234,6 +264,15 @@ impl<T: Data> SinkWriter<T> for PgWriter<T> {
     }
 
     fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
+        if let Some(mut newest) = self.newest.take() {
+            for row in newest.drain() {
+                self.stage(&row);
+                if self.buf.len() >= COPY_CHUNK {
+                    self.flush()?;
+                }
+            }
+            self.newest = Some(newest);
+        }
         self.flush()?;
         if self.staged > 0 {
             self.pending.push((self.checkpoint.0, self.staged));
@@ -263,7 +302,8 @@ impl<T: Data> SinkWriter<T> for PgWriter<T> {
     }
 
     fn finish(&mut self) -> Result<(), BoxError> {
-        if !self.buf.is_empty() || self.staged > 0 {
+        let kept = self.newest.as_ref().map_or(0, NewestPerKey::len);
+        if !self.buf.is_empty() || self.staged > 0 || kept > 0 {
             return Err(format!(
                 "records reached the PostgreSQL sink of {} after the final checkpoint; they cannot be written exactly once",
                 self.table.id()

@@ -65,6 +65,17 @@ impl PgTable {
         format!("{}.{}", self.schema, self.name)
     }
 
+    /// For an upsert table: the positions of the key columns and of the newest-by column.
+    pub(crate) fn upsert_positions(&self) -> Option<(Vec<usize>, usize)> {
+        let (key, newest) = self.upsert.as_ref()?;
+        let position = |name: &str| self.columns.iter().position(|(c, _)| c == name);
+        let key = key
+            .iter()
+            .map(|k| position(k))
+            .collect::<Option<Vec<_>>>()?;
+        Some((key, position(newest)?))
+    }
+
     /// How many values a row has.
     pub(crate) fn arity(&self) -> usize {
         self.columns.len()
