@@ -177,41 +177,16 @@ fn run(args: Args) -> Result<()> {
             (job, Some(counters))
         }
     };
-    let config = args.engine.config(Some(&checkpoint_dir));
-    let handle = job.launch(&config)?;
-    graceful::stop_on_signal(handle.stopper());
-    let progress = progress::Progress::start(handle.metrics(), "dedup", "transfers");
-    let report = handle.join()?;
-    drop(progress);
+    let Some(report) = run_job(&job, &args, &checkpoint_dir, "output is published")? else {
+        return Ok(());
+    };
     // Before the checks below read the whole output into memory.
     let peak_rss = peak_rss::describe();
-
-    if let Some(id) = report.stopped_at {
-        println!(
-            "ledger: stopped at checkpoint {id}: its output is published; to resume, rerun the same command with --checkpoint-dir {}",
-            checkpoint_dir.display()
-        );
-        return Ok(());
-    }
-    // Every non-blank line, malformed ones included, reaches `dedup`.
-    let transfers = report.operator("dedup").map_or(0, |m| m.records_in);
-    let secs = report.elapsed.as_secs_f64();
-    println!("ledger  input {}", input.display());
-    if let Some(id) = report.restored_from {
-        println!("  resumed from checkpoint {id}");
-    }
-    println!(
-        "  parallelism {parallelism}, sink {}",
-        match &outputs {
-            Some((o, d)) => format!("file ({}, {})", o.display(), d.display()),
-            None => "discard".to_owned(),
-        }
-    );
-    println!(
-        "  {transfers} transfers (non-blank lines, malformed ones included) in {secs:.3} s: {:.2} M transfers/s",
-        transfers as f64 / secs / 1e6,
-    );
-    checkpoint_report::print(&report, &checkpoint_dir);
+    let sink = match &outputs {
+        Some((o, d)) => format!("file ({}, {})", o.display(), d.display()),
+        None => "discard".to_owned(),
+    };
+    print_run(&report, &input, parallelism, &sink, &checkpoint_dir);
     println!("  {peak_rss}");
 
     let Some((output, dead_letter)) = outputs else {
@@ -271,36 +246,20 @@ fn run_postgres(args: &Args, input: &Path, generated: bool) -> Result<()> {
     };
     let checkpoint_dir = defaults::checkpoint_dir(args.engine.checkpoint_dir.clone(), "ledger");
     let job = ledger_job::build_postgres(input, url, &args.schema, mode);
-    let config = args.engine.config(Some(&checkpoint_dir));
-    let handle = job.launch(&config)?;
-    graceful::stop_on_signal(handle.stopper());
-    let progress = progress::Progress::start(handle.metrics(), "dedup", "transfers");
-    let report = handle.join()?;
-    drop(progress);
-    if let Some(id) = report.stopped_at {
-        println!(
-            "ledger: stopped at checkpoint {id}: its rows are committed; to resume, rerun the same command with --checkpoint-dir {}",
-            checkpoint_dir.display()
-        );
+    let Some(report) = run_job(&job, args, &checkpoint_dir, "rows are committed")? else {
         return Ok(());
-    }
-    let transfers = report.operator("dedup").map_or(0, |m| m.records_in);
-    let secs = report.elapsed.as_secs_f64();
-    println!("ledger  input {}", input.display());
-    if let Some(id) = report.restored_from {
-        println!("  resumed from checkpoint {id}");
-    }
-    println!(
-        "  parallelism {}, sink postgres ({:?}, schema {})",
+    };
+    let sink = format!(
+        "postgres ({:?}, schema {})",
+        args.postgres_mode, args.schema
+    );
+    print_run(
+        &report,
+        input,
         args.engine.parallelism(),
-        args.postgres_mode,
-        args.schema
+        &sink,
+        &checkpoint_dir,
     );
-    println!(
-        "  {transfers} transfers (non-blank lines, malformed ones included) in {secs:.3} s: {:.2} M transfers/s",
-        transfers as f64 / secs / 1e6,
-    );
-    checkpoint_report::print(&report, &checkpoint_dir);
     let tables =
         ledger_pg::read(url, &args.schema).context("cannot read the ledger's tables back")?;
     let sum: i128 = tables.balances.values().map(|(b, _)| b).sum();
@@ -326,6 +285,53 @@ fn run_postgres(args: &Args, input: &Path, generated: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs the job with progress and graceful stop; `None` after a graceful stop, which it
+/// reports (`published` says what happened to the last checkpoint's output).
+fn run_job(
+    job: &snapflow::engine::Job,
+    args: &Args,
+    checkpoint_dir: &Path,
+    published: &str,
+) -> Result<Option<snapflow::engine::JobReport>> {
+    let config = args.engine.config(Some(checkpoint_dir));
+    let handle = job.launch(&config)?;
+    graceful::stop_on_signal(handle.stopper());
+    let progress = progress::Progress::start(handle.metrics(), "dedup", "transfers");
+    let report = handle.join()?;
+    drop(progress);
+    if let Some(id) = report.stopped_at {
+        println!(
+            "ledger: stopped at checkpoint {id}: its {published}; to resume, rerun the same command with --checkpoint-dir {}",
+            checkpoint_dir.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(report))
+}
+
+/// Prints what a finished run did: input, sink, throughput and checkpoints.
+fn print_run(
+    report: &snapflow::engine::JobReport,
+    input: &Path,
+    parallelism: usize,
+    sink: &str,
+    checkpoint_dir: &Path,
+) {
+    // Every non-blank line, malformed ones included, reaches `dedup`.
+    let transfers = report.operator("dedup").map_or(0, |m| m.records_in);
+    let secs = report.elapsed.as_secs_f64();
+    println!("ledger  input {}", input.display());
+    if let Some(id) = report.restored_from {
+        println!("  resumed from checkpoint {id}");
+    }
+    println!("  parallelism {parallelism}, sink {sink}");
+    println!(
+        "  {transfers} transfers (non-blank lines, malformed ones included) in {secs:.3} s: {:.2} M transfers/s",
+        transfers as f64 / secs / 1e6,
+    );
+    checkpoint_report::print(report, checkpoint_dir);
 }
 
 /// Refuses output directories that are the same or nested: both sinks stage files named by

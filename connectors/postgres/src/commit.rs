@@ -174,10 +174,7 @@ impl PgCommitter {
     fn record_commit(&self, client: &mut Client, checkpoint: CheckpointId) -> Result<(), BoxError> {
         client
             .execute(
-                &format!(
-                    "INSERT INTO {} (sink, checkpoint) VALUES ($1, $2) ON CONFLICT (sink) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, committed_at = now()",
-                    self.table.commits()
-                ),
+                &self.table.record_commit_sql(),
                 &[&self.table.id(), &(checkpoint.0 as i64)],
             )
             .map_err(self.failed("recording the commit"))?;
@@ -208,14 +205,8 @@ impl PgCommitter {
             .map_err(self.failed(what.clone()))?;
         tx.execute(&self.table.delete_staged_sql(false), &[&bound])
             .map_err(self.failed(what.clone()))?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (sink, checkpoint) VALUES ($1, $2) ON CONFLICT (sink) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, committed_at = now()",
-                self.table.commits()
-            ),
-            &[&self.table.id(), &bound],
-        )
-        .map_err(self.failed(what.clone()))?;
+        tx.execute(&self.table.record_commit_sql(), &[&self.table.id(), &bound])
+            .map_err(self.failed(what.clone()))?;
         tx.commit().map_err(self.failed(what))
     }
 

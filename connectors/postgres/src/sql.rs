@@ -214,6 +214,14 @@ impl PgTable {
         )
     }
 
+    /// Records checkpoint `$2` as the last one committed for sink `$1`.
+    pub(crate) fn record_commit_sql(&self) -> String {
+        format!(
+            "INSERT INTO {} (sink, checkpoint) VALUES ($1, $2) ON CONFLICT (sink) DO UPDATE SET checkpoint = EXCLUDED.checkpoint, committed_at = now()",
+            self.commits()
+        )
+    }
+
     /// Deletes staged rows of checkpoints after `$1` (incomplete ones).
     pub(crate) fn discard_staged_sql(&self) -> String {
         format!(
