@@ -360,3 +360,91 @@ fn a_row_the_database_rejects_fails_the_job_and_shows_nothing_of_its_checkpoint(
         .get(0);
     assert_eq!(visible, 0, "nothing of the failed checkpoint is visible");
 }
+
+/// Two-phase mode with a checkpoint aborted while one sink task had already prepared its
+/// transaction: that task's next barrier must not wait for ever on the aborted transaction's
+/// locks, and the rows end exactly once.
+#[test]
+fn two_phase_survives_an_aborted_checkpoint() {
+    const RECORDS: u64 = 200_000;
+    const KEYS: u64 = 100;
+    // In source task 0's share; its key belongs to one of the two counting tasks.
+    const STUCK_AT: u64 = 50_000;
+    let server = PgServer::start().expect("start PostgreSQL");
+    let dir = tempfile::tempdir().unwrap();
+    let (events_tx, events) = crossbeam_channel::unbounded();
+    let (stuck_tx, stuck) = crossbeam_channel::bounded::<()>(1);
+    let (release_tx, release) = crossbeam_channel::bounded::<()>(1);
+    let table = snapflow::postgres::PgTable::upsert(
+        "counts",
+        &[("key", "BIGINT NOT NULL"), ("n", "BIGINT NOT NULL")],
+        &["key"],
+        "n",
+    );
+    // Each source task waits before its last record until the gate opens: the input cannot
+    // end (which would start the final checkpoint, which has no timeout) while a task is stuck.
+    let (source, mut gate) = common::gated(GeneratorSource::new(RECORDS, |i| i), |task| {
+        common::share(RECORDS, task.index, task.parallelism).end - 1
+    });
+    let job = Job::new("two-phase-abort");
+    job.source(source)
+        .uid("numbers")
+        .key_by(|i: &u64| i % KEYS)
+        .process(
+            move |key: &u64, i: u64, count: &mut ValueState<u64>, out: &mut Output<(u64, u64)>| {
+                if i == STUCK_AT {
+                    let _ = stuck_tx.send(());
+                    release
+                        .recv_timeout(common::TIMEOUT)
+                        .map_err(|e| format!("never released: {e}"))?;
+                }
+                let n = count.get().copied().unwrap_or(0) + 1;
+                count.set(n);
+                out.push((*key, n));
+                Ok(())
+            },
+        )
+        .uid("count")
+        .sink(
+            snapflow::postgres::PostgresSink::new(
+                &server.url(),
+                table,
+                |(key, n): &(u64, u64), row| {
+                    row.number(key).number(n);
+                },
+            )
+            .with_mode(PgMode::TwoPhase),
+        );
+    let config = JobConfig::default()
+        .with_parallelism(2)
+        .with_checkpointing(dir.path(), Duration::from_millis(20))
+        .with_checkpoint_timeout(Duration::from_millis(100))
+        .with_checkpoint_listener(events_tx);
+    let handle = job.launch(&config).expect("launch");
+    stuck
+        .recv_timeout(common::TIMEOUT)
+        .expect("the operator gets stuck");
+    // A checkpoint is aborted while one counting task is stuck (the other's sink task has
+    // prepared its part of it, if it had rows).
+    loop {
+        if let CheckpointEvent::Aborted { .. } = common::next_event(&events) {
+            break;
+        }
+    }
+    release_tx.send(()).unwrap();
+    gate.open();
+    let report =
+        bounded("the job after the abort", move || handle.join()).expect("the job finishes");
+    assert!(report.aborted_checkpoints >= 1);
+    let mut client = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    let rows = client.query("SELECT key, n FROM counts", &[]).unwrap();
+    assert_eq!(rows.len() as u64, KEYS);
+    for row in rows {
+        let (key, n): (i64, i64) = (row.get(0), row.get(1));
+        assert_eq!(n as u64, RECORDS / KEYS, "key {key}");
+    }
+    assert_eq!(
+        ledger_pg::prepared_transactions(&server.url()).unwrap(),
+        Vec::<String>::new()
+    );
+}

@@ -23,16 +23,61 @@ pub(crate) fn connect(url: &str) -> Result<Client, BoxError> {
     })
 }
 
-/// The global id of task `task`'s prepared transaction of checkpoint `checkpoint`.
-pub(crate) fn gid(table: &str, task: u32, checkpoint: CheckpointId) -> String {
-    format!("snapflow:{table}:{task}:{:020}", checkpoint.0)
+/// Whose prepared transactions these are: the database and the table. Global ids are unique
+/// per server, across its databases, so the database is part of them.
+pub(crate) fn owner(client: &mut Client, table: &PgTable) -> Result<String, postgres::Error> {
+    let database: String = client.query_one("SELECT current_database()", &[])?.get(0);
+    Ok(format!("{database}/{}", table.id()))
 }
 
-/// The checkpoint of a prepared transaction of `table`, from its global id.
-fn gid_checkpoint(table: &str, gid: &str) -> Option<CheckpointId> {
-    let rest = gid.strip_prefix("snapflow:")?.strip_prefix(table)?;
-    let (_, checkpoint) = rest.strip_prefix(':')?.rsplit_once(':')?;
-    checkpoint.parse().ok().map(CheckpointId)
+/// The global id of task `task`'s prepared transaction of checkpoint `checkpoint`.
+pub(crate) fn gid(owner: &str, task: u32, checkpoint: CheckpointId) -> String {
+    format!("snapflow:{owner}:{task}:{:020}", checkpoint.0)
+}
+
+/// The task and checkpoint of a prepared transaction of `owner`, from its global id.
+fn parse_gid(owner: &str, gid: &str) -> Option<(u32, CheckpointId)> {
+    let rest = gid
+        .strip_prefix("snapflow:")?
+        .strip_prefix(owner)?
+        .strip_prefix(':')?;
+    let (task, checkpoint) = rest.split_once(':')?;
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !numeric(task) || !numeric(checkpoint) {
+        return None;
+    }
+    Some((task.parse().ok()?, CheckpointId(checkpoint.parse().ok()?)))
+}
+
+/// The prepared transactions of `owner` in this database: `(task, checkpoint, gid)`, oldest
+/// checkpoint first.
+pub(crate) fn prepared_of(
+    client: &mut Client,
+    owner: &str,
+) -> Result<Vec<(u32, CheckpointId, String)>, postgres::Error> {
+    let rows = client.query(
+        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()",
+        &[],
+    )?;
+    let mut prepared: Vec<(u32, CheckpointId, String)> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let gid: String = r.get(0);
+            parse_gid(owner, &gid).map(|(task, checkpoint)| (task, checkpoint, gid))
+        })
+        .collect();
+    prepared.sort_by_key(|(task, checkpoint, _)| (*checkpoint, *task));
+    Ok(prepared)
+}
+
+/// `COMMIT PREPARED` or `ROLLBACK PREPARED` of `gid`.
+pub(crate) fn finish_prepared(
+    client: &mut Client,
+    gid: &str,
+    commit: bool,
+) -> Result<(), postgres::Error> {
+    let verb = if commit { "COMMIT" } else { "ROLLBACK" };
+    client.batch_execute(&format!("{verb} PREPARED '{}'", gid.replace('\'', "''")))
 }
 
 /// Which staged rows a rerun expects, per `(checkpoint, task)`, from the restored
@@ -144,19 +189,12 @@ impl PgCommitter {
 
     /// The prepared transactions of this table, by checkpoint.
     fn prepared(&self, client: &mut Client) -> Result<Vec<(CheckpointId, String)>, BoxError> {
-        let rows = client
-            .query("SELECT gid FROM pg_prepared_xacts", &[])
-            .map_err(self.failed("listing prepared transactions"))?;
-        let table = self.table.id();
-        let mut prepared: Vec<(CheckpointId, String)> = rows
+        let owner = owner(client, &self.table).map_err(self.failed("naming the database"))?;
+        Ok(prepared_of(client, &owner)
+            .map_err(self.failed("listing prepared transactions"))?
             .into_iter()
-            .filter_map(|r| {
-                let gid: String = r.get(0);
-                gid_checkpoint(&table, &gid).map(|c| (c, gid))
-            })
-            .collect();
-        prepared.sort();
-        Ok(prepared)
+            .map(|(_, checkpoint, gid)| (checkpoint, gid))
+            .collect())
     }
 
     fn finish_prepared(
@@ -165,10 +203,10 @@ impl PgCommitter {
         gid: &str,
         commit: bool,
     ) -> Result<(), BoxError> {
-        let verb = if commit { "COMMIT" } else { "ROLLBACK" };
-        client
-            .batch_execute(&format!("{verb} PREPARED '{}'", gid.replace('\'', "''")))
-            .map_err(self.failed(format!("{verb} PREPARED {gid}")))
+        finish_prepared(client, gid, commit).map_err(self.failed(format!(
+            "{} PREPARED {gid}",
+            if commit { "COMMIT" } else { "ROLLBACK" }
+        )))
     }
 
     fn record_commit(&self, client: &mut Client, checkpoint: CheckpointId) -> Result<(), BoxError> {
@@ -214,12 +252,16 @@ impl PgCommitter {
         match self.mode {
             PgMode::Transactional => self.apply(client, checkpoint),
             PgMode::TwoPhase => {
+                // Recorded first: the manifest is durable, so the checkpoint is complete, and
+                // a rerun that finds the record past its restore point refuses rather than
+                // commit again what a lost manifest's checkpoint already committed.
+                self.record_commit(client, checkpoint)?;
                 for (id, gid) in self.prepared(client)? {
                     if id <= checkpoint {
                         self.finish_prepared(client, &gid, true)?;
                     }
                 }
-                self.record_commit(client, checkpoint)
+                Ok(())
             }
         }
     }
@@ -402,14 +444,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn global_ids_name_their_table_and_checkpoint() {
-        let g = gid("ledger.balances", 3, CheckpointId(17));
+    fn global_ids_name_their_database_table_task_and_checkpoint() {
+        let g = gid("db/ledger.balances", 3, CheckpointId(17));
         assert_eq!(
-            gid_checkpoint("ledger.balances", &g),
-            Some(CheckpointId(17))
+            parse_gid("db/ledger.balances", &g),
+            Some((3, CheckpointId(17)))
         );
-        assert_eq!(gid_checkpoint("ledger.bal", &g), None);
-        assert_eq!(gid_checkpoint("ledger.balances", "other"), None);
+        assert_eq!(parse_gid("db/ledger.bal", &g), None);
+        assert_eq!(parse_gid("other/ledger.balances", &g), None);
+        assert_eq!(parse_gid("db/ledger.balances", "other"), None);
+        // A table whose name continues with ':' is another table.
+        let longer = gid("db/a:b", 1, CheckpointId(2));
+        assert_eq!(parse_gid("db/a", &longer), None);
     }
 
     fn record(task: u32, parts: &[(u64, u64)]) -> TaskRecord {

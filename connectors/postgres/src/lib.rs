@@ -18,8 +18,11 @@
 //!   checkpoint is complete. On recovery, prepared transactions up to the restored checkpoint
 //!   are committed and later ones rolled back, so none is left behind. Visibility is per task,
 //!   not per checkpoint: a reader may see one task's part of a checkpoint before another's.
-//!   The server needs `max_prepared_transactions` of at least the sink's parallelism times the
-//!   checkpoints in flight (plus one).
+//!   A task's prepared transaction of an aborted checkpoint is rolled back at its next barrier,
+//!   which applies those rows instead. Rows of one key must reach one sink task (key the
+//!   stream by the table's key): a prepared transaction holds its keys' row locks until the
+//!   checkpoint completes. The server needs `max_prepared_transactions` of at least twice the
+//!   sink tasks writing with it.
 //!
 //! In both modes the committer holds a session advisory lock on the table while the job runs,
 //! so that two jobs never write one table, and a rerun checks the database against the

@@ -14,14 +14,12 @@ pub(crate) struct NewestPerKey {
     scratch: Vec<u8>,
 }
 
-/// Compares two `COPY` text values of the newest-by column: as integers when both are,
-/// otherwise as text.
-fn newer_or_equal(candidate: &[u8], current: &[u8]) -> bool {
+/// Whether `candidate` is at least as new as `current` (two `COPY` text values of the
+/// newest-by column), when both are integers; `None` otherwise: only the database can compare
+/// other types (floats, numerics, timestamps, collated text, NULL) as the table does.
+fn newer_or_equal(candidate: &[u8], current: &[u8]) -> Option<bool> {
     let number = |v: &[u8]| std::str::from_utf8(v).ok()?.parse::<i128>().ok();
-    match (number(candidate), number(current)) {
-        (Some(a), Some(b)) => a >= b,
-        _ => candidate >= current,
-    }
+    Some(number(candidate)? >= number(current)?)
 }
 
 impl NewestPerKey {
@@ -36,7 +34,10 @@ impl NewestPerKey {
 
     /// Adds a row (its values in `COPY` text format, tab-separated, no line end); it replaces
     /// the kept row of its key unless that one is newer. Escaped values hold no raw tab.
-    pub fn add(&mut self, row: &[u8]) {
+    /// Returns a row that must be staged as it is: the kept one, when the two cannot be
+    /// compared here (the apply statement then picks the newest).
+    #[must_use]
+    pub fn add(&mut self, row: &[u8]) -> Option<Vec<u8>> {
         let fields: Vec<&[u8]> = row.split(|&b| b == b'\t').collect();
         self.scratch.clear();
         for &k in &self.key {
@@ -51,13 +52,19 @@ impl NewestPerKey {
                     .split(|&b| b == b'\t')
                     .nth(self.newest)
                     .unwrap_or_default();
-                if newer_or_equal(newest, kept_newest) {
-                    kept.clear();
-                    kept.extend_from_slice(row);
+                match newer_or_equal(newest, kept_newest) {
+                    Some(true) => {
+                        kept.clear();
+                        kept.extend_from_slice(row);
+                        None
+                    }
+                    Some(false) => None,
+                    None => Some(std::mem::replace(kept, row.to_vec())),
                 }
             }
             None => {
                 self.rows.insert(self.scratch.clone(), row.to_vec());
+                None
             }
         }
     }
@@ -80,11 +87,12 @@ mod tests {
     #[test]
     fn the_highest_newest_by_wins_per_key_and_ties_go_to_the_later_row() {
         let mut rows = NewestPerKey::new(vec![0], 2);
-        rows.add(b"a\t10\t1");
-        rows.add(b"b\t5\t9");
-        rows.add(b"a\t30\t10"); // numerically newer than 9, though "10" < "9" as text
-        rows.add(b"a\t20\t2");
-        rows.add(b"b\t6\t9");
+        assert_eq!(rows.add(b"a\t10\t1"), None);
+        assert_eq!(rows.add(b"b\t5\t9"), None);
+        // Numerically newer than 9, though "10" < "9" as text.
+        assert_eq!(rows.add(b"a\t30\t10"), None);
+        assert_eq!(rows.add(b"a\t20\t2"), None);
+        assert_eq!(rows.add(b"b\t6\t9"), None);
         let mut kept: Vec<Vec<u8>> = rows.drain().collect();
         kept.sort();
         assert_eq!(kept, vec![b"a\t30\t10".to_vec(), b"b\t6\t9".to_vec()]);
@@ -94,9 +102,19 @@ mod tests {
     #[test]
     fn composite_keys_are_kept_apart() {
         let mut rows = NewestPerKey::new(vec![0, 1], 2);
-        rows.add(b"a\tb\t1");
-        rows.add(b"a\tc\t1");
-        rows.add(b"ab\t\t1");
+        assert_eq!(rows.add(b"a\tb\t1"), None);
+        assert_eq!(rows.add(b"a\tc\t1"), None);
+        assert_eq!(rows.add(b"ab\t\t1"), None);
         assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
+    fn values_only_the_database_can_compare_are_all_staged() {
+        let mut rows = NewestPerKey::new(vec![0], 1);
+        assert_eq!(rows.add(b"a\t9.5"), None);
+        // 10.0 is newer than 9.5, but not as text: both rows go to the database.
+        assert_eq!(rows.add(b"a\t10"), Some(b"a\t9.5".to_vec()));
+        assert_eq!(rows.add(b"a\t\\N"), Some(b"a\t10".to_vec()));
+        assert_eq!(rows.drain().collect::<Vec<_>>(), vec![b"a\t\\N".to_vec()]);
     }
 }

@@ -1,7 +1,7 @@
 //! The sink and its per-task writer: rows are copied into the staging table as they come,
 //! and made ready for the committer at each barrier.
 
-use crate::commit::{connect, gid, PgCommitter};
+use crate::commit::{connect, finish_prepared, gid, owner, prepared_of, PgCommitter};
 use crate::error::{redact, PgSinkError};
 use crate::newest::NewestPerKey;
 use crate::record::TaskRecord;
@@ -75,10 +75,16 @@ impl<T: Data> Sink<T> for PostgresSink<T> {
     }
 
     fn create_writer(&self, task: &TaskInfo) -> Result<Box<dyn SinkWriter<T>>, BoxError> {
-        let client = connect(&self.url)?;
+        let mut client = connect(&self.url)?;
         self.committer.register_writer(&client);
+        let owner = owner(&mut client, &self.table).map_err(|source| PgSinkError::Statement {
+            what: "naming the database".to_owned(),
+            table: self.table.id(),
+            source,
+        })?;
         Ok(Box::new(PgWriter {
             client,
+            owner,
             url: redact(&self.url),
             table: self.table.clone(),
             copy: self.table.copy_sql(),
@@ -105,6 +111,8 @@ impl<T: Data> Sink<T> for PostgresSink<T> {
 
 struct PgWriter<T> {
     client: Client,
+    /// Names this table's prepared transactions (see `commit::owner`).
+    owner: String,
     url: String,
     table: Arc<PgTable>,
     copy: String,
@@ -204,7 +212,24 @@ impl<T> PgWriter<T> {
     fn prepare(&mut self) -> Result<(), PgSinkError> {
         let checkpoint = self.checkpoint.0 as i64;
         let task = self.task as i32;
-        let gid = gid(&self.table.id(), self.task, self.checkpoint);
+        let gid = gid(&self.owner, self.task, self.checkpoint);
+        // This task's transactions prepared for earlier checkpoints that are still pending
+        // belong to aborted checkpoints: a completed one is committed before the next
+        // checkpoint is triggered. Their rows are applied with this checkpoint instead: rolled
+        // back, the rows they took from staging are staged again. Left prepared, they would
+        // hold the locks this transaction needs, and it would wait for ever.
+        let earlier = prepared_of(&mut self.client, &self.owner)
+            .map_err(|e| self.failed("listing prepared transactions".to_owned(), e))?;
+        for (task, checkpoint, gid) in earlier {
+            if task == self.task && checkpoint < self.checkpoint {
+                finish_prepared(&mut self.client, &gid, false).map_err(|e| {
+                    self.failed(
+                        format!("rolling back the aborted checkpoint {checkpoint}"),
+                        e,
+                    )
+                })?;
+            }
+        }
         let (apply, delete) = (
             self.table.apply_sql(true),
             self.table.delete_staged_sql(true),
@@ -248,13 +273,12 @@ impl<T: Data> SinkWriter<T> for PgWriter<T> {
                 )
                 .into());
             }
-            match &mut self.newest {
+            let displaced = match &mut self.newest {
                 Some(newest) => newest.add(&self.row),
-                None => {
-                    let row = std::mem::take(&mut self.row);
-                    self.stage(&row);
-                    self.row = row;
-                }
+                None => Some(std::mem::take(&mut self.row)),
+            };
+            if let Some(row) = displaced {
+                self.stage(&row);
             }
         }
         if self.buf.len() >= COPY_CHUNK {

@@ -44,6 +44,14 @@ impl PgTable {
     /// A table with primary key `key` whose rows are upserted: of several rows for one key,
     /// the one with the highest `newest_by` wins, within a checkpoint and across checkpoints
     /// (an older row never overwrites a newer one), so the table holds the latest row per key.
+    /// `newest_by` should be `NOT NULL` (a row whose value is NULL never replaces another).
+    /// An integer `newest_by` lets each writer keep only the newest row per key between
+    /// barriers; other types are compared by the database only.
+    ///
+    /// In [`PgMode::TwoPhase`](crate::PgMode::TwoPhase), rows of one key must all reach the
+    /// same sink task (key the stream by the table's key before the sink): a task's prepared
+    /// transaction holds its keys' row locks until the checkpoint completes, so two tasks
+    /// upserting one key in one checkpoint would wait on each other.
     pub fn upsert(name: &str, columns: &[(&str, &str)], key: &[&str], newest_by: &str) -> PgTable {
         PgTable {
             upsert: Some((
@@ -195,7 +203,7 @@ impl PgTable {
                     )
                 };
                 format!(
-                    "INSERT INTO {target} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM {staging} WHERE {filter} ORDER BY {key}, {newest} DESC, snapflow_checkpoint DESC, snapflow_seq DESC ON CONFLICT ({key}) {on_conflict}",
+                    "INSERT INTO {target} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM {staging} WHERE {filter} ORDER BY {key}, {newest} DESC NULLS LAST, snapflow_checkpoint DESC, snapflow_seq DESC ON CONFLICT ({key}) {on_conflict}",
                     target = self.target(),
                     staging = self.staging(),
                     key = list(key),
@@ -265,7 +273,7 @@ mod tests {
             "INSERT INTO \"ledger\".\"balances\" (\"account\", \"balance\", \"version\") \
              SELECT DISTINCT ON (\"account\") \"account\", \"balance\", \"version\" \
              FROM \"ledger\".\"snapflow_stage_balances\" WHERE snapflow_checkpoint <= $1 \
-             ORDER BY \"account\", \"version\" DESC, snapflow_checkpoint DESC, snapflow_seq DESC \
+             ORDER BY \"account\", \"version\" DESC NULLS LAST, snapflow_checkpoint DESC, snapflow_seq DESC \
              ON CONFLICT (\"account\") DO UPDATE SET \"balance\" = EXCLUDED.\"balance\", \
              \"version\" = EXCLUDED.\"version\" \
              WHERE \"ledger\".\"balances\".\"version\" <= EXCLUDED.\"version\""
