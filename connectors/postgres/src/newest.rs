@@ -25,7 +25,7 @@ fn newer_or_equal(candidate: &[u8], current: &[u8]) -> bool {
 }
 
 impl NewestPerKey {
-    pub fn new(key: Vec<usize>, newest: usize) -> NewestPerKey {
+    pub(crate) fn new(key: Vec<usize>, newest: usize) -> NewestPerKey {
         NewestPerKey {
             key,
             newest,
@@ -36,7 +36,7 @@ impl NewestPerKey {
 
     /// Adds a row (its values in `COPY` text format, tab-separated, no line end); it replaces
     /// the kept row of its key unless that one is newer. Escaped values hold no raw tab.
-    pub fn add(&mut self, row: &[u8]) {
+    pub(crate) fn add(&mut self, row: &[u8]) {
         let fields: Vec<&[u8]> = row.split(|&b| b == b'\t').collect();
         self.scratch.clear();
         for &k in &self.key {
@@ -63,12 +63,12 @@ impl NewestPerKey {
     }
 
     /// How many rows are kept.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows.len()
     }
 
     /// Takes the kept rows, leaving none.
-    pub fn drain(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
         self.rows.drain().map(|(_, row)| row)
     }
 }
