@@ -87,6 +87,7 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
             // SAFETY: `posix_fallocate` only reads its integer arguments; the descriptor is
             // owned by `file`, which is borrowed (so open) for the whole call. It returns the
             // error number instead of setting errno.
+            #[allow(unsafe_code, reason = "posix_fallocate is a libc call; SAFETY above")]
             let code = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off_len) };
             match code {
                 0 => return Ok(()),

@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the examples; each uses part of it.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! Bounds of the examples' numeric options, checked by clap as it parses them, so that an
 //! option out of range is refused with a message naming the option and its bounds.
 

@@ -1,3 +1,4 @@
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! The chaos driver's PostgreSQL side: where the ledger writes (a private server, or a fresh
 //! schema on a given one), the invariants its tables must hold at every moment, and the final
 //! comparison with the sequential ledger.

@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the examples.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! `--log-checkpoints`: one stdout line per completed or aborted checkpoint, for tools (the
 //! chaos driver measures recovery time from them) and curious people.
 

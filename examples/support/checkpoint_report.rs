@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the examples.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! The checkpoint part of the examples' reports: counts, durations, sizes.
 
 use snapflow::engine::CheckpointStats;

@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the wordcount example and the benches; each uses part of it.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! A deterministic word-count corpus: Zipf-distributed pseudo-words, a fixed number per line,
 //! in the spirit of `shared/peers/corpus.py` (same shape, not the same bytes).
 //!

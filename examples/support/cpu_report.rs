@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the examples.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! Where a job's CPU time went, per operator, for the throughput reports.
 
 use snapflow::prelude::*;

@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the examples.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! The command-line options every example job shares: how the engine runs it.
 
 use super::bounds::{usize_in, MAX_CHECKPOINT_INTERVAL_MS, MAX_PARALLELISM, MAX_RATE};

@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the examples.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! Ctrl-C / SIGTERM stops a job gracefully: a last checkpoint, its output published, then exit
 //! with a message saying how to resume.
 

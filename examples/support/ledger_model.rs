@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the ledger example and its tests; each uses part of it.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! The double-entry ledger's input format, parsing, and a sequential reference computation.
 //!
 //! Input lines are `id,from,to,amount`: `id` a u64; `from`, `to` non-empty account names

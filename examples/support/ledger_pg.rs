@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the ledger example, the chaos driver and the tests.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! Reads the ledger's PostgreSQL output back, in one SQL snapshot, in the shapes the model
 //! computes (`ledger_model::reference`).
 

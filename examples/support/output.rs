@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the examples; each uses part of it.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! Reading an exactly-once file sink's committed output, by its reader contract.
 
 use std::io;

@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the examples.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! The process's peak resident set size, for the throughput reports.
 
 /// The peak resident set size in bytes (`VmHWM` of `/proc/self/status`), or `None` where that

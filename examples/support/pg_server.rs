@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the examples and the PostgreSQL tests.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! A private PostgreSQL server for tests and examples: its own data directory in a temporary
 //! directory, its own port on 127.0.0.1, its own Unix socket directory, so that it shares
 //! nothing with a system cluster or with another test's server.

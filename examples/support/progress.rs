@@ -1,3 +1,4 @@
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! Progress lines on stderr while a long job runs, only when stderr is a terminal.
 
 use snapflow::engine::JobMetrics;

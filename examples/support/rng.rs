@@ -1,3 +1,4 @@
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! Sebastiano Vigna's splitmix64: tiny, fast, and good enough for generated inputs and kill
 //! schedules, which must be reproducible from a seed.
 

@@ -1,4 +1,5 @@
 #![allow(dead_code)] // Shared by the wordcount example, the chaos driver and the tests.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! The word count job graph, shared so that tests and the chaos driver run exactly what the
 //! example runs: one `word<TAB>running_count` line per word occurrence.
 

@@ -187,6 +187,11 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
 
     /// Loads the states of the keys in this task's key groups from every snapshot of the
     /// operator: the same code restores at the same or at another parallelism.
+    ///
+    /// # Errors
+    /// A snapshot does not decode as `K` and `S`, or was written for another max parallelism
+    /// (a [`CheckpointError`](snapflow_checkpoint::CheckpointError)); returned from an
+    /// operator's `restore`, it fails the job naming the task.
     pub fn restore(&mut self, state: &RestoredState, max_parallelism: u32) -> Result<(), BoxError>
     where
         K: DeserializeOwned,
@@ -200,6 +205,11 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
     }
 
     /// Serializes every key's state, grouped by key group, for a checkpoint.
+    ///
+    /// # Errors
+    /// `max_parallelism` is 0, or a key or state cannot be serialized (a
+    /// [`CheckpointError`](snapflow_checkpoint::CheckpointError)); returned from an
+    /// operator's `snapshot`, it fails the job naming the task.
     pub fn snapshot(&self, max_parallelism: u32) -> Result<Vec<u8>, BoxError> {
         Ok(encode_keyed_state(self.states.iter(), max_parallelism)?)
     }

@@ -2,6 +2,8 @@
 
 // Each test binary uses only some of these.
 #![allow(dead_code)]
+// Only ever in test binaries, where `pub` is crate-wide.
+#![allow(unreachable_pub)]
 
 use std::collections::HashMap;
 use std::hash::Hash;

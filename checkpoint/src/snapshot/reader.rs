@@ -114,6 +114,10 @@ impl Snapshot {
         // both are outside what Rust's memory model covers (UB-adjacent). We accept that, as
         // every user of memmap2's file-backed maps must; the checksums below at least catch a
         // change made before they ran.
+        #[allow(
+            unsafe_code,
+            reason = "memmap2 maps a file that could change underneath; SAFETY above"
+        )]
         let map = unsafe { Mmap::map(&file) }.map_err(io_error)?;
         let (header, header_len) = SnapshotHeader::parse(&map, path)?;
         expect_file_len(path, map.len(), header_len, header.payload_len)?;

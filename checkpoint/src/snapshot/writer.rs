@@ -199,6 +199,10 @@ impl<'a> Target<'a> {
         // `populate` maps every page in one call instead of taking a page fault per 4 KiB as
         // the payload is written, which made the write 3x slower than write(2) for large
         // states (benches/snapshot.rs).
+        #[allow(
+            unsafe_code,
+            reason = "memmap2 maps a file that could change underneath; SAFETY above"
+        )]
         let mut map = unsafe { MmapOptions::new().populate().map_mut(&file) }.map_err(io_error)?;
         let (head, body) = map.split_at_mut(header_len);
         fill(body)?;

@@ -133,7 +133,7 @@ pub(crate) struct PgCommitter {
 }
 
 impl PgCommitter {
-    pub fn new(url: &str, table: Arc<PgTable>, mode: PgMode) -> PgCommitter {
+    pub(crate) fn new(url: &str, table: Arc<PgTable>, mode: PgMode) -> PgCommitter {
         PgCommitter {
             url: url.to_owned(),
             table,
@@ -144,7 +144,7 @@ impl PgCommitter {
     }
 
     /// A writer's connection, to be cancelled when the job attempt ends.
-    pub fn register_writer(&self, client: &Client) {
+    pub(crate) fn register_writer(&self, client: &Client) {
         self.cancels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

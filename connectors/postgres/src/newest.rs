@@ -23,7 +23,7 @@ fn newer_or_equal(candidate: &[u8], current: &[u8]) -> Option<bool> {
 }
 
 impl NewestPerKey {
-    pub fn new(key: Vec<usize>, newest: usize) -> NewestPerKey {
+    pub(crate) fn new(key: Vec<usize>, newest: usize) -> NewestPerKey {
         NewestPerKey {
             key,
             newest,
@@ -37,7 +37,7 @@ impl NewestPerKey {
     /// Returns a row that must be staged as it is: the kept one, when the two cannot be
     /// compared here (the apply statement then picks the newest).
     #[must_use]
-    pub fn add(&mut self, row: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn add(&mut self, row: &[u8]) -> Option<Vec<u8>> {
         let fields: Vec<&[u8]> = row.split(|&b| b == b'\t').collect();
         self.scratch.clear();
         for &k in &self.key {
@@ -70,12 +70,12 @@ impl NewestPerKey {
     }
 
     /// How many rows are kept.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows.len()
     }
 
     /// Takes the kept rows, leaving none.
-    pub fn drain(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
         self.rows.drain().map(|(_, row)| row)
     }
 }

@@ -17,7 +17,7 @@ pub(crate) struct TaskRecord {
 }
 
 impl TaskRecord {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&(self.table.len() as u32).to_le_bytes());
         out.extend_from_slice(self.table.as_bytes());
@@ -30,7 +30,7 @@ impl TaskRecord {
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<TaskRecord> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<TaskRecord> {
         let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
         let mut take = |n: usize| -> Option<&[u8]> {
             let (head, tail) = rest.split_at_checked(n)?;

@@ -42,12 +42,12 @@ pub(crate) struct FilePosition {
 
 impl FilePosition {
     /// The windows this position records, for checking against the file.
-    pub fn windows(&self) -> [Window; 3] {
+    pub(crate) fn windows(&self) -> [Window; 3] {
         [self.prefix, self.split, self.before]
     }
 
     /// Encodes the position for a checkpoint.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         for n in [self.pos, self.len] {
             out.extend_from_slice(&n.to_le_bytes());
@@ -61,7 +61,7 @@ impl FilePosition {
     }
 
     /// Decodes a position; `None` when `bytes` is not one.
-    pub fn decode(bytes: &[u8]) -> Option<FilePosition> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<FilePosition> {
         let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
         let mut take = |n: usize| -> Option<&[u8]> {
             let (head, tail) = rest.split_at_checked(n)?;

@@ -21,7 +21,7 @@ pub(crate) struct Registry(Mutex<BTreeMap<CheckpointId, Parts>>);
 
 impl Registry {
     /// A writer pre-committed `name` for `checkpoint`.
-    pub fn pre_committed(&self, checkpoint: CheckpointId, name: String, bytes: u64) {
+    pub(crate) fn pre_committed(&self, checkpoint: CheckpointId, name: String, bytes: u64) {
         self.lock()
             .entry(checkpoint)
             .or_default()
