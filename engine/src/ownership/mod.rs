@@ -15,7 +15,7 @@
 //!    snapflow did not write), is refused.
 //!
 //! Both file names start with `_`, so they are not part of a file sink's committed output.
-//! The decisions here are pure; [`claim`] does the I/O.
+//! The decisions here are pure; the `claim` module does the I/O.
 
 pub(crate) mod claim;
 mod error;

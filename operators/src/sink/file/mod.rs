@@ -17,7 +17,7 @@
 //!
 //! Each task also records in the checkpoint which files it pre-committed (length and CRC-32,
 //! [`TaskRecord`]). When a job resumes, the committer checks the directory against the
-//! restored checkpoint's records before publishing anything ([`check`]): output of a newer
+//! restored checkpoint's records before publishing anything (module `check`): output of a newer
 //! checkpoint (a lost manifest), a recorded file that is missing or changed (a lost or damaged
 //! `_staging`), or a file snapflow did not write, each refuse the start with an error that says
 //! what is wrong, instead of a silent duplicate or loss. At run time the committer publishes a
