@@ -96,3 +96,25 @@ fn both_jobs_survive_thread_kills() {
         ]);
     }
 }
+
+#[test]
+fn the_ledger_on_postgres_survives_process_kills_in_both_modes() {
+    for mode in ["transactional", "two-phase"] {
+        chaos(&[
+            "--job",
+            "ledger",
+            "--sink",
+            "postgres",
+            "--postgres-mode",
+            mode,
+            "--kills",
+            "3",
+            "--seed",
+            "9",
+            "--size",
+            "20000",
+            "--checkpoint-interval-ms",
+            "20",
+        ]);
+    }
+}

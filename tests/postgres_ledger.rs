@@ -448,3 +448,48 @@ fn two_phase_survives_an_aborted_checkpoint() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn a_transactional_rerun_of_a_two_phase_run_is_refused_until_it_resumes_in_two_phase() {
+    let server = PgServer::start().expect("start PostgreSQL");
+    let s = setup(20_000, 8);
+    // A two-phase run that dies between prepare and commit-prepared, without a restart.
+    let (result, _) = run(
+        &s,
+        &server.url(),
+        PgMode::TwoPhase,
+        Crash::BeforeCommit,
+        2,
+        config(&s, 0, Duration::ZERO),
+    );
+    assert!(
+        matches!(result, Err(JobError::CommitFailed { .. })),
+        "{result:?}"
+    );
+    assert!(!ledger_pg::prepared_transactions(&server.url())
+        .unwrap()
+        .is_empty());
+    let (result, _) = run(
+        &s,
+        &server.url(),
+        PgMode::Transactional,
+        Crash::None,
+        0,
+        config(&s, 0, Duration::ZERO),
+    );
+    let text = match result {
+        Err(e) => snapflow::engine::ErrorChain(&e).to_string(),
+        Ok(_) => panic!("a transactional rerun must be refused"),
+    };
+    assert!(text.contains("prepared by a two-phase run"), "{text}");
+    let (result, _) = run(
+        &s,
+        &server.url(),
+        PgMode::TwoPhase,
+        Crash::None,
+        0,
+        config(&s, 0, Duration::ZERO),
+    );
+    result.expect("the two-phase rerun");
+    assert_exact(&s, &server.url());
+}

@@ -321,10 +321,16 @@ impl PgCommitter {
     ) -> Result<(), BoxError> {
         self.setup(client)?;
         let committed = self.committed(client)?;
-        let prepared = match self.mode {
-            PgMode::TwoPhase => self.prepared(client)?,
-            PgMode::Transactional => Vec::new(),
-        };
+        let prepared = self.prepared(client)?;
+        if let (PgMode::Transactional, Some((_, gid))) = (self.mode, prepared.first()) {
+            // Left by a two-phase run: resolving them needs that mode's bookkeeping, and a
+            // transactional commit would wait on their locks.
+            return Err(PgSinkError::PreparedPending {
+                table: self.table.id(),
+                gid: gid.clone(),
+            }
+            .into());
+        }
         let Some(state) = restored else {
             if let Some(committed) = committed {
                 return Err(PgSinkError::EarlierRun {

@@ -73,6 +73,14 @@ pub enum PgSinkError {
         /// The checkpoint being restored.
         restored: CheckpointId,
     },
+    /// A transactional run found transactions that a two-phase run of the table prepared.
+    #[error("table {table} has transactions prepared by a two-phase run (such as {gid}); resume in two-phase mode, or start over with an empty table and checkpoint directory")]
+    PreparedPending {
+        /// The target table.
+        table: String,
+        /// One of the prepared transactions.
+        gid: String,
+    },
     /// The checkpoint's sink state is not this sink's.
     #[error("checkpoint {restored}: the state of the sink of table {table} is not a PostgreSQL sink's record")]
     BadRecord {

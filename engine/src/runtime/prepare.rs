@@ -1,8 +1,10 @@
 //! What happens before a job's first thread starts: take its directories, find the
 //! checkpoint to resume from, and check the sources' inputs and the sinks' outputs against it.
 //!
-//! Every refusal here leaves the job's directories as they were: a job that cannot resume
-//! exactly once does not start.
+//! A job that cannot resume exactly once does not start: every refusal comes before any task
+//! runs, and before any output is published, except that when a job has several sinks, one
+//! refused by its own check may come after another one published what the restored checkpoint
+//! had pre-committed for it (which is its due).
 
 use crate::config::{CheckpointConfig, JobConfig};
 use crate::error::JobError;
