@@ -129,26 +129,40 @@ impl Coordinator {
                 return Ok(CoordinatorExit::Stopped);
             }
             if self.stop_requested.load(Ordering::Relaxed) {
-                ex.inputs.push_back(Input::StopRequested);
-            }
-            ex.inputs.push_back(Input::Tick);
-            while let Some(input) = ex.inputs.pop_front() {
-                for command in ex.protocol.step(Instant::now(), input) {
-                    if let Some(exit) = self.perform(command, &mut ex)? {
-                        return Ok(exit);
-                    }
+                if let Some(exit) = self.feed(&mut ex, Input::StopRequested)? {
+                    return Ok(exit);
                 }
+            }
+            if let Some(exit) = self.feed(&mut ex, Input::Tick)? {
+                return Ok(exit);
             }
             let poll = Instant::now() + STOP_POLL;
             let deadline = ex.protocol.deadline().map_or(poll, |d| d.min(poll));
-            match self.reports.recv_deadline(deadline) {
-                Ok(report) => ex.inputs.push_back(Input::Report(report)),
-                Err(RecvTimeoutError::Timeout) => {}
+            let report = match self.reports.recv_deadline(deadline) {
+                Ok(report) => report,
+                Err(RecvTimeoutError::Timeout) => continue,
                 // Every task and snapshot writer is gone: the job is over, and without a
                 // committed final checkpoint it failed; the tasks' errors say why.
                 Err(RecvTimeoutError::Disconnected) => return Ok(CoordinatorExit::Stopped),
+            };
+            if let Some(exit) = self.feed(&mut ex, Input::Report(report))? {
+                return Ok(exit);
             }
         }
+    }
+
+    /// Feeds `input` to the protocol and performs its commands, feeding back their results
+    /// until nothing is left to do. Returns how the coordinator ends, once it does.
+    fn feed(&self, ex: &mut Executor, input: Input) -> Result<Option<CoordinatorExit>, JobError> {
+        ex.inputs.push_back(input);
+        while let Some(input) = ex.inputs.pop_front() {
+            for command in ex.protocol.step(Instant::now(), input) {
+                if let Some(exit) = self.perform(command, ex)? {
+                    return Ok(Some(exit));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Performs one command of the protocol, queueing the input that reports its result.
