@@ -351,10 +351,14 @@ struct Model {
     exhausted: BTreeSet<TaskKey>,
     stop_requested_before: Option<u64>,
     finished: bool,
+    /// When each checkpoint was triggered.
+    trigger_times: BTreeMap<u64, Instant>,
+    /// Since when the slot is free (the start, an abort or a commit).
+    idle_since: Option<Instant>,
 }
 
 impl Model {
-    fn check(&mut self, commands: Vec<Command>) -> Result<(), TestCaseError> {
+    fn check(&mut self, now: Instant, commands: Vec<Command>) -> Result<(), TestCaseError> {
         for command in commands {
             prop_assert!(!self.finished, "{command:?} after finishing");
             match command {
@@ -364,6 +368,8 @@ impl Model {
                     prop_assert_eq!(id, expected, "ids strictly increase, one by one");
                     prop_assert_eq!(is_final, self.exhausted.len() == SOURCES.len());
                     self.triggered.push((id, is_final));
+                    self.trigger_times.insert(id, now);
+                    self.idle_since = None;
                     self.in_flight.insert(id);
                     prop_assert!(self.in_flight.len() <= 1, "{:?} in flight", self.in_flight);
                 }
@@ -391,6 +397,7 @@ impl Model {
                     );
                     prop_assert!(!self.manifest_written.contains(&id.0));
                     self.aborted.insert(id.0);
+                    self.idle_since = Some(now);
                 }
                 Command::FailFinal { id, .. } => {
                     prop_assert!(self.triggered.contains(&(id.0, true)));
@@ -418,6 +425,27 @@ impl Model {
         }
         Ok(())
     }
+
+    /// What must have happened by a tick at `now`: a due trigger, a due timeout.
+    fn check_tick(&self, now: Instant) -> Result<(), TestCaseError> {
+        if self.finished || self.performing.is_some() {
+            return Ok(());
+        }
+        match self.in_flight.first() {
+            None => {
+                let due = self.stop_requested_before.is_some()
+                    || self.exhausted.len() == SOURCES.len()
+                    || self.idle_since.is_some_and(|t| now >= t + INTERVAL);
+                prop_assert!(!due, "a due checkpoint was not triggered");
+            }
+            Some(id) => {
+                let is_final = self.triggered.contains(&(*id, true));
+                let timed_out = now >= self.trigger_times[id] + TIMEOUT;
+                prop_assert!(is_final || !timed_out, "{id} timed out and was not aborted");
+            }
+        }
+        Ok(())
+    }
 }
 
 proptest! {
@@ -426,7 +454,7 @@ proptest! {
     #[test]
     fn random_interleavings_keep_the_protocol(events in proptest::collection::vec(event(), 0..200)) {
         let mut r = Run::new(true);
-        let mut m = Model::default();
+        let mut m = Model { idle_since: Some(r.t0), ..Model::default() };
         for e in events {
             if m.finished {
                 break;
@@ -461,13 +489,18 @@ proptest! {
                     Some(Input::Committed(id)) => {
                         m.in_flight.remove(&id.0);
                         m.committed.insert(id.0);
+                        m.idle_since = Some(r.now);
                         Input::Committed(id)
                     }
                     _ => Input::Tick,
                 },
             };
+            let tick = matches!(input, Input::Tick);
             let commands = r.step(input);
-            m.check(commands)?;
+            m.check(r.now, commands)?;
+            if tick {
+                m.check_tick(r.now)?;
+            }
         }
     }
 }
