@@ -6,10 +6,16 @@
 //! and keep acknowledging, so every checkpoint covers every task; when all sources are
 //! exhausted the coordinator triggers the final checkpoint, whose barrier the sources follow
 //! with end-of-stream, and the job ends when that checkpoint is committed.
+//!
+//! The decisions live in `state::Protocol`, a pure state machine with no threads, clocks or
+//! disk; the coordinator thread here is the executor around it: it feeds the protocol ticks,
+//! the tasks' reports and the stop flags with the current time, and performs its commands
+//! (trigger, write the manifest, commit the sinks, abort) against the store and the sinks.
 
 pub(crate) mod pending;
 pub(crate) mod protocol;
 pub(crate) mod restart;
+mod state;
 mod stats;
 
 pub(crate) use stats::StatsLog;
@@ -21,10 +27,11 @@ use crate::error_chain::ErrorChain;
 use crate::operator::Committer;
 use crate::runtime::metrics::TaskCounters;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use pending::{AckOutcome, PendingCheckpoint, TaskKey};
+use pending::TaskKey;
 use protocol::{TaskReport, Trigger};
 use snapflow_checkpoint::{CheckpointId, CheckpointStore, Manifest, SnapshotEntry, SourceOffset};
-use std::collections::HashSet;
+use state::{Command, Completion, Input, Protocol, Settings};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -69,13 +76,15 @@ pub(crate) struct Coordinator {
     pub completed: Arc<AtomicU64>,
 }
 
-/// The checkpoint in flight.
-struct InFlight {
-    acks: PendingCheckpoint,
-    triggered: Instant,
-    triggered_at_ms: u64,
-    snapshots: Vec<SnapshotEntry>,
-    offsets: Vec<SourceOffset>,
+/// What the coordinator thread keeps besides the protocol: the inputs it still has to feed
+/// and the I/O-side bookkeeping of the checkpoint in flight.
+struct Executor {
+    protocol: Protocol,
+    inputs: VecDeque<Input>,
+    /// Wall-clock trigger times of the checkpoints in flight, for their manifests.
+    triggered_at_ms: BTreeMap<CheckpointId, u64>,
+    /// When the previous checkpoint completed, and the records read by then.
+    rate_mark: (Instant, u64),
 }
 
 impl Coordinator {
@@ -97,121 +106,106 @@ impl Coordinator {
         result
     }
 
+    /// The executor around `Protocol`: feeds it the stop flags, ticks and the tasks' reports
+    /// with the current time, and performs its commands.
     fn drive(&mut self) -> Result<CoordinatorExit, JobError> {
-        let mut next_id = self.first_id;
-        let mut in_flight: Option<InFlight> = None;
-        let mut exhausted: HashSet<TaskKey> = HashSet::new();
-        let interval = self.checkpoints.as_ref().map(|(c, _)| c.interval);
-        let timeout = self.checkpoints.as_ref().map(|(c, _)| c.timeout);
-        let mut next_periodic = interval.map(|i| Instant::now() + i);
-        let mut rate_mark = (Instant::now(), self.records_read());
-        // The checkpoint a graceful stop waits for.
-        let mut stop_at: Option<CheckpointId> = None;
-
+        let settings = Settings {
+            first_id: self.first_id,
+            tasks: self.tasks.clone(),
+            sources: self.sources.len(),
+            periodic: self
+                .checkpoints
+                .as_ref()
+                .map(|(c, _)| (c.interval, c.timeout)),
+        };
+        let mut ex = Executor {
+            protocol: Protocol::new(settings, Instant::now()),
+            inputs: VecDeque::new(),
+            triggered_at_ms: BTreeMap::new(),
+            rate_mark: (Instant::now(), self.records_read()),
+        };
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(CoordinatorExit::Stopped);
             }
-            let stop_wanted = self.stop_requested.load(Ordering::Relaxed);
-            if stop_wanted && self.checkpoints.is_none() {
-                // Nothing to resume from without checkpoints: a stop is a cancel.
-                return Ok(CoordinatorExit::Stopped);
-            }
-            if in_flight.is_none() {
-                let all_exhausted = exhausted.len() == self.sources.len();
-                let periodic_due = next_periodic.is_some_and(|t| Instant::now() >= t);
-                if all_exhausted || periodic_due || stop_wanted {
-                    // Once every source is exhausted the final checkpoint ends the job anyway.
-                    stop_at = (stop_wanted && !all_exhausted).then_some(next_id);
-                    in_flight = Some(self.trigger(next_id, all_exhausted)?);
-                    next_id = next_id.next();
+            if self.stop_requested.load(Ordering::Relaxed) {
+                if let Some(exit) = self.feed(&mut ex, Input::StopRequested)? {
+                    return Ok(exit);
                 }
             }
-
-            let mut deadline = Instant::now() + STOP_POLL;
-            // The final checkpoint has no timeout: the sources have ended, so nothing could
-            // subsume it, and it only waits for the backlog ahead of it to drain.
-            match (&in_flight, timeout) {
-                (Some(f), Some(t)) if !f.acks.is_final => deadline = deadline.min(f.triggered + t),
-                (None, _) => {
-                    if let Some(t) = next_periodic {
-                        deadline = deadline.min(t);
-                    }
-                }
-                _ => {}
+            if let Some(exit) = self.feed(&mut ex, Input::Tick)? {
+                return Ok(exit);
             }
+            let poll = Instant::now() + STOP_POLL;
+            let deadline = ex.protocol.deadline().map_or(poll, |d| d.min(poll));
             let report = match self.reports.recv_deadline(deadline) {
                 Ok(report) => report,
-                Err(RecvTimeoutError::Timeout) => {
-                    if let (Some(f), Some(t)) = (&in_flight, timeout) {
-                        if !f.acks.is_final && f.triggered.elapsed() >= t {
-                            let f = in_flight.take().expect("checked above");
-                            let reason = format!(
-                                "not complete after {t:?}: {} tasks have not acknowledged",
-                                f.acks.waiting()
-                            );
-                            self.abort(f, reason)?;
-                            next_periodic = interval.map(|i| Instant::now() + i);
-                        }
-                    }
-                    continue;
-                }
+                Err(RecvTimeoutError::Timeout) => continue,
                 // Every task and snapshot writer is gone: the job is over, and without a
                 // committed final checkpoint it failed; the tasks' errors say why.
                 Err(RecvTimeoutError::Disconnected) => return Ok(CoordinatorExit::Stopped),
             };
-            match report {
-                TaskReport::Exhausted { task } => {
-                    exhausted.insert(task);
-                }
-                TaskReport::SnapshotFailed {
-                    task,
-                    checkpoint,
-                    error,
-                } => {
-                    if in_flight.as_ref().is_some_and(|f| f.acks.id == checkpoint) {
-                        let f = in_flight.take().expect("checked above");
-                        self.abort(
-                            f,
-                            format!("task {task:?} could not write its snapshot: {error}"),
-                        )?;
-                        next_periodic = interval.map(|i| Instant::now() + i);
-                    }
-                }
-                TaskReport::Ack {
-                    task,
-                    checkpoint,
-                    stats,
-                    snapshot,
-                    source_offset,
-                } => {
-                    let Some(f) = in_flight.as_mut() else {
-                        continue;
-                    };
-                    let outcome = f.acks.on_ack(checkpoint, task, &stats);
-                    if outcome == AckOutcome::Ignored {
-                        continue;
-                    }
-                    f.snapshots.extend(snapshot);
-                    f.offsets.extend(source_offset);
-                    if outcome == AckOutcome::Complete {
-                        let f = in_flight.take().expect("checked above");
-                        let (id, is_final) = (f.acks.id, f.acks.is_final);
-                        self.complete(f, &mut rate_mark)?;
-                        if is_final {
-                            return Ok(CoordinatorExit::Finished);
-                        }
-                        if stop_at == Some(id) {
-                            return Ok(CoordinatorExit::StoppedAt(id));
-                        }
-                        next_periodic = interval.map(|i| Instant::now() + i);
-                    }
-                }
+            if let Some(exit) = self.feed(&mut ex, Input::Report(report))? {
+                return Ok(exit);
             }
         }
     }
 
-    fn trigger(&self, id: CheckpointId, is_final: bool) -> Result<InFlight, JobError> {
+    /// Feeds `input` to the protocol and performs its commands, feeding back their results
+    /// until nothing is left to do. Returns how the coordinator ends, once it does.
+    fn feed(&self, ex: &mut Executor, input: Input) -> Result<Option<CoordinatorExit>, JobError> {
+        ex.inputs.push_back(input);
+        while let Some(input) = ex.inputs.pop_front() {
+            for command in ex.protocol.step(Instant::now(), input) {
+                if let Some(exit) = self.perform(command, ex)? {
+                    return Ok(Some(exit));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Performs one command of the protocol, queueing the input that reports its result.
+    /// Returns how the coordinator ends, once it does.
+    fn perform(
+        &self,
+        command: Command,
+        ex: &mut Executor,
+    ) -> Result<Option<CoordinatorExit>, JobError> {
+        match command {
+            Command::Trigger { id, is_final } => {
+                self.trigger(id, is_final)?;
+                ex.triggered_at_ms.insert(id, unix_ms());
+            }
+            Command::WriteManifest {
+                checkpoint,
+                snapshots,
+                offsets,
+            } => {
+                let triggered_at_ms = ex.triggered_at_ms.remove(&checkpoint.id).unwrap_or(0);
+                self.write_manifest(checkpoint, triggered_at_ms, snapshots, offsets)?;
+                ex.inputs.push_back(Input::ManifestWritten(checkpoint.id));
+            }
+            Command::Commit(checkpoint) => {
+                self.commit(checkpoint, &mut ex.rate_mark)?;
+                ex.inputs.push_back(Input::Committed(checkpoint.id));
+            }
+            Command::Abort { id, reason } => {
+                ex.triggered_at_ms.remove(&id);
+                self.abort(id, &reason);
+            }
+            Command::FailFinal { id, reason } => {
+                return Err(JobError::FinalCheckpointFailed {
+                    checkpoint: id,
+                    reason,
+                })
+            }
+            Command::Finish(exit) => return Ok(Some(exit)),
+        }
+        Ok(None)
+    }
+
+    fn trigger(&self, id: CheckpointId, is_final: bool) -> Result<(), JobError> {
         if let Some((_, store)) = &self.checkpoints {
             store.begin(id)?;
         }
@@ -220,17 +214,10 @@ impl Coordinator {
             let _ = triggers.send(Trigger { id, is_final });
         }
         tracing::debug!(checkpoint = id.0, is_final, "checkpoint triggered");
-        Ok(InFlight {
-            acks: PendingCheckpoint::new(id, is_final, self.tasks.iter().copied()),
-            triggered: Instant::now(),
-            triggered_at_ms: unix_ms(),
-            snapshots: Vec::new(),
-            offsets: Vec::new(),
-        })
+        Ok(())
     }
 
-    fn abort(&self, f: InFlight, reason: String) -> Result<(), JobError> {
-        let id = f.acks.id;
+    fn abort(&self, id: CheckpointId, reason: &str) {
         tracing::warn!(checkpoint = id.0, %reason, "checkpoint aborted");
         self.settled.fetch_max(id.0, Ordering::Relaxed);
         self.stats.aborted();
@@ -244,41 +231,38 @@ impl Coordinator {
         // After the removal, so that a listener sees the files gone.
         self.notify(CheckpointEvent::Aborted {
             id,
-            reason: reason.clone(),
+            reason: reason.to_owned(),
         });
-        if f.acks.is_final {
-            // The sources have ended: there is no later checkpoint to subsume this one, and
-            // publishing without it would break exactly-once. The job fails instead.
-            return Err(JobError::FinalCheckpointFailed {
-                checkpoint: id,
-                reason,
-            });
+    }
+
+    /// The commit point: from here on, recovery restores this checkpoint.
+    fn write_manifest(
+        &self,
+        c: Completion,
+        triggered_at_ms: u64,
+        snapshots: Vec<SnapshotEntry>,
+        source_offsets: Vec<SourceOffset>,
+    ) -> Result<(), JobError> {
+        self.settled.fetch_max(c.id.0, Ordering::Relaxed);
+        if let Some((_, store)) = &self.checkpoints {
+            store.commit(&Manifest {
+                checkpoint: c.id,
+                job: self.job.clone(),
+                graph_fingerprint: self.graph_fingerprint,
+                triggered_at_ms,
+                completed_at_ms: unix_ms(),
+                snapshots,
+                source_offsets,
+                operators: self.operators.clone(),
+                is_final: c.is_final,
+            })?;
         }
         Ok(())
     }
 
-    fn complete(&self, mut f: InFlight, rate_mark: &mut (Instant, u64)) -> Result<(), JobError> {
-        let id = f.acks.id;
-        self.settled.fetch_max(id.0, Ordering::Relaxed);
-        if let Some((_, store)) = &self.checkpoints {
-            f.snapshots
-                .sort_by(|a, b| (&a.operator_uid, a.task).cmp(&(&b.operator_uid, b.task)));
-            f.offsets
-                .sort_by(|a, b| (&a.operator_uid, a.task).cmp(&(&b.operator_uid, b.task)));
-            let manifest = Manifest {
-                checkpoint: id,
-                job: self.job.clone(),
-                graph_fingerprint: self.graph_fingerprint,
-                triggered_at_ms: f.triggered_at_ms,
-                completed_at_ms: unix_ms(),
-                snapshots: std::mem::take(&mut f.snapshots),
-                source_offsets: std::mem::take(&mut f.offsets),
-                operators: self.operators.clone(),
-                is_final: f.acks.is_final,
-            };
-            // The commit point: from here on, recovery restores this checkpoint.
-            store.commit(&manifest)?;
-        }
+    /// Has every sink publish the checkpoint, then records its completion.
+    fn commit(&self, c: Completion, rate_mark: &mut (Instant, u64)) -> Result<(), JobError> {
+        let id = c.id;
         for committer in &self.committers {
             committer
                 .commit(id)
@@ -297,11 +281,11 @@ impl Coordinator {
         let elapsed = rate_mark.0.elapsed().as_secs_f64();
         let stats = CheckpointStats {
             id,
-            is_final: f.acks.is_final,
-            duration: f.triggered.elapsed(),
-            longest_alignment: f.acks.longest_alignment,
-            longest_sync_snapshot: f.acks.longest_sync_snapshot,
-            bytes: f.acks.bytes,
+            is_final: c.is_final,
+            duration: c.triggered.elapsed(),
+            longest_alignment: c.longest_alignment,
+            longest_sync_snapshot: c.longest_sync_snapshot,
+            bytes: c.bytes,
             records_per_second: if elapsed > 0.0 {
                 (read - rate_mark.1) as f64 / elapsed
             } else {
