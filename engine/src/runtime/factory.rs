@@ -44,10 +44,12 @@ pub(crate) struct EdgeChannels {
 
 /// Creates the channels of an edge.
 pub(crate) trait EdgeFactory: Send + Sync {
+    /// `targets[u]`: the downstream tasks that upstream task `u` has a channel to, in the
+    /// order its writer addresses them (as the physical plan decided).
     fn connect(
         &self,
         partitioning: Partitioning,
-        upstream: usize,
+        targets: &[Vec<usize>],
         downstream: usize,
         config: &JobConfig,
         stop: &Arc<AtomicBool>,
@@ -83,7 +85,7 @@ impl<T: Data> EdgeFactory for TypedEdge<T> {
     fn connect(
         &self,
         partitioning: Partitioning,
-        upstream: usize,
+        targets: &[Vec<usize>],
         downstream: usize,
         config: &JobConfig,
         stop: &Arc<AtomicBool>,
@@ -92,14 +94,10 @@ impl<T: Data> EdgeFactory for TypedEdge<T> {
         // reading exactly the senders whose barrier it already has.
         let mut readers: Vec<Vec<Receiver<Message<T>>>> =
             (0..downstream).map(|_| Vec::new()).collect();
-        let mut writers: Vec<AnyEnd> = Vec::with_capacity(upstream);
-        for u in 0..upstream {
-            let targets = match partitioning {
-                Partitioning::Forward => u..u + 1,
-                _ => 0..downstream,
-            };
+        let mut writers: Vec<AnyEnd> = Vec::with_capacity(targets.len());
+        for targets in targets {
             let mut senders = Vec::with_capacity(targets.len());
-            for d in targets {
+            for &d in targets {
                 let (tx, rx) = bounded(config.channel_capacity);
                 senders.push(tx);
                 readers[d].push(rx);

@@ -11,6 +11,7 @@ pub(crate) mod gate;
 pub(crate) mod handle;
 pub(crate) mod inject;
 pub(crate) mod metrics;
+pub(crate) mod physical;
 pub(crate) mod plan;
 pub(crate) mod prepare;
 pub(crate) mod restore;

@@ -1,9 +1,9 @@
-//! Expands a validated job graph into tasks and channels, and starts one thread per task plus
-//! the checkpoint coordinator.
+//! Launches a job: plans it (see [`physical`](crate::runtime::physical)), creates the planned
+//! channels and starts one thread per planned task plus the checkpoint coordinator.
 
 use crate::config::JobConfig;
 use crate::coordinator::pending::TaskKey;
-use crate::coordinator::protocol::Trigger;
+use crate::coordinator::protocol::{TaskReport, Trigger};
 use crate::coordinator::{Coordinator, StatsLog};
 use crate::error::{JobError, TaskError};
 use crate::graph::{resolve, JobGraph};
@@ -12,211 +12,80 @@ use crate::operator::TaskInfo;
 use crate::runtime::factory::TaskWiring;
 use crate::runtime::handle::{JobHandle, Shared, TaskThread};
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics, TaskCounters};
+use crate::runtime::physical::{plan, GraphShape, PhysicalPlan, PlannedRestore, PlannedTask};
 use crate::runtime::prepare::{prepare, Prepared};
+use crate::runtime::restore::RestorePoint;
 use crate::runtime::snapshot::SnapshotContext;
 use crate::runtime::task::TaskEnv;
-use crossbeam_channel::{bounded, unbounded};
-use petgraph::visit::EdgeRef;
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use petgraph::graph::NodeIndex;
 use snapflow_checkpoint::CheckpointLayout;
 use std::convert::Infallible;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Validates the graph, creates every channel and starts every task and the coordinator.
+/// Validates and plans the graph, creates every channel and starts every task and the
+/// coordinator.
 pub(crate) fn launch(
     job: &str,
     graph: &JobGraph,
     config: &JobConfig,
 ) -> Result<JobHandle, JobError> {
     let resolved = resolve(graph, config)?;
-    let g = &graph.graph;
     let shared = Arc::new(Shared::default());
-
-    let Prepared {
-        claims,
-        checkpoints,
-        restore,
-        first_checkpoint,
-        graph_fingerprint,
-        operator_uids,
-        committers,
-    } = prepare(job, graph, &resolved, config)?;
-    let restored_from = restore.as_ref().map(|r| r.manifest.checkpoint);
-    let layout = checkpoints
-        .as_ref()
-        .map(|(c, _)| Arc::new(CheckpointLayout::new(c.dir.clone())));
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .thread_name(|i| format!("snapflow-snapshot-{i}"))
-            .build()
-            .map_err(|e| JobError::Spawn(std::io::Error::other(e)))?,
+    let prepared = prepare(job, graph, &resolved, config)?;
+    let manifest = prepared.restore.as_ref().map(|r| &r.manifest);
+    let restored_from = manifest.map(|m| m.checkpoint);
+    let shape = GraphShape::of(graph);
+    let plan = plan(
+        &shape,
+        &resolved,
+        config,
+        manifest,
+        prepared.first_checkpoint,
     );
-    let (reports_tx, reports_rx) = unbounded();
-    let settled = Arc::new(AtomicU64::new(0));
-    let completed = Arc::new(AtomicU64::new(0));
-    let (alive_tx, alive_rx) = bounded::<Infallible>(0);
-
-    // wiring[node][task]: the channel ends each task will own.
-    let mut wiring: Vec<Vec<TaskWiring>> = g
-        .node_indices()
-        .map(|n| {
-            (0..resolved.nodes[n.index()].parallelism)
-                .map(|_| TaskWiring {
-                    inputs: (0..g[n].ports).map(|_| Vec::new()).collect(),
-                    outputs: Vec::new(),
-                })
-                .collect()
-        })
-        .collect();
-    for edge in g.edge_references() {
-        let (from, to) = (edge.source().index(), edge.target().index());
-        let channels = edge.weight().factory.connect(
-            resolved.edges[edge.id().index()],
-            resolved.nodes[from].parallelism,
-            resolved.nodes[to].parallelism,
-            config,
-            &shared.stop,
-        );
-        for (task, writer) in channels.writers.into_iter().enumerate() {
-            wiring[from][task].outputs.push(writer);
-        }
-        let port = edge.weight().port;
-        for (task, reader) in channels.readers.into_iter().enumerate() {
-            wiring[to][task].inputs[port].push(reader);
-        }
-    }
-
-    if restore.as_ref().is_some_and(|r| r.manifest.is_final) {
-        // The job had finished: its last output is published now (above), and there is
+    let (runtime, reports_rx, alive_rx) = TaskRuntime::new(&prepared)?;
+    let wiring = connect(graph, &shape, &plan, config, &shared.stop);
+    if plan.finished {
+        // The job had finished: its last output is published now (by `prepare`), and there is
         // nothing left to run.
-        for committer in &committers {
+        for committer in &prepared.committers {
             committer.close(false);
         }
-        return Ok(JobHandle::already_finished(restored_from).holding(claims));
+        return Ok(JobHandle::already_finished(restored_from).holding(prepared.claims));
     }
 
-    let source_tasks: usize = g
-        .node_indices()
-        .filter(|&n| g[n].ports == 0)
-        .map(|n| resolved.nodes[n.index()].parallelism)
-        .sum();
-    let source_rate = config.max_rate.map(|r| r as f64 / source_tasks as f64);
-
-    let mut threads = Vec::new();
-    let mut operators = Vec::new();
-    let mut all_tasks: Vec<TaskKey> = Vec::new();
-    let mut sources = Vec::new();
-    let mut source_counters = Vec::new();
-    for (n, node_wiring) in g.node_indices().zip(wiring) {
-        let node = &resolved.nodes[n.index()];
-        let is_source = g[n].ports == 0;
-        let counters: Vec<Arc<TaskCounters>> =
-            (0..node.parallelism).map(|_| Arc::default()).collect();
-        for (index, task_wiring) in node_wiring.into_iter().enumerate() {
-            let key = (n.index(), index);
-            all_tasks.push(key);
-            let triggers = is_source.then(|| {
-                let (tx, rx) = unbounded::<Trigger>();
-                sources.push((key, tx));
-                source_counters.push(counters[index].clone());
-                rx
-            });
-            let info = TaskInfo {
-                operator: OperatorId(n.index() as u32),
-                name: node.name.clone(),
-                uid: node.uid.clone(),
-                index,
-                parallelism: node.parallelism,
-                max_parallelism: config.max_parallelism,
-                first_checkpoint,
-            };
-            let env = TaskEnv {
-                counters: counters[index].clone(),
-                stop: shared.stop.clone(),
-                batch_size: config.batch_size,
-                source_rate: source_rate.filter(|_| is_source),
-                snapshots: SnapshotContext {
-                    task: key,
-                    uid: node.uid.clone(),
-                    index: index as u32,
-                    reports: reports_tx.clone(),
-                    layout: layout.clone(),
-                    pool: pool.clone(),
-                    settled: settled.clone(),
-                    completed: completed.clone(),
-                    notified: 0,
-                    alive: alive_tx.clone(),
-                },
-                triggers,
-                restore: restore.clone(),
-                faults: config.injector.for_task(&node.name, index),
-            };
-            let factory = g[n].factory.clone();
-            let thread_shared = shared.clone();
-            let task_counters = env.counters.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}#{}", node.name, index))
-                .spawn(move || {
-                    let result = run_task(&thread_shared, move || {
-                        factory.create_task(info, task_wiring, env)?.run()
-                    });
-                    task_counters.record_thread_cpu_time();
-                    result
-                });
-            match spawned {
-                Ok(join) => threads.push(TaskThread {
-                    name: node.name.clone(),
-                    uid: node.uid.clone(),
-                    index,
-                    parallelism: node.parallelism,
-                    join: Some(join),
-                }),
-                Err(e) => {
-                    // Dropping the handle stops and joins what was started; the channel ends of
-                    // tasks never started are dropped here, which unblocks their neighbours.
-                    drop(JobHandle::new(
-                        threads,
-                        None,
-                        None,
-                        shared,
-                        metrics(operators),
-                        StatsLog::default(),
-                    ));
-                    return Err(JobError::Spawn(e));
-                }
+    let counters: Vec<Arc<TaskCounters>> = plan.tasks.iter().map(|_| Arc::default()).collect();
+    let metrics = metrics(&plan, &counters);
+    let (threads, sources) =
+        match spawn_tasks(graph, &plan, wiring, &counters, &runtime, config, &shared) {
+            Ok(started) => started,
+            Err((threads, e)) => {
+                // Dropping the handle stops and joins what was started; the channel ends of
+                // tasks never started are dropped by now, which unblocks their neighbours.
+                let stats = StatsLog::default();
+                drop(JobHandle::new(threads, None, None, shared, metrics, stats));
+                return Err(JobError::Spawn(e));
             }
-        }
-        operators.push((
-            OperatorMetrics {
-                name: node.name.to_string(),
-                uid: node.uid.to_string(),
-                parallelism: node.parallelism,
-                records_in: 0,
-                records_out: 0,
-                cpu_time: std::time::Duration::ZERO,
-            },
-            counters,
-        ));
-    }
+        };
+    let (settled, completed) = (runtime.settled.clone(), runtime.completed.clone());
     // Only tasks and snapshot writers hold report senders now: when they are all gone, the
     // coordinator knows the job is over.
-    drop(reports_tx);
-    drop(alive_tx);
+    drop(runtime);
 
     let stats = StatsLog::default();
     let coordinator = Coordinator {
         job: job.to_owned(),
-        graph_fingerprint,
-        operators: operator_uids,
-        checkpoints,
-        first_id: first_checkpoint,
-        tasks: all_tasks,
-        sources,
-        source_counters,
+        graph_fingerprint: prepared.graph_fingerprint,
+        operators: prepared.operator_uids,
+        checkpoints: prepared.checkpoints,
+        first_id: plan.first_checkpoint,
+        tasks: plan.tasks.iter().map(|t| t.key).collect(),
+        source_counters: sources.iter().map(|(_, _, c)| c.clone()).collect(),
+        sources: sources.into_iter().map(|(key, tx, _)| (key, tx)).collect(),
         reports: reports_rx,
-        committers,
+        committers: prepared.committers,
         stop: shared.stop.clone(),
         stop_requested: shared.stop_requested.clone(),
         stats: stats.clone(),
@@ -224,35 +93,233 @@ pub(crate) fn launch(
         settled,
         completed,
     };
-    let coordinator = std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("snapflow-coordinator".into())
         .spawn(move || coordinator.run());
-    match coordinator {
-        Ok(join) => Ok(JobHandle::new(
-            threads,
-            Some(join),
-            Some(alive_rx),
-            shared,
-            metrics(operators),
-            stats,
-        )
-        .resumed_from(restored_from)
-        .holding(claims)),
-        Err(e) => {
-            drop(JobHandle::new(
-                threads,
-                None,
-                Some(alive_rx),
-                shared,
-                metrics(operators),
-                stats,
-            ));
-            Err(JobError::Spawn(e))
+    let (join, result) = match spawned {
+        Ok(join) => (Some(join), Ok(())),
+        Err(e) => (None, Err(JobError::Spawn(e))),
+    };
+    let handle = JobHandle::new(threads, join, Some(alive_rx), shared, metrics, stats);
+    // On failure, dropping the handle stops and joins the tasks.
+    result.map(|()| handle.resumed_from(restored_from).holding(prepared.claims))
+}
+
+/// What every task of a job shares besides the stop flags: the checkpoint store's layout, the
+/// snapshot pool, the coordinator's report channel and the checkpoint progress counters.
+struct TaskRuntime {
+    reports: Sender<TaskReport>,
+    layout: Option<Arc<CheckpointLayout>>,
+    pool: Arc<rayon::ThreadPool>,
+    settled: Arc<AtomicU64>,
+    completed: Arc<AtomicU64>,
+    alive: Sender<Infallible>,
+    restore: Option<Arc<RestorePoint>>,
+}
+
+impl TaskRuntime {
+    /// The runtime and the receiving ends of its report and liveness channels.
+    #[allow(clippy::type_complexity)]
+    fn new(
+        prepared: &Prepared,
+    ) -> Result<(TaskRuntime, Receiver<TaskReport>, Receiver<Infallible>), JobError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .thread_name(|i| format!("snapflow-snapshot-{i}"))
+            .build()
+            .map_err(|e| JobError::Spawn(std::io::Error::other(e)))?;
+        let (reports, reports_rx) = unbounded();
+        let (alive, alive_rx) = bounded::<Infallible>(0);
+        let runtime = TaskRuntime {
+            reports,
+            layout: prepared
+                .checkpoints
+                .as_ref()
+                .map(|(c, _)| Arc::new(CheckpointLayout::new(c.dir.clone()))),
+            pool: Arc::new(pool),
+            settled: Arc::default(),
+            completed: Arc::default(),
+            alive,
+            restore: prepared.restore.clone(),
+        };
+        Ok((runtime, reports_rx, alive_rx))
+    }
+
+    /// The environment of a planned task.
+    fn env(
+        &self,
+        task: &PlannedTask,
+        counters: Arc<TaskCounters>,
+        triggers: Option<Receiver<Trigger>>,
+        config: &JobConfig,
+        shared: &Shared,
+    ) -> TaskEnv {
+        TaskEnv {
+            counters,
+            stop: shared.stop.clone(),
+            batch_size: config.batch_size,
+            source_rate: task.source_rate,
+            snapshots: SnapshotContext {
+                task: task.key,
+                uid: task.uid.clone(),
+                index: task.index as u32,
+                reports: self.reports.clone(),
+                layout: self.layout.clone(),
+                pool: self.pool.clone(),
+                settled: self.settled.clone(),
+                completed: self.completed.clone(),
+                notified: 0,
+                alive: self.alive.clone(),
+            },
+            triggers,
+            // The plan decided whether the task restores; the restore point holds the files.
+            restore: match task.restore {
+                PlannedRestore::Fresh => None,
+                _ => self.restore.clone(),
+            },
+            faults: config.injector.for_task(&task.name, task.index),
         }
     }
 }
 
-fn metrics(operators: Vec<(OperatorMetrics, Vec<Arc<TaskCounters>>)>) -> JobMetrics {
+/// Creates the planned channels, edge by edge: the channel ends each task will own, in plan
+/// order.
+fn connect(
+    graph: &JobGraph,
+    shape: &GraphShape,
+    plan: &PhysicalPlan,
+    config: &JobConfig,
+    stop: &Arc<AtomicBool>,
+) -> Vec<TaskWiring> {
+    let mut wiring: Vec<TaskWiring> = plan
+        .tasks
+        .iter()
+        .map(|t| TaskWiring {
+            inputs: (0..t.ports).map(|_| Vec::new()).collect(),
+            outputs: Vec::new(),
+        })
+        .collect();
+    for (e, (edge, spec)) in shape
+        .edges
+        .iter()
+        .zip(graph.graph.edge_weights())
+        .enumerate()
+    {
+        let upstream = plan.tasks[plan.position((edge.from, 0))].parallelism;
+        let downstream = plan.tasks[plan.position((edge.to, 0))].parallelism;
+        let partitioning = plan.partitioning(e);
+        let channels = spec.factory.connect(
+            partitioning,
+            &plan.targets(e, upstream),
+            downstream,
+            config,
+            stop,
+        );
+        for (task, writer) in channels.writers.into_iter().enumerate() {
+            wiring[plan.position((edge.from, task))]
+                .outputs
+                .push(writer);
+        }
+        for (task, reader) in channels.readers.into_iter().enumerate() {
+            wiring[plan.position((edge.to, task))].inputs[edge.port].push(reader);
+        }
+    }
+    wiring
+}
+
+/// A source task's key, trigger sender and counters, for the coordinator.
+type SourceEnds = (TaskKey, Sender<Trigger>, Arc<TaskCounters>);
+
+/// Starts a thread for every planned task, in plan order; on failure, returns the threads
+/// started so far and the error.
+#[allow(clippy::type_complexity)]
+fn spawn_tasks(
+    graph: &JobGraph,
+    plan: &PhysicalPlan,
+    wiring: Vec<TaskWiring>,
+    counters: &[Arc<TaskCounters>],
+    runtime: &TaskRuntime,
+    config: &JobConfig,
+    shared: &Arc<Shared>,
+) -> Result<(Vec<TaskThread>, Vec<SourceEnds>), (Vec<TaskThread>, std::io::Error)> {
+    let mut threads = Vec::new();
+    let mut sources = Vec::new();
+    for ((task, task_wiring), counters) in plan.tasks.iter().zip(wiring).zip(counters) {
+        let triggers = task.is_source().then(|| {
+            let (tx, rx) = unbounded::<Trigger>();
+            sources.push((task.key, tx, counters.clone()));
+            rx
+        });
+        let env = runtime.env(task, counters.clone(), triggers, config, shared);
+        match spawn_task(graph, plan, task, config, task_wiring, env, shared) {
+            Ok(thread) => threads.push(thread),
+            Err(e) => return Err((threads, e)),
+        }
+    }
+    Ok((threads, sources))
+}
+
+/// Starts a planned task's thread.
+fn spawn_task(
+    graph: &JobGraph,
+    plan: &PhysicalPlan,
+    task: &PlannedTask,
+    config: &JobConfig,
+    wiring: TaskWiring,
+    env: TaskEnv,
+    shared: &Arc<Shared>,
+) -> std::io::Result<TaskThread> {
+    let factory = graph.graph[NodeIndex::new(task.key.0)].factory.clone();
+    let info = TaskInfo {
+        operator: OperatorId(task.key.0 as u32),
+        name: task.name.clone(),
+        uid: task.uid.clone(),
+        index: task.index,
+        parallelism: task.parallelism,
+        max_parallelism: config.max_parallelism,
+        first_checkpoint: plan.first_checkpoint,
+    };
+    let thread_shared = shared.clone();
+    let task_counters = env.counters.clone();
+    let join = std::thread::Builder::new()
+        .name(format!("{}#{}", task.name, task.index))
+        .spawn(move || {
+            let result = run_task(&thread_shared, move || {
+                factory.create_task(info, wiring, env)?.run()
+            });
+            task_counters.record_thread_cpu_time();
+            result
+        })?;
+    Ok(TaskThread {
+        name: task.name.clone(),
+        uid: task.uid.clone(),
+        index: task.index,
+        parallelism: task.parallelism,
+        join: Some(join),
+    })
+}
+
+/// The job's metrics: each operator's tasks' counters, in plan order.
+fn metrics(plan: &PhysicalPlan, counters: &[Arc<TaskCounters>]) -> JobMetrics {
+    let operators = plan
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.index == 0)
+        .map(|(at, t)| {
+            (
+                OperatorMetrics {
+                    name: t.name.to_string(),
+                    uid: t.uid.to_string(),
+                    parallelism: t.parallelism,
+                    records_in: 0,
+                    records_out: 0,
+                    cpu_time: std::time::Duration::ZERO,
+                },
+                counters[at..at + t.parallelism].to_vec(),
+            )
+        })
+        .collect();
     JobMetrics {
         operators: Arc::new(operators),
     }
