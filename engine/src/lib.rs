@@ -14,6 +14,9 @@
 //! The operators users chain (`map`, `filter`, `process`, ...) live in `snapflow-operators`,
 //! as extension traits over [`Stream::unary`], [`KeyedStream::keyed_unary`] and their
 //! two-input counterparts.
+//!
+//! [`testing`] drives a single operator instance outside a job: records, watermarks and
+//! snapshots in, output out, and restore of another instance from the snapshot.
 
 mod builder;
 mod config;
@@ -29,6 +32,7 @@ pub mod ownership;
 mod partition;
 mod runtime;
 pub mod sink_state;
+pub mod testing;
 
 pub use builder::{ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream};
 pub use config::{CheckpointConfig, JobConfig};

@@ -191,6 +191,22 @@ impl<T: Data> Output<T> {
         }
     }
 
+    /// An output with one forward edge into an unbounded channel, for driving an operator
+    /// outside a job ([`crate::testing`]): the caller flushes it and drains the receiver. It
+    /// is an ordinary output, so the per-record path is the one jobs run.
+    pub(crate) fn collecting(batch_size: usize) -> (Self, crossbeam_channel::Receiver<Message<T>>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let edge = EdgeWriter::new(
+            vec![tx],
+            Partitioning::Forward,
+            None,
+            batch_size,
+            1,
+            Arc::new(AtomicBool::new(false)),
+        );
+        (Output::new(vec![edge], Arc::default()), rx)
+    }
+
     /// Emits one record to every consumer of the stream.
     #[inline(always)]
     pub fn push(&mut self, record: T) {
