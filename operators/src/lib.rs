@@ -31,6 +31,7 @@ mod reduce;
 pub mod sink;
 pub mod source;
 mod state;
+pub mod testing;
 pub mod text;
 
 pub use connect::CoProcessExt;

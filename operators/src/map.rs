@@ -19,12 +19,19 @@ impl<T: Data> MapExt<T> for Stream<T> {
         F: Fn(T) -> O + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        self.unary("map", move |_| Map { f: f.clone() })
+        self.unary("map", move |_| Map::new(f.clone()))
     }
 }
 
-struct Map<F> {
+pub(crate) struct Map<F> {
     f: Arc<F>,
+}
+
+impl<F> Map<F> {
+    /// One task's instance.
+    pub(crate) fn new(f: Arc<F>) -> Self {
+        Map { f }
+    }
 }
 
 impl<T, O, F> UnaryOperator<T, O> for Map<F>

@@ -54,22 +54,31 @@ impl<K: StateKey, T: Data> ProcessExt<K, T> for KeyedStream<K, T> {
         F: Fn(&K, T, &mut S, &mut Output<O>) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        self.keyed_unary("process", move |task, key| KeyedProcess {
-            key,
-            f: f.clone(),
-            store: KeyedStore::new(),
-            max_parallelism: task.max_parallelism,
-            _types: PhantomData,
+        self.keyed_unary("process", move |task, key| {
+            KeyedProcess::new(key, f.clone(), task.max_parallelism)
         })
     }
 }
 
-struct KeyedProcess<K, T, S, F> {
+pub(crate) struct KeyedProcess<K, T, S, F> {
     key: KeySelector<T, K>,
     f: Arc<F>,
     store: KeyedStore<K, S>,
     max_parallelism: u32,
     _types: PhantomData<fn(T)>,
+}
+
+impl<K: StateKey, T, S: KeyedState, F> KeyedProcess<K, T, S, F> {
+    /// One task's instance, with no state yet.
+    pub(crate) fn new(key: KeySelector<T, K>, f: Arc<F>, max_parallelism: u32) -> Self {
+        KeyedProcess {
+            key,
+            f,
+            store: KeyedStore::new(),
+            max_parallelism,
+            _types: PhantomData,
+        }
+    }
 }
 
 impl<K, T, S, O, F> UnaryOperator<T, O> for KeyedProcess<K, T, S, F>
