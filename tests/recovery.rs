@@ -1,6 +1,7 @@
 //! Recovery: a task killed at any operator of either example job, or a whole run that fails,
 //! resumes from the latest checkpoint, and the committed output equals the sequential result:
-//! nothing lost, nothing twice. A changed job graph and a corrupt latest checkpoint are refused.
+//! nothing lost, nothing twice. A changed job graph dropping state and a corrupt latest
+//! checkpoint are refused.
 
 mod common;
 #[path = "../examples/support/corpus.rs"]
