@@ -33,8 +33,8 @@ pub struct Manifest {
     pub checkpoint: CheckpointId,
     /// The job's name, for humans and tools.
     pub job: String,
-    /// Fingerprint of the job graph that wrote the checkpoint; a restore into a different graph
-    /// is refused by the engine unless operator uids match.
+    /// Fingerprint of the job graph that wrote the checkpoint, for information: the engine
+    /// matches state to operators by uid, not by this.
     pub graph_fingerprint: u64,
     /// When the coordinator triggered the checkpoint, in milliseconds since the Unix epoch.
     pub triggered_at_ms: u64,

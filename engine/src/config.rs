@@ -37,6 +37,7 @@ pub struct JobConfig {
     pub(crate) listener: Option<Sender<CheckpointEvent>>,
     pub(crate) restart: RestartStrategy,
     pub(crate) injector: FailureInjector,
+    pub(crate) allow_non_restored_state: bool,
 }
 
 impl Default for JobConfig {
@@ -53,6 +54,7 @@ impl Default for JobConfig {
             listener: None,
             restart: RestartStrategy::None,
             injector: FailureInjector::default(),
+            allow_non_restored_state: false,
         }
     }
 }
@@ -145,6 +147,16 @@ impl JobConfig {
     /// Injects the failures of `injector` into the job's tasks (for tests and chaos runs).
     pub fn with_failure_injector(mut self, injector: FailureInjector) -> Self {
         self.injector = injector;
+        self
+    }
+
+    /// Lets the job resume from a checkpoint holding state of operators it no longer has
+    /// (default: refused). State is matched to operators by uid: an operator the checkpoint
+    /// does not know starts empty (except a source, which is always refused); with this on,
+    /// the state of an operator whose uid is gone is skipped, with a warning naming it, instead
+    /// of refusing the restore.
+    pub fn with_allow_non_restored_state(mut self, allow: bool) -> Self {
+        self.allow_non_restored_state = allow;
         self
     }
 

@@ -169,18 +169,29 @@ pub enum JobError {
         /// Why.
         reason: String,
     },
-    /// The latest checkpoint was written by a different job graph (operators added, removed,
-    /// renamed, or connected differently); nothing ran.
-    #[error("checkpoint {checkpoint} in {} was written by a different job graph ({}); run the original job, or use another checkpoint directory", dir.display(), describe_mismatch(added, removed))]
+    /// The latest checkpoint holds state of operators this job no longer has (matched by uid),
+    /// and dropping it was not allowed; nothing ran.
+    #[error("checkpoint {checkpoint} in {} holds state of operators this job does not have ({}); give the operators the `.uid(..)` they had to keep their state, or allow dropping it with `JobConfig::with_allow_non_restored_state(true)` (`--allow-non-restored-state` in the examples)", dir.display(), describe_mismatch(added, removed))]
     GraphMismatch {
         /// The checkpoint directory.
         dir: std::path::PathBuf,
         /// The checkpoint that would have been restored.
         checkpoint: CheckpointId,
-        /// Operator uids in this job but not in the checkpoint.
+        /// Operator uids in this job but not in the checkpoint (they would start empty).
         added: Vec<String>,
-        /// Operator uids in the checkpoint but not in this job.
+        /// Operator uids whose state in the checkpoint no operator of this job takes.
         removed: Vec<String>,
+    },
+    /// This job has sources the latest checkpoint holds no position for: they would read
+    /// their whole input again while the rest of the job resumes; nothing ran.
+    #[error("checkpoint {checkpoint} in {} has no position for the sources [{}]; a new source cannot join a resumed job (give a source the `.uid(..)` it had, or use another checkpoint directory)", dir.display(), sources.join(", "))]
+    NewSource {
+        /// The checkpoint directory.
+        dir: std::path::PathBuf,
+        /// The checkpoint that would have been restored.
+        checkpoint: CheckpointId,
+        /// The uids of the sources without a position.
+        sources: Vec<String>,
     },
     /// The newest checkpoint is corrupt. Falling back to an older one could publish output a
     /// second time, so the job refuses to start; nothing ran.
@@ -217,12 +228,9 @@ pub enum JobError {
 }
 
 fn describe_mismatch(added: &[String], removed: &[String]) -> String {
-    match (added.is_empty(), removed.is_empty()) {
-        (true, true) => "same operators, connected differently".to_owned(),
-        _ => format!(
-            "operators added: [{}]; removed: [{}]",
-            added.join(", "),
-            removed.join(", ")
-        ),
-    }
+    format!(
+        "state dropped: [{}]; operators added: [{}]",
+        removed.join(", "),
+        added.join(", ")
+    )
 }

@@ -34,6 +34,10 @@ pub struct EngineArgs {
     /// Print a line on stdout for every completed or aborted checkpoint.
     #[arg(long)]
     pub log_checkpoints: bool,
+    /// Resume even if the checkpoint holds state of operators this job no longer has (by
+    /// uid): that state is dropped, with a warning naming each operator.
+    #[arg(long)]
+    pub allow_non_restored_state: bool,
 }
 
 impl EngineArgs {
@@ -48,7 +52,8 @@ impl EngineArgs {
     pub fn config(&self, checkpoint_dir: Option<&Path>) -> JobConfig {
         let mut config = JobConfig::default()
             .with_parallelism(self.parallelism())
-            .with_max_rate(self.max_rate);
+            .with_max_rate(self.max_rate)
+            .with_allow_non_restored_state(self.allow_non_restored_state);
         if let Some(dir) = checkpoint_dir {
             config =
                 config.with_checkpointing(dir, Duration::from_millis(self.checkpoint_interval_ms));

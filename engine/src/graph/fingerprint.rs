@@ -1,5 +1,6 @@
-//! A fingerprint of the job graph's shape, recorded in every checkpoint manifest so that a
-//! checkpoint is never restored into a different graph.
+//! A fingerprint of the job graph's shape, recorded in every checkpoint manifest for
+//! information (tools can tell whether two checkpoints come from the same graph). It decides
+//! nothing: a restore matches state to operators by uid (`runtime::restore::map_state`).
 
 use crate::graph::{JobGraph, NodeKind, ResolvedGraph};
 use petgraph::visit::EdgeRef;

@@ -14,7 +14,7 @@ use crate::graph::JobGraph;
 use crate::operator::{Committer, SourcePosition};
 use crate::ownership::claim::{claim_all, ClaimedDirs};
 use crate::ownership::DirRole;
-use crate::runtime::restore::{find_restore_point, RestorePoint, RestoredState};
+use crate::runtime::restore::{find_restore_point, NewOperator, RestorePoint, RestoredState};
 use petgraph::graph::NodeIndex;
 use snapflow_checkpoint::{CheckpointId, CheckpointStore, KeyGroupRange};
 use std::sync::Arc;
@@ -76,7 +76,14 @@ pub(crate) fn prepare(
         None => (None, None, CheckpointId(1)),
         Some(c) => {
             let store = CheckpointStore::open(&c.dir)?;
-            let restore = find_restore_point(&store, graph_fingerprint, &operator_uids)?;
+            let operators: Vec<NewOperator<'_>> = g
+                .node_indices()
+                .map(|n| NewOperator {
+                    uid: &resolved.nodes[n.index()].uid,
+                    is_source: g[n].ports == 0,
+                })
+                .collect();
+            let restore = find_restore_point(&store, &operators, config.allow_non_restored_state)?;
             // After every existing directory, so an id in flight when the last run died is
             // never reused.
             let first = store.next_id()?;
@@ -114,11 +121,14 @@ pub(crate) fn prepare(
     // Sinks check their output against the checkpoint and resolve what an earlier run left
     // staged, before any writer stages anything new.
     for (n, committer) in &committers {
+        let uid = &resolved.nodes[n.index()].uid;
         let state = match &restore {
+            // A sink the checkpoint does not know starts fresh.
+            Some(point) if !knows(&point.manifest, uid) => None,
             Some(point) => Some(
                 RestoredState::load(
                     point,
-                    &resolved.nodes[n.index()].uid,
+                    uid,
                     KeyGroupRange::for_task(0, 1, config.max_parallelism),
                 )
                 .map_err(|source| JobError::SinkOpenFailed { source })?,
@@ -138,4 +148,9 @@ pub(crate) fn prepare(
         operator_uids,
         committers: committers.into_iter().map(|(_, c)| c).collect(),
     })
+}
+
+/// Whether the checkpoint of `manifest` names the operator `uid`.
+fn knows(manifest: &snapflow_checkpoint::Manifest, uid: &str) -> bool {
+    manifest.operators.iter().any(|o| o == uid) || manifest.snapshots_of(uid).next().is_some()
 }

@@ -1,0 +1,224 @@
+//! A job resumed from a checkpoint written by a changed job graph: state is matched to
+//! operators by uid. A new stateless operator starts empty and the output stays the
+//! sequential result; dropping a stateful operator is refused, naming it, unless
+//! `with_allow_non_restored_state(true)`, and then the job resumes without that state.
+
+mod common;
+#[path = "../examples/support/corpus.rs"]
+mod corpus;
+#[path = "../examples/support/output.rs"]
+mod output;
+#[path = "../examples/support/rng.rs"]
+mod rng;
+#[path = "../examples/support/wordcount_job.rs"]
+mod wordcount_job;
+
+use common::bounded;
+use snapflow::engine::FailureInjector;
+use snapflow::operators::text::words;
+use snapflow::prelude::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    input: PathBuf,
+    out: PathBuf,
+    checkpoints: PathBuf,
+}
+
+fn dirs(text: &str) -> Dirs {
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("input.txt");
+    std::fs::write(&input, text).unwrap();
+    Dirs {
+        input,
+        out: root.path().join("out"),
+        checkpoints: root.path().join("checkpoints"),
+        _root: root,
+    }
+}
+
+fn text() -> String {
+    let corpus = corpus::Corpus::new(2000, 10, 5);
+    (0..30_000).map(|i| corpus.line(i) + "\n").collect()
+}
+
+fn config(d: &Dirs) -> JobConfig {
+    JobConfig::default()
+        .with_parallelism(2)
+        .with_batch_size(64)
+        // About 1.5 s of input: the kill after the first checkpoints comes before it ends.
+        .with_max_rate(Some(20_000))
+        .with_checkpointing(&d.checkpoints, Duration::from_millis(1))
+}
+
+fn committed_sorted(dir: &Path) -> Vec<String> {
+    let mut lines = output::committed_lines(dir).unwrap();
+    lines.sort();
+    lines
+}
+
+/// Runs the word count job until a task is killed after checkpoint 2 completed.
+fn killed_run(d: &Dirs) {
+    let injector = FailureInjector::new().fail_task_after_checkpoint("count", 0, 2);
+    let (input, out) = (d.input.clone(), d.out.clone());
+    let config = config(d).with_failure_injector(injector.clone());
+    let result = bounded("word count", move || {
+        wordcount_job::build(&input, Some(&out), Arc::new(AtomicU64::new(0))).run(&config)
+    });
+    assert!(
+        matches!(result, Err(JobError::TaskFailed { .. })),
+        "{result:?}"
+    );
+    assert_eq!(injector.fired(), 1);
+}
+
+/// Word count with a filter that keeps every line inserted between read and tokenize.
+fn with_a_new_filter(input: &Path, out: &Path, config: &JobConfig) -> Result<JobReport, JobError> {
+    let job = Job::new("wordcount");
+    job.source(TextFileSource::new(input))
+        .name("read")
+        .uid("read")
+        .filter(|_: &String| true)
+        .name("keep")
+        .uid("keep")
+        .flat_map_with(|line: String, out: &mut Output<String>| {
+            for word in words(&line) {
+                out.push(word.to_owned());
+            }
+        })
+        .name("tokenize")
+        .uid("tokenize")
+        .key_by(|word: &String| word.clone())
+        .process(
+            |_, word: String, count: &mut ValueState<u64>, out: &mut Output<String>| {
+                let n = count.get().copied().unwrap_or(0) + 1;
+                count.set(n);
+                out.push(format!("{word}\t{n}"));
+                Ok(())
+            },
+        )
+        .name("count")
+        .uid("count")
+        .sink(FileSink::new(out))
+        .name("write")
+        .uid("write");
+    job.run(config)
+}
+
+/// Word count without its counts: every word goes out as `word<TAB>0` ("not counted").
+fn without_count(input: &Path, out: &Path, config: &JobConfig) -> Result<JobReport, JobError> {
+    let job = Job::new("wordcount");
+    job.source(TextFileSource::new(input))
+        .name("read")
+        .uid("read")
+        .flat_map_with(|line: String, out: &mut Output<String>| {
+            for word in words(&line) {
+                out.push(word.to_owned());
+            }
+        })
+        .name("tokenize")
+        .uid("tokenize")
+        .map(|word: String| format!("{word}\t0"))
+        .name("uncounted")
+        .uid("uncounted")
+        .sink(FileSink::new(out))
+        .name("write")
+        .uid("write");
+    job.run(config)
+}
+
+#[test]
+fn a_new_stateless_operator_starts_empty_and_the_output_is_exact() {
+    let original = text();
+    let d = dirs(&original);
+    killed_run(&d);
+    let (input, out, config) = (d.input.clone(), d.out.clone(), config(&d));
+    let report = bounded("word count with a filter", move || {
+        with_a_new_filter(&input, &out, &config)
+    })
+    .expect("the changed job resumes");
+    assert!(report.restored_from.is_some(), "it resumed");
+    assert!(
+        committed_sorted(&d.out) == wordcount_job::expected_output(&original),
+        "the output differs from the sequential count"
+    );
+}
+
+#[test]
+fn dropping_a_stateful_operator_needs_permission() {
+    let original = text();
+    let d = dirs(&original);
+    killed_run(&d);
+    let before = committed_sorted(&d.out);
+
+    let (input, out, plain) = (d.input.clone(), d.out.clone(), config(&d));
+    let refused = bounded("word count without count", move || {
+        without_count(&input, &out, &plain)
+    });
+    match refused {
+        Err(e @ JobError::GraphMismatch { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("count"), "{message}");
+            let JobError::GraphMismatch { added, removed, .. } = e else {
+                unreachable!()
+            };
+            assert_eq!(added, ["uncounted"]);
+            assert_eq!(removed, ["count"]);
+        }
+        other => panic!("expected a refusal naming count, got {other:?}"),
+    }
+    assert_eq!(
+        committed_sorted(&d.out),
+        before,
+        "the refusal published nothing"
+    );
+
+    let (input, out) = (d.input.clone(), d.out.clone());
+    let config = config(&d).with_allow_non_restored_state(true);
+    let report = bounded("word count without count, allowed", move || {
+        without_count(&input, &out, &config)
+    })
+    .expect("the changed job resumes when dropping state is allowed");
+    assert!(report.restored_from.is_some(), "it resumed");
+
+    // Every word occurrence of the input is in the output exactly once: counted by the first
+    // run up to the checkpoint it resumed from, then uncounted. The counted ones of a word are
+    // 1..=k, as the sequential count has them.
+    let committed = committed_sorted(&d.out);
+    let mut counted: HashMap<&str, Vec<u64>> = HashMap::new();
+    let mut seen: HashMap<&str, u64> = HashMap::new();
+    for line in &committed {
+        let (word, n) = line.split_once('\t').expect("word<TAB>n");
+        *seen.entry(word).or_insert(0) += 1;
+        let n: u64 = n.parse().unwrap();
+        if n > 0 {
+            counted.entry(word).or_default().push(n);
+        }
+    }
+    let mut expected: HashMap<&str, u64> = HashMap::new();
+    for word in original.split_whitespace() {
+        *expected.entry(word).or_insert(0) += 1;
+    }
+    assert!(seen == expected, "every word occurrence exactly once");
+    assert!(
+        counted.values().any(|c| !c.is_empty()),
+        "the first run counted some words"
+    );
+    assert!(
+        committed.iter().any(|l| l.ends_with("\t0")),
+        "the second run wrote uncounted words"
+    );
+    for (word, mut ns) in counted {
+        ns.sort_unstable();
+        let k = ns.len() as u64;
+        assert!(
+            ns == (1..=k).collect::<Vec<_>>(),
+            "counts of {word}: {ns:?}"
+        );
+    }
+}
