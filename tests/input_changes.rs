@@ -6,6 +6,8 @@
 mod common;
 #[path = "../examples/support/corpus.rs"]
 mod corpus;
+#[path = "support/killed_wordcount.rs"]
+mod fixture;
 #[path = "../examples/support/output.rs"]
 mod output;
 #[path = "../examples/support/rng.rs"]
@@ -13,73 +15,10 @@ mod rng;
 #[path = "../examples/support/wordcount_job.rs"]
 mod wordcount_job;
 
-use common::bounded;
-use snapflow::engine::FailureInjector;
+use fixture::{committed_sorted, config, dirs, killed_run, run, text, Dirs};
 use snapflow::operators::source::InputError;
 use snapflow::prelude::*;
 use std::error::Error as _;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-use std::time::Duration;
-
-struct Dirs {
-    _root: tempfile::TempDir,
-    input: PathBuf,
-    out: PathBuf,
-    checkpoints: PathBuf,
-}
-
-fn dirs(text: &str) -> Dirs {
-    let root = tempfile::tempdir().unwrap();
-    let input = root.path().join("input.txt");
-    std::fs::write(&input, text).unwrap();
-    Dirs {
-        input,
-        out: root.path().join("out"),
-        checkpoints: root.path().join("checkpoints"),
-        _root: root,
-    }
-}
-
-fn text(seed: u64) -> String {
-    let corpus = corpus::Corpus::new(2000, 10, seed);
-    (0..30_000).map(|i| corpus.line(i) + "\n").collect()
-}
-
-fn config(d: &Dirs) -> JobConfig {
-    JobConfig::default()
-        .with_parallelism(2)
-        .with_batch_size(64)
-        // About 1.5 s of input: the kill after the first checkpoints must come before the
-        // input ends, also on a loaded machine where a checkpoint takes tens of milliseconds.
-        .with_max_rate(Some(20_000))
-        .with_checkpointing(&d.checkpoints, Duration::from_millis(1))
-}
-
-fn run(d: &Dirs, config: JobConfig) -> Result<JobReport, JobError> {
-    let (input, out) = (d.input.clone(), d.out.clone());
-    bounded("word count", move || {
-        wordcount_job::build(&input, Some(&out), Arc::new(AtomicU64::new(0))).run(&config)
-    })
-}
-
-fn committed_sorted(dir: &Path) -> Vec<String> {
-    let mut lines = output::committed_lines(dir).unwrap();
-    lines.sort();
-    lines
-}
-
-/// Runs the job until a task is killed after checkpoint 2 completed.
-fn killed_run(d: &Dirs) {
-    let injector = FailureInjector::new().fail_task_after_checkpoint("count", 0, 2);
-    let result = run(d, config(d).with_failure_injector(injector.clone()));
-    assert!(
-        matches!(result, Err(JobError::TaskFailed { .. })),
-        "{result:?}"
-    );
-    assert_eq!(injector.fired(), 1);
-}
 
 /// Reruns the job and returns why it refused to resume.
 fn refusal(d: &Dirs) -> InputError {
@@ -116,7 +55,7 @@ fn resumes_exactly_with(d: &Dirs, original: &str, committed_before: &[String]) {
 fn an_input_appended_to_after_a_kill_is_refused() {
     let original = text(3);
     let d = dirs(&original);
-    killed_run(&d);
+    killed_run(&d, 2);
     let before = committed_sorted(&d.out);
     std::fs::write(&d.input, format!("{original}{}", text(4))).unwrap();
     match refusal(&d) {
@@ -133,7 +72,7 @@ fn an_input_appended_to_after_a_kill_is_refused() {
 fn an_input_truncated_after_a_kill_is_refused() {
     let original = text(5);
     let d = dirs(&original);
-    killed_run(&d);
+    killed_run(&d, 2);
     let before = committed_sorted(&d.out);
     std::fs::write(&d.input, &original[..original.len() / 3]).unwrap();
     assert!(matches!(refusal(&d), InputError::Truncated { .. }));
@@ -144,7 +83,7 @@ fn an_input_truncated_after_a_kill_is_refused() {
 fn an_input_replaced_by_another_of_the_same_size_is_refused() {
     let original = text(6);
     let d = dirs(&original);
-    killed_run(&d);
+    killed_run(&d, 2);
     let before = committed_sorted(&d.out);
     let mut other = text(7);
     other.truncate(original.len());

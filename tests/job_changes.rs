@@ -6,6 +6,8 @@
 mod common;
 #[path = "../examples/support/corpus.rs"]
 mod corpus;
+#[path = "support/killed_wordcount.rs"]
+mod fixture;
 #[path = "../examples/support/output.rs"]
 mod output;
 #[path = "../examples/support/rng.rs"]
@@ -14,68 +16,11 @@ mod rng;
 mod wordcount_job;
 
 use common::bounded;
-use snapflow::engine::FailureInjector;
+use fixture::{committed_sorted, config, dirs, killed_run, text};
 use snapflow::operators::text::words;
 use snapflow::prelude::*;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-use std::time::Duration;
-
-struct Dirs {
-    _root: tempfile::TempDir,
-    input: PathBuf,
-    out: PathBuf,
-    checkpoints: PathBuf,
-}
-
-fn dirs(text: &str) -> Dirs {
-    let root = tempfile::tempdir().unwrap();
-    let input = root.path().join("input.txt");
-    std::fs::write(&input, text).unwrap();
-    Dirs {
-        input,
-        out: root.path().join("out"),
-        checkpoints: root.path().join("checkpoints"),
-        _root: root,
-    }
-}
-
-fn text() -> String {
-    let corpus = corpus::Corpus::new(2000, 10, 5);
-    (0..30_000).map(|i| corpus.line(i) + "\n").collect()
-}
-
-fn config(d: &Dirs) -> JobConfig {
-    JobConfig::default()
-        .with_parallelism(2)
-        .with_batch_size(64)
-        // About 1.5 s of input: the kill after the first checkpoints comes before it ends.
-        .with_max_rate(Some(20_000))
-        .with_checkpointing(&d.checkpoints, Duration::from_millis(1))
-}
-
-fn committed_sorted(dir: &Path) -> Vec<String> {
-    let mut lines = output::committed_lines(dir).unwrap();
-    lines.sort();
-    lines
-}
-
-/// Runs the word count job until a task is killed after checkpoint 2 completed.
-fn killed_run(d: &Dirs) {
-    let injector = FailureInjector::new().fail_task_after_checkpoint("count", 0, 2);
-    let (input, out) = (d.input.clone(), d.out.clone());
-    let config = config(d).with_failure_injector(injector.clone());
-    let result = bounded("word count", move || {
-        wordcount_job::build(&input, Some(&out), Arc::new(AtomicU64::new(0))).run(&config)
-    });
-    assert!(
-        matches!(result, Err(JobError::TaskFailed { .. })),
-        "{result:?}"
-    );
-    assert_eq!(injector.fired(), 1);
-}
+use std::path::Path;
 
 /// Word count with a filter that keeps every line inserted between read and tokenize.
 fn with_a_new_filter(input: &Path, out: &Path, config: &JobConfig) -> Result<JobReport, JobError> {
@@ -134,9 +79,9 @@ fn without_count(input: &Path, out: &Path, config: &JobConfig) -> Result<JobRepo
 
 #[test]
 fn a_new_stateless_operator_starts_empty_and_the_output_is_exact() {
-    let original = text();
+    let original = text(5);
     let d = dirs(&original);
-    killed_run(&d);
+    killed_run(&d, 2);
     let (input, out, config) = (d.input.clone(), d.out.clone(), config(&d));
     let report = bounded("word count with a filter", move || {
         with_a_new_filter(&input, &out, &config)
@@ -151,9 +96,9 @@ fn a_new_stateless_operator_starts_empty_and_the_output_is_exact() {
 
 #[test]
 fn dropping_a_stateful_operator_needs_permission() {
-    let original = text();
+    let original = text(5);
     let d = dirs(&original);
-    killed_run(&d);
+    killed_run(&d, 2);
     let before = committed_sorted(&d.out);
 
     let (input, out, plain) = (d.input.clone(), d.out.clone(), config(&d));

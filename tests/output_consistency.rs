@@ -7,6 +7,8 @@
 mod common;
 #[path = "../examples/support/corpus.rs"]
 mod corpus;
+#[path = "support/killed_wordcount.rs"]
+mod fixture;
 #[path = "../examples/support/output.rs"]
 mod output;
 #[path = "../examples/support/rng.rs"]
@@ -14,72 +16,22 @@ mod rng;
 #[path = "../examples/support/wordcount_job.rs"]
 mod wordcount_job;
 
-use common::bounded;
+use fixture::{committed_sorted, config, run, Dirs};
 use snapflow::checkpoint::{CheckpointId, CheckpointLayout, CheckpointStore};
-use snapflow::engine::FailureInjector;
 use snapflow::operators::sink::file::OutputInconsistency;
 use snapflow::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-use std::time::Duration;
 
-struct Dirs {
-    _root: tempfile::TempDir,
-    text: String,
-    input: PathBuf,
-    out: PathBuf,
-    checkpoints: PathBuf,
-}
-
+/// Fresh directories over a corpus of seed `seed`.
 fn dirs(seed: u64) -> Dirs {
-    let root = tempfile::tempdir().unwrap();
-    let corpus = corpus::Corpus::new(2000, 10, seed);
-    let text: String = (0..30_000).map(|i| corpus.line(i) + "\n").collect();
-    let input = root.path().join("input.txt");
-    std::fs::write(&input, &text).unwrap();
-    Dirs {
-        text,
-        input,
-        out: root.path().join("out"),
-        checkpoints: root.path().join("checkpoints"),
-        _root: root,
-    }
-}
-
-fn config(d: &Dirs) -> JobConfig {
-    JobConfig::default()
-        .with_parallelism(2)
-        .with_batch_size(64)
-        // About 1.5 s of input: the kill after the first checkpoints must come before the
-        // input ends, also on a loaded machine where a checkpoint takes tens of milliseconds.
-        .with_max_rate(Some(20_000))
-        .with_checkpointing(&d.checkpoints, Duration::from_millis(1))
-}
-
-fn run(d: &Dirs, config: JobConfig) -> Result<JobReport, JobError> {
-    let (input, out) = (d.input.clone(), d.out.clone());
-    bounded("word count", move || {
-        wordcount_job::build(&input, Some(&out), Arc::new(AtomicU64::new(0))).run(&config)
-    })
-}
-
-fn committed_sorted(dir: &Path) -> Vec<String> {
-    let mut lines = output::committed_lines(dir).unwrap();
-    lines.sort();
-    lines
+    fixture::dirs(&fixture::text(seed))
 }
 
 /// Runs the job until a task is killed after checkpoint 3 completed; returns the latest
 /// complete checkpoint, whose output is published.
 fn killed_run(d: &Dirs) -> CheckpointId {
-    let injector = FailureInjector::new().fail_task_after_checkpoint("count", 0, 3);
-    let result = run(d, config(d).with_failure_injector(injector.clone()));
-    assert!(
-        matches!(result, Err(JobError::TaskFailed { .. })),
-        "{result:?}"
-    );
+    fixture::killed_run(d, 3);
     let store = CheckpointStore::open(&d.checkpoints).unwrap();
     let latest = store.latest().unwrap().1.expect("a complete checkpoint");
     assert!(
@@ -138,7 +90,8 @@ fn verify(d: &Dirs) -> (bool, String) {
 fn finishes_exactly(d: &Dirs) {
     run(d, config(d)).expect("the rerun");
     assert!(
-        committed_sorted(&d.out) == wordcount_job::expected_output(&d.text),
+        committed_sorted(&d.out)
+            == wordcount_job::expected_output(&std::fs::read_to_string(&d.input).unwrap()),
         "the output differs from the sequential count"
     );
     let (ok, report) = verify(d);
@@ -191,7 +144,7 @@ fn lost_staging_is_refused_not_skipped() {
     let d = dirs(13);
     let id = killed_run(&d);
     unpublish(&d, id);
-    let parked = d._root.path().join("parked");
+    let parked = d.root.path().join("parked");
     std::fs::rename(staged(&d, id), &parked).unwrap();
     let before = committed_sorted(&d.out);
     assert!(matches!(refusal(&d), OutputInconsistency::Missing { .. }));

@@ -12,6 +12,16 @@ pub(crate) struct NewestPerKey {
     rows: HashMap<Vec<u8>, Vec<u8>>,
     /// Scratch space for the key of the row being added.
     scratch: Vec<u8>,
+    /// Scratch space for the field bounds of the row being added.
+    bounds: Vec<std::ops::Range<usize>>,
+}
+
+/// The positions of the tabs in `row`.
+fn tab_positions(row: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    row.iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\t')
+        .map(|(i, _)| i)
 }
 
 /// Whether `candidate` is at least as new as `current` (two `COPY` text values of the
@@ -29,6 +39,7 @@ impl NewestPerKey {
             newest,
             rows: HashMap::new(),
             scratch: Vec::new(),
+            bounds: Vec::new(),
         }
     }
 
@@ -38,14 +49,21 @@ impl NewestPerKey {
     /// compared here (the apply statement then picks the newest).
     #[must_use]
     pub(crate) fn add(&mut self, row: &[u8]) -> Option<Vec<u8>> {
-        let fields: Vec<&[u8]> = row.split(|&b| b == b'\t').collect();
+        // Field bounds in a buffer kept across rows: no allocation per row once it has grown.
+        self.bounds.clear();
+        let mut start = 0;
+        for tab in tab_positions(row) {
+            self.bounds.push(start..tab);
+            start = tab + 1;
+        }
+        self.bounds.push(start..row.len());
+        let field = |i: usize| self.bounds.get(i).map_or(&[][..], |r| &row[r.clone()]);
         self.scratch.clear();
         for &k in &self.key {
-            self.scratch
-                .extend_from_slice(fields.get(k).copied().unwrap_or_default());
+            self.scratch.extend_from_slice(field(k));
             self.scratch.push(b'\t');
         }
-        let newest = fields.get(self.newest).copied().unwrap_or_default();
+        let newest = field(self.newest);
         match self.rows.get_mut(self.scratch.as_slice()) {
             Some(kept) => {
                 let kept_newest = kept
