@@ -38,6 +38,7 @@ pub struct JobConfig {
     pub(crate) restart: RestartStrategy,
     pub(crate) injector: FailureInjector,
     pub(crate) allow_non_restored_state: bool,
+    pub(crate) web: Option<String>,
 }
 
 impl Default for JobConfig {
@@ -55,6 +56,7 @@ impl Default for JobConfig {
             restart: RestartStrategy::None,
             injector: FailureInjector::default(),
             allow_non_restored_state: false,
+            web: None,
         }
     }
 }
@@ -158,6 +160,22 @@ impl JobConfig {
     pub fn with_allow_non_restored_state(mut self, allow: bool) -> Self {
         self.allow_non_restored_state = allow;
         self
+    }
+
+    /// Serves a live view of the running job on `addr` (e.g. `127.0.0.1:8081`; port 0 picks
+    /// a free port, which [`JobHandle::web_addr`](crate::JobHandle::web_addr) tells): a page
+    /// at `/`, JSON at `/api/job`, `/api/metrics` and `/api/checkpoints`, and Prometheus
+    /// metrics at `/metrics`. Off by default; nothing listens unless this is set. The server
+    /// lives as long as the job's handle (under a restart strategy, each attempt binds the
+    /// address again).
+    pub fn with_web(mut self, addr: impl Into<String>) -> Self {
+        self.web = Some(addr.into());
+        self
+    }
+
+    /// The address the web view is to listen on, if it is on.
+    pub fn web(&self) -> Option<&str> {
+        self.web.as_deref()
     }
 
     /// The checkpoint settings, if checkpointing is on.

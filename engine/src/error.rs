@@ -140,6 +140,14 @@ pub enum JobError {
         /// What went wrong.
         source: TaskError,
     },
+    /// The web view could not listen on the address `JobConfig::with_web` gave; nothing ran.
+    #[error("cannot serve the web view on {addr}")]
+    Web {
+        /// The address, as given.
+        addr: String,
+        /// Why (address in use, not an address, ...).
+        source: BoxError,
+    },
     /// The job was cancelled through its handle before it finished.
     #[error("the job was cancelled")]
     Cancelled,

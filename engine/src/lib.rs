@@ -33,6 +33,7 @@ mod partition;
 mod runtime;
 pub mod sink_state;
 pub mod testing;
+mod web;
 
 pub use builder::{ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream};
 pub use config::{CheckpointConfig, JobConfig};

@@ -18,7 +18,7 @@ pub(crate) mod restart;
 mod state;
 mod stats;
 
-pub(crate) use stats::StatsLog;
+pub(crate) use stats::{AbortedCheckpoint, StatsLog};
 pub use stats::{CheckpointEvent, CheckpointStats};
 
 use crate::config::CheckpointConfig;
@@ -182,17 +182,18 @@ impl Coordinator {
                 snapshots,
                 offsets,
             } => {
-                let triggered_at_ms = ex.triggered_at_ms.remove(&checkpoint.id).unwrap_or(0);
+                let triggered_at_ms = ex.triggered_at_ms.get(&checkpoint.id).copied().unwrap_or(0);
                 self.write_manifest(checkpoint, triggered_at_ms, snapshots, offsets)?;
                 ex.inputs.push_back(Input::ManifestWritten(checkpoint.id));
             }
             Command::Commit(checkpoint) => {
-                self.commit(checkpoint, &mut ex.rate_mark)?;
+                let triggered_at_ms = ex.triggered_at_ms.remove(&checkpoint.id).unwrap_or(0);
+                self.commit(checkpoint, triggered_at_ms, &mut ex.rate_mark)?;
                 ex.inputs.push_back(Input::Committed(checkpoint.id));
             }
             Command::Abort { id, reason } => {
-                ex.triggered_at_ms.remove(&id);
-                self.abort(id, &reason);
+                let triggered_at_ms = ex.triggered_at_ms.remove(&id);
+                self.abort(id, triggered_at_ms, &reason);
             }
             Command::FailFinal { id, reason } => {
                 return Err(JobError::FinalCheckpointFailed {
@@ -217,10 +218,15 @@ impl Coordinator {
         Ok(())
     }
 
-    fn abort(&self, id: CheckpointId, reason: &str) {
+    fn abort(&self, id: CheckpointId, triggered_at_ms: Option<u64>, reason: &str) {
         tracing::warn!(checkpoint = id.0, %reason, "checkpoint aborted");
         self.settled.fetch_max(id.0, Ordering::Relaxed);
-        self.stats.aborted();
+        self.stats.aborted(AbortedCheckpoint {
+            id,
+            triggered_at: triggered_at_ms.map(system_time),
+            aborted_at: SystemTime::now(),
+            reason: reason.to_owned(),
+        });
         if let Some((_, store)) = &self.checkpoints {
             // A snapshot write still running can race the removal; what it leaves is an
             // incomplete checkpoint, which is never restored and which retention deletes.
@@ -261,7 +267,12 @@ impl Coordinator {
     }
 
     /// Has every sink publish the checkpoint, then records its completion.
-    fn commit(&self, c: Completion, rate_mark: &mut (Instant, u64)) -> Result<(), JobError> {
+    fn commit(
+        &self,
+        c: Completion,
+        triggered_at_ms: u64,
+        rate_mark: &mut (Instant, u64),
+    ) -> Result<(), JobError> {
         let id = c.id;
         for committer in &self.committers {
             committer
@@ -282,9 +293,11 @@ impl Coordinator {
         let stats = CheckpointStats {
             id,
             is_final: c.is_final,
+            triggered_at: system_time(triggered_at_ms),
             duration: c.triggered.elapsed(),
             longest_alignment: c.longest_alignment,
             longest_sync_snapshot: c.longest_sync_snapshot,
+            longest_async_snapshot: c.longest_async_snapshot,
             bytes: c.bytes,
             records_per_second: if elapsed > 0.0 {
                 (read - rate_mark.1) as f64 / elapsed
@@ -317,6 +330,11 @@ impl Coordinator {
     fn records_read(&self) -> u64 {
         self.source_counters.iter().map(|c| c.records_in()).sum()
     }
+}
+
+/// The wall-clock time `ms` milliseconds after the Unix epoch.
+fn system_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 fn unix_ms() -> u64 {

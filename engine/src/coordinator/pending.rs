@@ -14,6 +14,8 @@ pub(crate) struct TaskAckStats {
     pub alignment: Duration,
     /// How long the task's own thread spent taking the snapshot (copying or serializing).
     pub sync_snapshot: Duration,
+    /// How long writing the snapshot file took, off the task's thread.
+    pub async_snapshot: Duration,
     /// Bytes of the snapshot file, if the task has state.
     pub bytes: u64,
 }
@@ -26,6 +28,7 @@ pub(crate) struct PendingCheckpoint {
     waiting: HashSet<TaskKey>,
     pub longest_alignment: Duration,
     pub longest_sync_snapshot: Duration,
+    pub longest_async_snapshot: Duration,
     pub bytes: u64,
 }
 
@@ -52,6 +55,7 @@ impl PendingCheckpoint {
             waiting: tasks.into_iter().collect(),
             longest_alignment: Duration::ZERO,
             longest_sync_snapshot: Duration::ZERO,
+            longest_async_snapshot: Duration::ZERO,
             bytes: 0,
         }
     }
@@ -68,6 +72,7 @@ impl PendingCheckpoint {
         }
         self.longest_alignment = self.longest_alignment.max(stats.alignment);
         self.longest_sync_snapshot = self.longest_sync_snapshot.max(stats.sync_snapshot);
+        self.longest_async_snapshot = self.longest_async_snapshot.max(stats.async_snapshot);
         self.bytes += stats.bytes;
         if self.waiting.is_empty() {
             AckOutcome::Complete
@@ -90,6 +95,7 @@ mod tests {
         TaskAckStats {
             alignment: Duration::from_millis(ms),
             sync_snapshot: Duration::from_millis(ms / 2),
+            async_snapshot: Duration::from_millis(ms * 2),
             bytes,
         }
     }
@@ -121,6 +127,7 @@ mod tests {
             AckOutcome::Complete
         );
         assert_eq!(p.longest_alignment, Duration::from_millis(7));
+        assert_eq!(p.longest_async_snapshot, Duration::from_millis(14));
         assert_eq!(p.bytes, 30);
     }
 

@@ -46,6 +46,10 @@ pub(crate) struct Settings {
 
 /// Something that happened, fed to [`Protocol::step`].
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a handful per checkpoint, consumed at once: boxing would only add an allocation"
+)]
 pub(crate) enum Input {
     /// Time has passed: due triggers and timeouts are acted on.
     Tick,
@@ -70,6 +74,8 @@ pub(crate) struct Completion {
     pub longest_alignment: Duration,
     /// The longest time a task's own thread spent taking its snapshot.
     pub longest_sync_snapshot: Duration,
+    /// The longest time a snapshot file took to write, off its task's thread.
+    pub longest_async_snapshot: Duration,
     /// Bytes of snapshot files written.
     pub bytes: u64,
 }
@@ -282,6 +288,7 @@ impl Protocol {
                         triggered: *triggered,
                         longest_alignment: acks.longest_alignment,
                         longest_sync_snapshot: acks.longest_sync_snapshot,
+                        longest_async_snapshot: acks.longest_async_snapshot,
                         bytes: acks.bytes,
                     };
                     let mut snapshots = std::mem::take(snapshots);

@@ -2,7 +2,7 @@
 
 use snapflow_checkpoint::CheckpointId;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// What one completed checkpoint cost.
 #[derive(Clone, Debug, PartialEq)]
@@ -11,6 +11,8 @@ pub struct CheckpointStats {
     pub id: CheckpointId,
     /// Whether it was the job's final checkpoint, taken when every source was exhausted.
     pub is_final: bool,
+    /// When the coordinator triggered it (wall clock).
+    pub triggered_at: SystemTime,
     /// From the trigger until the manifest was durable and the sinks committed.
     pub duration: Duration,
     /// The longest time a task spent aligning barriers.
@@ -18,6 +20,9 @@ pub struct CheckpointStats {
     /// The longest time a task's own thread spent taking its snapshot (the part that holds
     /// up the data; writing the file happens off the task's thread).
     pub longest_sync_snapshot: Duration,
+    /// The longest time a snapshot file took to write, on the snapshot pool (the part that
+    /// does not hold up the data).
+    pub longest_async_snapshot: Duration,
     /// Bytes of snapshot files written.
     pub bytes: u64,
     /// Records read by all sources per second since the previous checkpoint completed.
@@ -47,7 +52,18 @@ pub(crate) struct StatsLog {
 #[derive(Debug, Default)]
 struct StatsInner {
     completed: Vec<CheckpointStats>,
-    aborted: u64,
+    aborted: Vec<AbortedCheckpoint>,
+}
+
+/// A checkpoint given up, as the history shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct AbortedCheckpoint {
+    pub id: CheckpointId,
+    /// When it was triggered, if known.
+    pub triggered_at: Option<SystemTime>,
+    /// When it was aborted.
+    pub aborted_at: SystemTime,
+    pub reason: String,
 }
 
 impl StatsLog {
@@ -55,8 +71,13 @@ impl StatsLog {
         self.lock().completed.push(stats);
     }
 
-    pub(crate) fn aborted(&self) {
-        self.lock().aborted += 1;
+    pub(crate) fn aborted(&self, aborted: AbortedCheckpoint) {
+        self.lock().aborted.push(aborted);
+    }
+
+    /// Every aborted checkpoint so far, oldest first.
+    pub(crate) fn all_aborted(&self) -> Vec<AbortedCheckpoint> {
+        self.lock().aborted.clone()
     }
 
     /// Every completed checkpoint so far, oldest first.
@@ -64,9 +85,14 @@ impl StatsLog {
         self.lock().completed.clone()
     }
 
+    /// The newest completed checkpoint, if any.
+    pub(crate) fn last(&self) -> Option<CheckpointStats> {
+        self.lock().completed.last().cloned()
+    }
+
     /// How many checkpoints were aborted so far.
     pub(crate) fn aborted_count(&self) -> u64 {
-        self.lock().aborted
+        self.lock().aborted.len() as u64
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StatsInner> {

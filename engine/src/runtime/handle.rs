@@ -5,6 +5,7 @@ use crate::error::{JobError, TaskError};
 use crate::ownership::claim::ClaimedDirs;
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics};
 use crate::runtime::plan::panic_message;
+use crate::web::WebServer;
 use crossbeam_channel::Receiver;
 use snapflow_checkpoint::CheckpointId;
 use std::convert::Infallible;
@@ -88,6 +89,9 @@ pub struct JobHandle {
     stats: StatsLog,
     started: Instant,
     restored_from: Option<CheckpointId>,
+    /// The web view, if on: stopped when the handle drops, before the directories are
+    /// released.
+    web: Option<WebServer>,
     /// The job's directory locks; declared last so that they are released only after the
     /// threads are joined (in `drop`) and every other field is gone.
     claims: ClaimedDirs,
@@ -111,6 +115,7 @@ impl JobHandle {
             stats,
             started: Instant::now(),
             restored_from: None,
+            web: None,
             claims: ClaimedDirs::default(),
         }
     }
@@ -119,6 +124,12 @@ impl JobHandle {
     /// Keeps the job's directories locked until this handle is dropped, after its threads.
     pub(crate) fn holding(mut self, claims: ClaimedDirs) -> Self {
         self.claims = claims;
+        self
+    }
+
+    /// Keeps the job's web server running until this handle is dropped.
+    pub(crate) fn serving(mut self, web: Option<WebServer>) -> Self {
+        self.web = web;
         self
     }
 
@@ -146,6 +157,11 @@ impl JobHandle {
     /// The checkpoint the job resumed from, if it resumed.
     pub fn restored_from(&self) -> Option<CheckpointId> {
         self.restored_from
+    }
+
+    /// The address the web view listens on (see `JobConfig::with_web`), if it is on.
+    pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
+        self.web.as_ref().map(WebServer::addr)
     }
 
     /// A handle that asks the job to stop gracefully (see [`JobStopper`]).

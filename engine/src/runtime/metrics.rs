@@ -1,50 +1,165 @@
-//! Per-task record counters, updated once per batch and readable while the job runs.
+//! Per-task counters, updated by the task's own thread once per batch (never per record) and
+//! readable from any thread while the job runs: by the end-of-job report, the web view and
+//! the Prometheus endpoint.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::message::Timestamp;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Counters of one task. Relaxed atomics: they are statistics, not synchronization.
+/// The CPU time of a task's thread is sampled once every this many input batches (and
+/// whenever the task is about to wait for input): the clock is a system call, too costly
+/// for every small batch, and a second-by-second view needs no more.
+const CPU_SAMPLE_EVERY: u64 = 64;
+
+/// Counters of one task. Relaxed atomics: they are statistics, not synchronization, and only
+/// the task's own thread writes them.
 #[derive(Debug, Default)]
 pub(crate) struct TaskCounters {
     records_in: AtomicU64,
     records_out: AtomicU64,
-    /// CPU time of the task's thread, in nanoseconds, recorded when the task ends.
+    batches_in: AtomicU64,
+    /// Nanoseconds blocked sending into a full output channel.
+    backpressure_nanos: AtomicU64,
+    /// Nanoseconds waiting for input (or, in a rate-limited source, for its next turn).
+    idle_nanos: AtomicU64,
+    /// CPU time of the task's thread, in nanoseconds, as last sampled.
     cpu_nanos: AtomicU64,
+    /// The task's current combined input watermark, valid once `has_watermark` is set.
+    watermark: AtomicU64,
+    has_watermark: AtomicBool,
 }
 
 impl TaskCounters {
-    pub(crate) fn add_in(&self, n: u64) {
+    /// Counts one input batch of `n` records (a source's: one batch read).
+    #[inline]
+    pub(crate) fn batch_in(&self, n: u64) {
         self.records_in.fetch_add(n, Ordering::Relaxed);
+        let batches = self.batches_in.fetch_add(1, Ordering::Relaxed);
+        if batches.is_multiple_of(CPU_SAMPLE_EVERY) {
+            self.record_thread_cpu_time();
+        }
     }
 
     pub(crate) fn add_out(&self, n: u64) {
         self.records_out.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub(crate) fn add_backpressure(&self, blocked: Duration) {
+        self.backpressure_nanos
+            .fetch_add(nanos(blocked), Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_idle(&self, waited: Duration) {
+        self.idle_nanos.fetch_add(nanos(waited), Ordering::Relaxed);
+    }
+
+    /// Records the task's combined input watermark as it advances.
+    pub(crate) fn set_watermark(&self, watermark: Timestamp) {
+        self.watermark.store(watermark.0, Ordering::Relaxed);
+        self.has_watermark.store(true, Ordering::Relaxed);
+    }
+
     pub(crate) fn records_in(&self) -> u64 {
         self.records_in.load(Ordering::Relaxed)
     }
 
-    /// Records the CPU time the calling thread has used; called by the task's thread as it
-    /// ends. Does nothing where the kernel does not tell (see [`thread_cpu_time`]).
+    /// Records the CPU time the calling thread has used; called by the task's own thread (per
+    /// [`CPU_SAMPLE_EVERY`] batches, before it waits, and as it ends). Does nothing where the
+    /// kernel does not tell (see [`thread_cpu_time`]).
     pub(crate) fn record_thread_cpu_time(&self) {
         if let Some(cpu) = thread_cpu_time() {
-            self.cpu_nanos
-                .store(cpu.as_nanos() as u64, Ordering::Relaxed);
+            self.cpu_nanos.store(nanos(cpu), Ordering::Relaxed);
+        }
+    }
+
+    fn read(&self, index: usize) -> TaskMetrics {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TaskMetrics {
+            index,
+            records_in: load(&self.records_in),
+            records_out: load(&self.records_out),
+            batches_in: load(&self.batches_in),
+            backpressure: Duration::from_nanos(load(&self.backpressure_nanos)),
+            idle: Duration::from_nanos(load(&self.idle_nanos)),
+            cpu_time: Duration::from_nanos(load(&self.cpu_nanos)),
+            watermark: self
+                .has_watermark
+                .load(Ordering::Relaxed)
+                .then(|| Timestamp(load(&self.watermark))),
         }
     }
 }
 
-/// The CPU time the calling thread has used so far: the first field of Linux's
-/// `/proc/thread-self/schedstat` (nanoseconds on a CPU). `None` elsewhere.
-fn thread_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let nanos = stat.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(nanos))
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Records counted for one operator, summed over its tasks.
+/// Measures how long a task waits, in [`TaskCounters`]: started just before a wait that may
+/// block, added when the wait is over.
+pub(crate) struct WaitClock(Option<Instant>);
+
+impl WaitClock {
+    pub(crate) fn new() -> Self {
+        WaitClock(None)
+    }
+
+    /// The task is about to wait.
+    pub(crate) fn start(&mut self) {
+        self.0 = Some(Instant::now());
+    }
+
+    /// The wait, if one was started, is over: count it as idle time.
+    pub(crate) fn stop_idle(&mut self, counters: &TaskCounters) {
+        if let Some(since) = self.0.take() {
+            counters.add_idle(since.elapsed());
+        }
+    }
+}
+
+/// The CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`). `None` where
+/// the clock fails.
+fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through a valid, exclusive pointer to a
+    // local; the clock id is a constant the kernel knows.
+    #[allow(unsafe_code, reason = "clock_gettime is a libc call; SAFETY above")]
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let subsec = u32::try_from(ts.tv_nsec).ok()?;
+    Some(Duration::new(secs, subsec))
+}
+
+/// What one task has done so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskMetrics {
+    /// The task's index within its operator.
+    pub index: usize,
+    /// Records the task received (a source: records it read).
+    pub records_in: u64,
+    /// Records the task sent downstream (once per consuming edge and, for broadcast edges,
+    /// once per receiving task).
+    pub records_out: u64,
+    /// Input batches the task handled (a source: batches it read).
+    pub batches_in: u64,
+    /// Time the task was blocked sending into a full channel: backpressure from downstream.
+    pub backpressure: Duration,
+    /// Time the task waited for input (a rate-limited source: for its next turn).
+    pub idle: Duration,
+    /// CPU time of the task's thread, sampled every few batches and when the task ends; zero
+    /// where the clock is unavailable.
+    pub cpu_time: Duration,
+    /// The task's current combined input watermark, once one arrived.
+    pub watermark: Option<Timestamp>,
+}
+
+/// What one operator has done so far, summed over its tasks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperatorMetrics {
     /// The operator's name.
@@ -58,15 +173,34 @@ pub struct OperatorMetrics {
     /// Records its tasks sent downstream (counting a record once per consuming edge and, for
     /// broadcast edges, once per receiving task).
     pub records_out: u64,
-    /// CPU time its tasks' threads used, summed; known once they have ended, and only on
-    /// Linux (zero otherwise). Divided by the records, it says what an operator costs.
+    /// Input batches its tasks handled.
+    pub batches_in: u64,
+    /// Time its tasks were blocked on full output channels, summed.
+    pub backpressure: Duration,
+    /// Time its tasks waited for input, summed.
+    pub idle: Duration,
+    /// CPU time its tasks' threads used, summed (sampled while they run, exact once they
+    /// ended; zero where the clock is unavailable). Divided by the records, it says what an
+    /// operator costs.
     pub cpu_time: Duration,
+    /// The operator's watermark: the lowest of its tasks', once every task has one.
+    pub watermark: Option<Timestamp>,
+    /// Each task's own metrics, by index.
+    pub tasks: Vec<TaskMetrics>,
+}
+
+/// An operator as the metrics describe it, before any count.
+#[derive(Clone, Debug)]
+pub(crate) struct OperatorInfo {
+    pub name: String,
+    pub uid: String,
+    pub parallelism: usize,
 }
 
 /// Live counters of a running job; cheap to clone and to read from another thread.
 #[derive(Clone, Debug)]
 pub struct JobMetrics {
-    pub(crate) operators: Arc<Vec<(OperatorMetrics, Vec<Arc<TaskCounters>>)>>,
+    pub(crate) operators: Arc<Vec<(OperatorInfo, Vec<Arc<TaskCounters>>)>>,
 }
 
 impl JobMetrics {
@@ -74,16 +208,13 @@ impl JobMetrics {
     pub fn snapshot(&self) -> Vec<OperatorMetrics> {
         self.operators
             .iter()
-            .map(|(meta, tasks)| {
-                let sum = |f: fn(&TaskCounters) -> &AtomicU64| {
-                    tasks.iter().map(|t| f(t).load(Ordering::Relaxed)).sum()
-                };
-                OperatorMetrics {
-                    records_in: sum(|t| &t.records_in),
-                    records_out: sum(|t| &t.records_out),
-                    cpu_time: Duration::from_nanos(sum(|t| &t.cpu_nanos)),
-                    ..meta.clone()
-                }
+            .map(|(info, counters)| {
+                let tasks: Vec<TaskMetrics> = counters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| c.read(i))
+                    .collect();
+                summed(info, tasks)
             })
             .collect()
     }
@@ -91,5 +222,98 @@ impl JobMetrics {
     /// The current counts of the operator named `name`, if there is one.
     pub fn operator(&self, name: &str) -> Option<OperatorMetrics> {
         self.snapshot().into_iter().find(|m| m.name == name)
+    }
+}
+
+/// An operator's metrics from its tasks'.
+fn summed(info: &OperatorInfo, tasks: Vec<TaskMetrics>) -> OperatorMetrics {
+    let watermark = tasks
+        .iter()
+        .map(|t| t.watermark)
+        .collect::<Option<Vec<_>>>()
+        .and_then(|w| w.into_iter().min());
+    OperatorMetrics {
+        name: info.name.clone(),
+        uid: info.uid.clone(),
+        parallelism: info.parallelism,
+        records_in: tasks.iter().map(|t| t.records_in).sum(),
+        records_out: tasks.iter().map(|t| t.records_out).sum(),
+        batches_in: tasks.iter().map(|t| t.batches_in).sum(),
+        backpressure: tasks.iter().map(|t| t.backpressure).sum(),
+        idle: tasks.iter().map(|t| t.idle).sum(),
+        cpu_time: tasks.iter().map(|t| t.cpu_time).sum(),
+        watermark,
+        tasks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> OperatorInfo {
+        OperatorInfo {
+            name: "count".into(),
+            uid: "1-count".into(),
+            parallelism: 2,
+        }
+    }
+
+    #[test]
+    fn operator_metrics_sum_their_tasks() {
+        let (a, b) = (TaskCounters::default(), TaskCounters::default());
+        a.batch_in(10);
+        a.batch_in(5);
+        b.batch_in(7);
+        a.add_out(3);
+        b.add_out(4);
+        a.add_backpressure(Duration::from_millis(2));
+        b.add_backpressure(Duration::from_millis(3));
+        b.add_idle(Duration::from_millis(9));
+        let m = summed(&info(), vec![a.read(0), b.read(1)]);
+        assert_eq!((m.records_in, m.records_out, m.batches_in), (22, 7, 3));
+        assert_eq!(m.backpressure, Duration::from_millis(5));
+        assert_eq!(m.idle, Duration::from_millis(9));
+        assert_eq!(m.tasks[1].records_in, 7);
+        assert_eq!(m.tasks[1].index, 1);
+    }
+
+    #[test]
+    fn an_operators_watermark_is_its_slowest_tasks_once_all_have_one() {
+        let (a, b) = (TaskCounters::default(), TaskCounters::default());
+        a.set_watermark(Timestamp(50));
+        assert_eq!(summed(&info(), vec![a.read(0), b.read(1)]).watermark, None);
+        b.set_watermark(Timestamp(20));
+        assert_eq!(
+            summed(&info(), vec![a.read(0), b.read(1)]).watermark,
+            Some(Timestamp(20))
+        );
+    }
+
+    #[test]
+    fn the_first_batch_samples_the_threads_cpu_time() {
+        let counters = TaskCounters::default();
+        // Burn a little CPU so that the clock cannot read zero.
+        let mut x = 0u64;
+        for i in 0..1_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        counters.batch_in(1);
+        assert!(counters.read(0).cpu_time > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_wait_clock_counts_only_started_waits() {
+        let counters = TaskCounters::default();
+        let mut clock = WaitClock::new();
+        clock.stop_idle(&counters);
+        assert_eq!(counters.read(0).idle, Duration::ZERO);
+        clock.start();
+        std::thread::yield_now();
+        clock.stop_idle(&counters);
+        let first = counters.read(0).idle;
+        clock.stop_idle(&counters);
+        assert_eq!(counters.read(0).idle, first, "a wait is counted once");
     }
 }

@@ -11,12 +11,14 @@ use crate::id::OperatorId;
 use crate::operator::TaskInfo;
 use crate::runtime::factory::TaskWiring;
 use crate::runtime::handle::{JobHandle, Shared, TaskThread};
-use crate::runtime::metrics::{JobMetrics, OperatorMetrics, TaskCounters};
+use crate::runtime::metrics::{JobMetrics, OperatorInfo, TaskCounters};
 use crate::runtime::physical::{plan, GraphShape, PhysicalPlan, PlannedRestore, PlannedTask};
 use crate::runtime::prepare::{prepare, Prepared};
 use crate::runtime::restore::RestorePoint;
 use crate::runtime::snapshot::SnapshotContext;
 use crate::runtime::task::TaskEnv;
+use crate::web::view::{EdgeView, JobView, OperatorView};
+use crate::web::{BoundServer, WebState};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use petgraph::graph::NodeIndex;
 use snapflow_checkpoint::CheckpointLayout;
@@ -33,6 +35,8 @@ pub(crate) fn launch(
     config: &JobConfig,
 ) -> Result<JobHandle, JobError> {
     let resolved = resolve(graph, config)?;
+    // Bound first: a bad address fails the launch before anything is claimed or started.
+    let web = config.web.as_deref().map(BoundServer::bind).transpose()?;
     let shared = Arc::new(Shared::default());
     let prepared = prepare(job, graph, &resolved, config)?;
     let manifest = prepared.restore.as_ref().map(|r| &r.manifest);
@@ -58,13 +62,23 @@ pub(crate) fn launch(
 
     let counters: Vec<Arc<TaskCounters>> = plan.tasks.iter().map(|_| Arc::default()).collect();
     let metrics = metrics(&plan, &counters);
+    let stats = StatsLog::default();
+    let web = match web {
+        Some(bound) => Some(bound.serve(WebState {
+            view: job_view(job, &shape, &plan, config),
+            metrics: metrics.clone(),
+            stats: stats.clone(),
+            shared: shared.clone(),
+            started: std::time::Instant::now(),
+        })?),
+        None => None,
+    };
     let (threads, sources) =
         match spawn_tasks(graph, &plan, wiring, &counters, &runtime, config, &shared) {
             Ok(started) => started,
             Err((threads, e)) => {
                 // Dropping the handle stops and joins what was started; the channel ends of
                 // tasks never started are dropped by now, which unblocks their neighbours.
-                let stats = StatsLog::default();
                 drop(JobHandle::new(threads, None, None, shared, metrics, stats));
                 return Err(JobError::Spawn(e));
             }
@@ -74,7 +88,6 @@ pub(crate) fn launch(
     // coordinator knows the job is over.
     drop(runtime);
 
-    let stats = StatsLog::default();
     let coordinator = Coordinator {
         job: job.to_owned(),
         graph_fingerprint: prepared.graph_fingerprint,
@@ -102,7 +115,12 @@ pub(crate) fn launch(
     };
     let handle = JobHandle::new(threads, join, Some(alive_rx), shared, metrics, stats);
     // On failure, dropping the handle stops and joins the tasks.
-    result.map(|()| handle.resumed_from(restored_from).holding(prepared.claims))
+    result.map(|()| {
+        handle
+            .resumed_from(restored_from)
+            .serving(web)
+            .holding(prepared.claims)
+    })
 }
 
 /// What every task of a job shares besides the stop flags: the checkpoint store's layout, the
@@ -299,6 +317,50 @@ fn spawn_task(
     })
 }
 
+/// The job's graph as the web view shows it: operators in plan order, edges by index.
+fn job_view(job: &str, shape: &GraphShape, plan: &PhysicalPlan, config: &JobConfig) -> JobView {
+    let operators = plan
+        .tasks
+        .iter()
+        .filter(|t| t.index == 0)
+        .map(|t| {
+            let node = t.key.0;
+            let kind = if t.is_source() {
+                "source"
+            } else if shape.edges.iter().all(|e| e.from != node) {
+                "sink"
+            } else {
+                "operator"
+            };
+            OperatorView {
+                id: node,
+                name: t.name.to_string(),
+                uid: t.uid.to_string(),
+                parallelism: t.parallelism,
+                kind,
+            }
+        })
+        .collect();
+    let edges = shape
+        .edges
+        .iter()
+        .enumerate()
+        .map(|(e, edge)| EdgeView {
+            from: edge.from,
+            to: edge.to,
+            port: edge.port,
+            partitioning: plan.partitioning(e),
+        })
+        .collect();
+    JobView {
+        name: job.to_owned(),
+        operators,
+        edges,
+        checkpoint_interval: config.checkpoint.as_ref().map(|c| c.interval),
+        started_at: std::time::SystemTime::now(),
+    }
+}
+
 /// The job's metrics: each operator's tasks' counters, in plan order.
 fn metrics(plan: &PhysicalPlan, counters: &[Arc<TaskCounters>]) -> JobMetrics {
     let operators = plan
@@ -308,13 +370,10 @@ fn metrics(plan: &PhysicalPlan, counters: &[Arc<TaskCounters>]) -> JobMetrics {
         .filter(|(_, t)| t.index == 0)
         .map(|(at, t)| {
             (
-                OperatorMetrics {
+                OperatorInfo {
                     name: t.name.to_string(),
                     uid: t.uid.to_string(),
                     parallelism: t.parallelism,
-                    records_in: 0,
-                    records_out: 0,
-                    cpu_time: std::time::Duration::ZERO,
                 },
                 counters[at..at + t.parallelism].to_vec(),
             )

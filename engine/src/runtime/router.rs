@@ -5,10 +5,11 @@ use crate::message::Message;
 use crate::partition::Partitioning;
 use crate::runtime::metrics::TaskCounters;
 use crate::Data;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 use snapflow_checkpoint::KeyGroupRouter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Computes the [`key_hash`](snapflow_checkpoint::key_hash) of a record's key.
 pub(crate) type KeyHasher<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
@@ -38,6 +39,9 @@ pub(crate) struct EdgeWriter<T> {
     /// One buffer per sender for hash routing, a single one otherwise.
     buffers: Vec<Vec<T>>,
     batch_size: usize,
+    /// The sending task's counters, where time blocked on a full channel is added (set by
+    /// [`Output::new`]).
+    counters: Arc<TaskCounters>,
 }
 
 impl<T: Data> EdgeWriter<T> {
@@ -72,6 +76,7 @@ impl<T: Data> EdgeWriter<T> {
                 .map(|_| Vec::with_capacity(batch_size))
                 .collect(),
             batch_size,
+            counters: Arc::default(),
         }
     }
 
@@ -129,23 +134,21 @@ impl<T: Data> EdgeWriter<T> {
             return Err(TaskError::Cancelled);
         }
         let len = batch.len();
-        let send = |tx: &Sender<Message<T>>, b: Vec<T>| {
-            tx.send(Message::Batch(b))
-                .map_err(|_| TaskError::DownstreamGone)
-        };
+        let counters = &self.counters;
+        let send_one = |tx: &Sender<Message<T>>, b: Vec<T>| send(tx, Message::Batch(b), counters);
         match &mut self.route {
-            Route::Forward | Route::Hash { .. } => send(&self.senders[slot], batch)?,
+            Route::Forward | Route::Hash { .. } => send_one(&self.senders[slot], batch)?,
             Route::Rebalance { next } => {
                 let target = *next;
                 *next = (target + 1) % self.senders.len();
-                send(&self.senders[target], batch)?;
+                send_one(&self.senders[target], batch)?;
             }
             Route::Broadcast => {
                 let (last, rest) = self.senders.split_last().expect("an edge has a receiver");
                 for tx in rest {
-                    send(tx, batch.clone())?;
+                    send_one(tx, batch.clone())?;
                 }
-                send(last, batch)?;
+                send_one(last, batch)?;
             }
         }
         Ok(len)
@@ -164,9 +167,28 @@ impl<T: Data> EdgeWriter<T> {
     fn send_control(&mut self, message: impl Fn() -> Message<T>) -> Result<(), TaskError> {
         self.flush()?;
         for tx in &self.senders {
-            tx.send(message()).map_err(|_| TaskError::DownstreamGone)?;
+            send(tx, message(), &self.counters)?;
         }
         Ok(())
+    }
+}
+
+/// Sends one message (once per batch), counting the time blocked on a full channel as
+/// backpressure: a first non-blocking attempt keeps the clock off the uncontended path.
+fn send<T>(
+    tx: &Sender<Message<T>>,
+    message: Message<T>,
+    counters: &TaskCounters,
+) -> Result<(), TaskError> {
+    match tx.try_send(message) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Disconnected(_)) => Err(TaskError::DownstreamGone),
+        Err(TrySendError::Full(message)) => {
+            let blocked = Instant::now();
+            let sent = tx.send(message).map_err(|_| TaskError::DownstreamGone);
+            counters.add_backpressure(blocked.elapsed());
+            sent
+        }
     }
 }
 
@@ -183,7 +205,10 @@ pub struct Output<T> {
 }
 
 impl<T: Data> Output<T> {
-    pub(crate) fn new(edges: Vec<EdgeWriter<T>>, counters: Arc<TaskCounters>) -> Self {
+    pub(crate) fn new(mut edges: Vec<EdgeWriter<T>>, counters: Arc<TaskCounters>) -> Self {
+        for edge in &mut edges {
+            edge.counters = counters.clone();
+        }
         Output {
             edges,
             error: None,

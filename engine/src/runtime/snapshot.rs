@@ -76,6 +76,7 @@ impl SnapshotContext {
         let stats = TaskAckStats {
             alignment,
             sync_snapshot: started.elapsed(),
+            async_snapshot: Duration::ZERO,
             bytes: 0,
         };
         match (state, &self.layout) {
@@ -107,9 +108,11 @@ impl SnapshotContext {
             return; // aborted while this write waited in the queue
         }
         let path = layout.snapshot_file(id, &self.uid, self.index);
+        let started = Instant::now();
         let report = match write_snapshot(&path, &self.uid, self.index, id, bytes) {
             Ok(info) => {
                 stats.bytes = info.bytes;
+                stats.async_snapshot = started.elapsed();
                 TaskReport::Ack {
                     task: self.task,
                     checkpoint: id,

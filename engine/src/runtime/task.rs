@@ -6,7 +6,7 @@ use crate::message::{Message, Timestamp};
 use crate::operator::{BinaryOperator, ReadStatus, SinkWriter, SourceReader, UnaryOperator};
 use crate::runtime::gate::{GateEvent, InputGate};
 use crate::runtime::inject::TaskFaults;
-use crate::runtime::metrics::TaskCounters;
+use crate::runtime::metrics::{TaskCounters, WaitClock};
 use crate::runtime::restore::{RestorePoint, RestoredState};
 use crate::runtime::router::Output;
 use crate::runtime::snapshot::SnapshotContext;
@@ -90,7 +90,7 @@ impl<T: Data> Task for SourceTask<T> {
             let mut batch = Vec::with_capacity(max);
             let status = reader.read_batch(&mut batch, max)?;
             let read = batch.len();
-            env.counters.add_in(read as u64);
+            env.counters.batch_in(read as u64);
             env.faults
                 .check(env.counters.records_in(), env.snapshots.completed_id());
             out.push_batch(batch);
@@ -106,6 +106,7 @@ impl<T: Data> Task for SourceTask<T> {
             if let Some(wait) = pacer.as_mut().and_then(|p| p.wait_after(read)) {
                 out.flush()?;
                 std::thread::sleep(wait);
+                env.counters.add_idle(wait);
             }
         }
         // Exhausted, but still part of the job: keep answering triggers (with the final
@@ -195,19 +196,30 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
             counters,
             faults,
         } = *self;
+        let mut waiting = WaitClock::new();
         loop {
-            match gate.next(|| handler.flush())? {
+            let event = gate.next(|| {
+                handler.flush()?;
+                counters.record_thread_cpu_time();
+                waiting.start();
+                Ok(())
+            })?;
+            waiting.stop_idle(&counters);
+            match event {
                 GateEvent::First(batch) => {
-                    counters.add_in(batch.len() as u64);
+                    counters.batch_in(batch.len() as u64);
                     faults.check(counters.records_in(), handler.completed_id());
                     handler.first(batch)?;
                 }
                 GateEvent::Second(batch) => {
-                    counters.add_in(batch.len() as u64);
+                    counters.batch_in(batch.len() as u64);
                     faults.check(counters.records_in(), handler.completed_id());
                     handler.second(batch)?;
                 }
-                GateEvent::Watermark(wm) => handler.watermark(wm)?,
+                GateEvent::Watermark(wm) => {
+                    counters.set_watermark(wm);
+                    handler.watermark(wm)?
+                }
                 GateEvent::Barrier { id, alignment } => handler.barrier(id, alignment)?,
                 GateEvent::End { checkpoint } => return handler.end(checkpoint),
             }

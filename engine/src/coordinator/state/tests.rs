@@ -27,6 +27,7 @@ fn ack(task: TaskKey, id: u64) -> Input {
         stats: TaskAckStats {
             alignment: Duration::from_millis(task.1 as u64 + 1),
             sync_snapshot: Duration::ZERO,
+            async_snapshot: Duration::from_millis(5 * task.1 as u64),
             bytes: 10,
         },
         snapshot: None,
@@ -139,6 +140,7 @@ fn commits_only_after_every_ack_and_the_manifest() {
             triggered: r.t0 + INTERVAL,
             longest_alignment: Duration::from_millis(2),
             longest_sync_snapshot: Duration::ZERO,
+            longest_async_snapshot: Duration::from_millis(5),
             bytes: 30,
         }
     );
