@@ -116,6 +116,10 @@ struct Args {
     /// 3 s), so that there is time for every kill.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=bounds::MAX_RATE))]
     max_rate: Option<u64>,
+    /// Serve the job's live view on this address, e.g. 127.0.0.1:8081: passed to every run of
+    /// the job (process mode), or set on the job (thread mode; each restart binds it again).
+    #[arg(long, value_name = "ADDR")]
+    web: Option<String>,
 }
 
 struct Paths {
@@ -335,6 +339,9 @@ fn run_processes(
         ])
         .args(["--max-rate", &rate.to_string()])
         .arg("--log-checkpoints");
+    if let Some(addr) = &args.web {
+        command.args(["--web", addr]);
+    }
     match sink {
         Sink::File => {
             command.arg("--output").arg(&paths.out);
@@ -466,7 +473,7 @@ fn run_threads(
         let task = (rng.next() % tasks as u64) as usize;
         injector = injector.fail_task_after_checkpoint(operator, task, after);
     }
-    let config = JobConfig::default()
+    let mut config = JobConfig::default()
         .with_parallelism(args.parallelism)
         .with_max_rate(Some(rate))
         .with_checkpointing(
@@ -478,6 +485,9 @@ fn run_threads(
             delay: Duration::ZERO,
         })
         .with_failure_injector(injector.clone());
+    if let Some(addr) = &args.web {
+        config = config.with_web(addr.clone());
+    }
     let job = match (args.job, sink) {
         (JobKind::Wordcount, _) => {
             wordcount_job::build(&paths.input, Some(&paths.out), Arc::default())

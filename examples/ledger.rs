@@ -297,6 +297,7 @@ fn run_job(
 ) -> Result<Option<snapflow::engine::JobReport>> {
     let config = args.engine.config(Some(checkpoint_dir));
     let handle = job.launch(&config)?;
+    engine_args::announce_web(&handle);
     graceful::stop_on_signal(handle.stopper());
     let progress = progress::Progress::start(handle.metrics(), "dedup", "transfers");
     let report = handle.join()?;

@@ -134,6 +134,7 @@ fn run(args: Args) -> Result<()> {
     let config = args.engine.config(checkpoint_dir.as_deref());
     let handle = job.launch(&config)?;
     graceful::stop_on_signal(handle.stopper());
+    engine_args::announce_web(&handle);
     let progress = progress::Progress::start(handle.metrics(), "tokenize", "lines");
     let report = handle.join()?;
     drop(progress);

@@ -4,6 +4,7 @@
 
 use super::bounds::{usize_in, MAX_CHECKPOINT_INTERVAL_MS, MAX_PARALLELISM, MAX_RATE};
 use super::checkpoint_log;
+use snapflow::engine::JobHandle;
 use snapflow::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +39,11 @@ pub struct EngineArgs {
     /// uid): that state is dropped, with a warning naming each operator.
     #[arg(long)]
     pub allow_non_restored_state: bool,
+    /// Serve a live view of the job (page at /, JSON under /api/, Prometheus at /metrics) on
+    /// this address, e.g. 127.0.0.1:8081 (port 0: a free port, printed on stderr). Off by
+    /// default.
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<String>,
 }
 
 impl EngineArgs {
@@ -64,9 +70,20 @@ impl EngineArgs {
         if let Some(batches) = self.channel_capacity {
             config = config.with_channel_capacity(batches);
         }
+        if let Some(addr) = &self.web {
+            config = config.with_web(addr.clone());
+        }
         if self.log_checkpoints {
             config = checkpoint_log::log_checkpoints(config);
         }
         config
+    }
+}
+
+/// Tells on stderr where the job's web view listens, if it is on (tools read this line to
+/// find a port chosen by the system).
+pub fn announce_web(handle: &JobHandle) {
+    if let Some(addr) = handle.web_addr() {
+        eprintln!("web view at http://{addr}/");
     }
 }
