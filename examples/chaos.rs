@@ -29,6 +29,8 @@ mod ledger_job;
 mod ledger_model;
 #[path = "support/ledger_pg.rs"]
 mod ledger_pg;
+#[path = "support/logging.rs"]
+mod logging;
 #[path = "support/output.rs"]
 mod output;
 #[path = "support/pg_server.rs"]
@@ -148,6 +150,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<bool> {
+    logging::init()?;
     let sink = match (args.sink, args.job) {
         (SinkKind::File, _) => {
             if args.postgres.is_some() || args.postgres_mode.is_some() {

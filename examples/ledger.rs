@@ -34,6 +34,8 @@ mod ledger_job;
 mod ledger_model;
 #[path = "support/ledger_pg.rs"]
 mod ledger_pg;
+#[path = "support/logging.rs"]
+mod logging;
 #[path = "support/output.rs"]
 mod output;
 #[path = "support/peak_rss.rs"]
@@ -130,6 +132,7 @@ fn generate(args: &Args, path: &Path) -> Result<()> {
 }
 
 fn run(args: Args) -> Result<()> {
+    logging::init()?;
     if let Some(path) = &args.generate {
         return generate(&args, path);
     }
@@ -299,7 +302,7 @@ fn run_job(
     let handle = job.launch(&config)?;
     engine_args::announce_web(&handle);
     graceful::stop_on_signal(handle.stopper());
-    let progress = progress::Progress::start(handle.metrics(), "dedup", "transfers");
+    let progress = progress::Progress::start(handle.metrics(), "dedup", "transfers", None);
     let report = handle.join()?;
     drop(progress);
     if let Some(id) = report.stopped_at {

@@ -23,6 +23,8 @@ mod defaults;
 mod engine_args;
 #[path = "support/graceful.rs"]
 mod graceful;
+#[path = "support/logging.rs"]
+mod logging;
 #[path = "support/peak_rss.rs"]
 mod peak_rss;
 #[path = "support/progress.rs"]
@@ -82,6 +84,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    logging::init()?;
     let parallelism = args.engine.parallelism();
     let sink = args.sink.unwrap_or(if args.output.is_some() {
         SinkKind::File
@@ -135,7 +138,12 @@ fn run(args: Args) -> Result<()> {
     let handle = job.launch(&config)?;
     graceful::stop_on_signal(handle.stopper());
     engine_args::announce_web(&handle);
-    let progress = progress::Progress::start(handle.metrics(), "tokenize", "lines");
+    let progress = progress::Progress::start(
+        handle.metrics(),
+        "tokenize",
+        "lines",
+        args.input.is_none().then_some(args.lines),
+    );
     let report = handle.join()?;
     drop(progress);
 

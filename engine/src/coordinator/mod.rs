@@ -315,8 +315,9 @@ impl Coordinator {
             records_per_second = stats.records_per_second,
             "checkpoint complete"
         );
-        self.notify(CheckpointEvent::Completed(stats.clone()));
-        self.stats.completed(stats);
+        // Recorded first, so that whoever hears of the checkpoint finds it in the statistics.
+        self.stats.completed(stats.clone());
+        self.notify(CheckpointEvent::Completed(stats));
         Ok(())
     }
 

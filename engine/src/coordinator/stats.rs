@@ -90,6 +90,11 @@ impl StatsLog {
         self.lock().completed.last().cloned()
     }
 
+    /// How many checkpoints completed so far.
+    pub(crate) fn completed_count(&self) -> u64 {
+        self.lock().completed.len() as u64
+    }
+
     /// How many checkpoints were aborted so far.
     pub(crate) fn aborted_count(&self) -> u64 {
         self.lock().aborted.len() as u64

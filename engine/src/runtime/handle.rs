@@ -148,6 +148,7 @@ impl JobHandle {
             Arc::default(),
             JobMetrics {
                 operators: Arc::default(),
+                checkpoints: StatsLog::default(),
             },
             StatsLog::default(),
         )

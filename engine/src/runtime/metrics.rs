@@ -2,6 +2,7 @@
 //! readable from any thread while the job runs: by the end-of-job report, the web view and
 //! the Prometheus endpoint.
 
+use crate::coordinator::{CheckpointStats, StatsLog};
 use crate::message::Timestamp;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -201,6 +202,7 @@ pub(crate) struct OperatorInfo {
 #[derive(Clone, Debug)]
 pub struct JobMetrics {
     pub(crate) operators: Arc<Vec<(OperatorInfo, Vec<Arc<TaskCounters>>)>>,
+    pub(crate) checkpoints: StatsLog,
 }
 
 impl JobMetrics {
@@ -222,6 +224,19 @@ impl JobMetrics {
     /// The current counts of the operator named `name`, if there is one.
     pub fn operator(&self, name: &str) -> Option<OperatorMetrics> {
         self.snapshot().into_iter().find(|m| m.name == name)
+    }
+
+    /// The newest completed checkpoint of this attempt, if any.
+    pub fn last_checkpoint(&self) -> Option<CheckpointStats> {
+        self.checkpoints.last()
+    }
+
+    /// How many checkpoints completed and how many were aborted so far.
+    pub fn checkpoint_counts(&self) -> (u64, u64) {
+        (
+            self.checkpoints.completed_count(),
+            self.checkpoints.aborted_count(),
+        )
     }
 }
 

@@ -61,8 +61,8 @@ pub(crate) fn launch(
     }
 
     let counters: Vec<Arc<TaskCounters>> = plan.tasks.iter().map(|_| Arc::default()).collect();
-    let metrics = metrics(&plan, &counters);
     let stats = StatsLog::default();
+    let metrics = metrics(&plan, &counters, &stats);
     let web = match web {
         Some(bound) => Some(bound.serve(WebState {
             view: job_view(job, &shape, &plan, config),
@@ -362,7 +362,7 @@ fn job_view(job: &str, shape: &GraphShape, plan: &PhysicalPlan, config: &JobConf
 }
 
 /// The job's metrics: each operator's tasks' counters, in plan order.
-fn metrics(plan: &PhysicalPlan, counters: &[Arc<TaskCounters>]) -> JobMetrics {
+fn metrics(plan: &PhysicalPlan, counters: &[Arc<TaskCounters>], stats: &StatsLog) -> JobMetrics {
     let operators = plan
         .tasks
         .iter()
@@ -381,6 +381,7 @@ fn metrics(plan: &PhysicalPlan, counters: &[Arc<TaskCounters>]) -> JobMetrics {
         .collect();
     JobMetrics {
         operators: Arc::new(operators),
+        checkpoints: stats.clone(),
     }
 }
 

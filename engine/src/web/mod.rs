@@ -174,7 +174,7 @@ pub(crate) fn route(state: &WebState, url: &str) -> Answer {
                 state.started.elapsed(),
                 &state.metrics.snapshot(),
                 state.stats.last().as_ref(),
-                state.stats.all().len() as u64,
+                state.stats.completed_count(),
                 state.stats.aborted_count(),
             ),
         },
