@@ -16,10 +16,10 @@ use crate::coordinator::StatsLog;
 use crate::error::JobError;
 use crate::runtime::handle::Shared;
 use crate::runtime::metrics::JobMetrics;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use view::{JobState, JobView};
 
 /// The live page: HTML, CSS and JavaScript in one file, in the binary (no CDN).
@@ -41,9 +41,10 @@ pub(crate) struct BoundServer {
     addr: SocketAddr,
 }
 
-/// The running server; dropping it stops and joins its thread.
+/// The running server; dropping it stops and joins its thread and frees its address.
 pub(crate) struct WebServer {
-    server: Arc<tiny_http::Server>,
+    /// `None` only while dropping.
+    server: Option<Arc<tiny_http::Server>>,
     addr: SocketAddr,
     thread: Option<JoinHandle<()>>,
 }
@@ -87,7 +88,7 @@ impl BoundServer {
             .map_err(JobError::Spawn)?;
         tracing::info!(addr = %self.addr, "web view listening");
         Ok(WebServer {
-            server: self.server,
+            server: Some(self.server),
             addr: self.addr,
             thread: Some(thread),
         })
@@ -101,11 +102,26 @@ impl WebServer {
     }
 }
 
+/// The longest a dropped server waits for its listener to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Drop for WebServer {
     fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(server) = self.server.take() {
+            server.unblock();
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+            // The last reference: tiny_http's own accept thread closes the listener just
+            // after this. Wait until it has (bounded), so that the address is free once the
+            // job's handle is gone: a restarted attempt binds it again at once.
+            drop(server);
+            let since = Instant::now();
+            while TcpStream::connect_timeout(&self.addr, CLOSE_TIMEOUT).is_ok()
+                && since.elapsed() < CLOSE_TIMEOUT
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
     }
 }
