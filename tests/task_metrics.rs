@@ -11,72 +11,88 @@ use snapflow::engine::{Sink, SinkWriter};
 use snapflow::prelude::*;
 use std::time::{Duration, Instant};
 
-/// A sink that takes each batch only once the test sends a token, and says when it has one.
+/// A sink that holds each batch until the test sends a token (or hangs up), and says when it
+/// has a batch in hand.
 struct TokenSink {
     tokens: Receiver<()>,
-    took: Sender<usize>,
+    holding: Sender<usize>,
 }
 
 struct TokenWriter {
     tokens: Receiver<()>,
-    took: Sender<usize>,
+    holding: Sender<usize>,
 }
 
 impl Sink<u64> for TokenSink {
     fn create_writer(&self, _: &TaskInfo) -> Result<Box<dyn SinkWriter<u64>>, BoxError> {
         Ok(Box::new(TokenWriter {
             tokens: self.tokens.clone(),
-            took: self.took.clone(),
+            holding: self.holding.clone(),
         }))
     }
 }
 
 impl SinkWriter<u64> for TokenWriter {
     fn write_batch(&mut self, batch: Vec<u64>) -> Result<(), BoxError> {
+        let _ = self.holding.send(batch.len());
         // A closed token channel lets everything through: the test is done.
         let _ = self.tokens.recv();
-        let _ = self.took.send(batch.len());
         Ok(())
     }
 }
 
+/// Polls `read` until it exceeds `than`; the bound only marks a failure.
+fn until_above(what: &str, than: Duration, read: impl Fn() -> Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let now = read();
+        if now > than {
+            return now;
+        }
+        assert!(started.elapsed() < TIMEOUT, "{what} stayed at {now:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
-fn a_sender_blocked_on_a_full_channel_counts_backpressure() {
-    let (tokens_tx, tokens) = crossbeam_channel::bounded(0);
-    let (took, took_rx) = crossbeam_channel::unbounded();
+fn a_sender_blocked_on_a_full_channel_counts_backpressure_while_it_is_blocked() {
+    let (tokens_tx, tokens) = crossbeam_channel::bounded::<()>(0);
+    let (holding, holding_rx) = crossbeam_channel::unbounded();
     let job = Job::new("backpressure");
     job.source(GeneratorSource::new(100_000, |i| i))
         .name("numbers")
-        .sink(TokenSink { tokens, took });
+        .sink(TokenSink { tokens, holding });
     let config = JobConfig::default()
         .with_batch_size(10)
         .with_channel_capacity(1);
     let handle = job.launch(&config).expect("launch");
     let metrics = handle.metrics();
     let backpressure = || metrics.operator("numbers").expect("numbers").backpressure;
-    // The sink holds each batch until it gets a token, so the one-batch channel fills and
-    // the source blocks; each token frees it once. Hand out tokens until a block is counted
-    // (the source is far faster than this loop, so that is at once; the bound is a failure).
-    let started = Instant::now();
-    while backpressure() == Duration::ZERO {
-        assert!(started.elapsed() < TIMEOUT, "no backpressure counted");
-        tokens_tx.send(()).expect("the sink takes a token");
-        took_rx
-            .recv_timeout(TIMEOUT)
-            .expect("the sink took a batch");
-    }
+    // The sink holds its first batch and takes no other: the one-batch channel fills and the
+    // source blocks for good. Its backpressure shows, and grows, while it is blocked.
+    holding_rx
+        .recv_timeout(TIMEOUT)
+        .expect("the sink has a batch");
+    let first = until_above("backpressure", Duration::ZERO, backpressure);
+    until_above("backpressure while blocked", first, backpressure);
+    let sink_idle = report_idle(&metrics, 1);
     drop(tokens_tx);
     let report = bounded("join", move || handle.join()).expect("the job finishes");
     let numbers = report.operator("numbers").expect("numbers");
-    assert!(numbers.backpressure > Duration::ZERO);
+    assert!(numbers.backpressure > first);
     assert_eq!(
         numbers.tasks[0].backpressure, numbers.backpressure,
         "one task: its operator's sum is its own"
     );
     let sink = &report.operators[1];
     assert_eq!(sink.backpressure, Duration::ZERO, "a sink sends nothing");
+    assert!(sink.idle >= sink_idle, "reads never go back");
     assert_eq!(sink.records_in, 100_000);
     assert_eq!(sink.batches_in, 10_000, "10-record batches");
+}
+
+fn report_idle(metrics: &snapflow::engine::JobMetrics, operator: usize) -> Duration {
+    metrics.snapshot()[operator].idle
 }
 
 #[test]

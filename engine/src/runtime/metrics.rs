@@ -5,7 +5,7 @@
 use crate::coordinator::{CheckpointStats, StatsLog};
 use crate::message::Timestamp;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The CPU time of a task's thread is sampled once every this many input batches (and
@@ -20,10 +20,10 @@ pub(crate) struct TaskCounters {
     records_in: AtomicU64,
     records_out: AtomicU64,
     batches_in: AtomicU64,
-    /// Nanoseconds blocked sending into a full output channel.
-    backpressure_nanos: AtomicU64,
-    /// Nanoseconds waiting for input (or, in a rate-limited source, for its next turn).
-    idle_nanos: AtomicU64,
+    /// Time blocked sending into a full output channel.
+    backpressure: WaitTime,
+    /// Time waiting for input (or, in a rate-limited source, for its next turn).
+    idle: WaitTime,
     /// CPU time of the task's thread, in nanoseconds, as last sampled.
     cpu_nanos: AtomicU64,
     /// The task's current combined input watermark, valid once `has_watermark` is set.
@@ -46,13 +46,19 @@ impl TaskCounters {
         self.records_out.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_backpressure(&self, blocked: Duration) {
-        self.backpressure_nanos
-            .fetch_add(nanos(blocked), Ordering::Relaxed);
+    /// The task is about to block on a full output channel.
+    pub(crate) fn begin_backpressure(&self) -> Instant {
+        self.backpressure.begin()
     }
 
+    /// The block that began at `began` is over.
+    pub(crate) fn end_backpressure(&self, began: Instant) {
+        self.backpressure.end(began);
+    }
+
+    /// Counts a wait of known length as idle time (a rate-limited source's sleep).
     pub(crate) fn add_idle(&self, waited: Duration) {
-        self.idle_nanos.fetch_add(nanos(waited), Ordering::Relaxed);
+        self.idle.add(waited);
     }
 
     /// Records the task's combined input watermark as it advances.
@@ -81,8 +87,8 @@ impl TaskCounters {
             records_in: load(&self.records_in),
             records_out: load(&self.records_out),
             batches_in: load(&self.batches_in),
-            backpressure: Duration::from_nanos(load(&self.backpressure_nanos)),
-            idle: Duration::from_nanos(load(&self.idle_nanos)),
+            backpressure: self.backpressure.read(),
+            idle: self.idle.read(),
             cpu_time: Duration::from_nanos(load(&self.cpu_nanos)),
             watermark: self
                 .has_watermark
@@ -96,8 +102,65 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Measures how long a task waits, in [`TaskCounters`]: started just before a wait that may
-/// block, added when the wait is over.
+/// Nanoseconds since a process-wide origin, plus one (so that 0 can mean "none").
+fn stamp(t: Instant) -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    nanos(t.saturating_duration_since(origin)) + 1
+}
+
+/// Time a task spent in one kind of wait, including a wait still going on, so that a task
+/// blocked for minutes shows as blocked while it is, not only once it is released.
+///
+/// Only the task's thread writes, and only around a wait that may block (never per record).
+/// Readers see a total that never goes backwards: a read in the instant between the task
+/// ending a wait and adding it to the total could miss part of it, so each read is at least
+/// the largest one before it (`reported`); the total then catches up, since it adds the
+/// whole wait. A wait can never be counted twice: the task clears `since` before it adds to
+/// `total`, and a reader loads `total` before `since` (acquire/release), so a reader that
+/// sees the addition also sees the wait ended.
+#[derive(Debug, Default)]
+struct WaitTime {
+    /// Finished waits, in nanoseconds.
+    total: AtomicU64,
+    /// When the wait going on began ([`stamp`]), or 0.
+    since: AtomicU64,
+    /// The largest value read so far.
+    reported: AtomicU64,
+}
+
+impl WaitTime {
+    fn begin(&self) -> Instant {
+        let now = Instant::now();
+        self.since.store(stamp(now), Ordering::Release);
+        now
+    }
+
+    fn end(&self, began: Instant) {
+        let waited = began.elapsed();
+        self.since.store(0, Ordering::Release);
+        self.total.fetch_add(nanos(waited), Ordering::Release);
+    }
+
+    fn add(&self, waited: Duration) {
+        self.total.fetch_add(nanos(waited), Ordering::Release);
+    }
+
+    fn read(&self) -> Duration {
+        let total = self.total.load(Ordering::Acquire);
+        let since = self.since.load(Ordering::Acquire);
+        let ongoing = match since {
+            0 => 0,
+            since => stamp(Instant::now()).saturating_sub(since),
+        };
+        let value = total.saturating_add(ongoing);
+        let before = self.reported.fetch_max(value, Ordering::Relaxed);
+        Duration::from_nanos(value.max(before))
+    }
+}
+
+/// Measures how long a task waits for input: started just before the gate blocks, stopped
+/// when the gate hands out the next event.
 pub(crate) struct WaitClock(Option<Instant>);
 
 impl WaitClock {
@@ -105,15 +168,17 @@ impl WaitClock {
         WaitClock(None)
     }
 
-    /// The task is about to wait.
-    pub(crate) fn start(&mut self) {
-        self.0 = Some(Instant::now());
+    /// The task is about to wait for input.
+    pub(crate) fn start(&mut self, counters: &TaskCounters) {
+        if self.0.is_none() {
+            self.0 = Some(counters.idle.begin());
+        }
     }
 
     /// The wait, if one was started, is over: count it as idle time.
     pub(crate) fn stop_idle(&mut self, counters: &TaskCounters) {
-        if let Some(since) = self.0.take() {
-            counters.add_idle(since.elapsed());
+        if let Some(began) = self.0.take() {
+            counters.idle.end(began);
         }
     }
 }
@@ -282,8 +347,8 @@ mod tests {
         b.batch_in(7);
         a.add_out(3);
         b.add_out(4);
-        a.add_backpressure(Duration::from_millis(2));
-        b.add_backpressure(Duration::from_millis(3));
+        a.backpressure.add(Duration::from_millis(2));
+        b.backpressure.add(Duration::from_millis(3));
         b.add_idle(Duration::from_millis(9));
         let m = summed(&info(), vec![a.read(0), b.read(1)]);
         assert_eq!((m.records_in, m.records_out, m.batches_in), (22, 7, 3));
@@ -324,11 +389,35 @@ mod tests {
         let mut clock = WaitClock::new();
         clock.stop_idle(&counters);
         assert_eq!(counters.read(0).idle, Duration::ZERO);
-        clock.start();
+        clock.start(&counters);
         std::thread::yield_now();
         clock.stop_idle(&counters);
         let first = counters.read(0).idle;
+        assert!(first > Duration::ZERO);
         clock.stop_idle(&counters);
         assert_eq!(counters.read(0).idle, first, "a wait is counted once");
+    }
+
+    #[test]
+    fn a_wait_going_on_is_counted_while_it_lasts_and_reads_never_go_back() {
+        let wait = WaitTime::default();
+        wait.add(Duration::from_millis(5));
+        assert_eq!(wait.read(), Duration::from_millis(5));
+        let began = wait.begin();
+        // The clock moves on (a spin, not a sleep: nothing is awaited).
+        while began.elapsed() < Duration::from_micros(50) {
+            std::hint::spin_loop();
+        }
+        let during = wait.read();
+        assert!(
+            during >= Duration::from_millis(5) + Duration::from_micros(50),
+            "{during:?}"
+        );
+        assert!(wait.read() >= during, "reads never go back");
+        wait.end(began);
+        let after = wait.read();
+        assert!(after >= during, "{after:?} < {during:?}");
+        assert_eq!(wait.since.load(Ordering::Relaxed), 0, "no wait going on");
+        assert_eq!(wait.read(), after, "a finished wait stops growing");
     }
 }

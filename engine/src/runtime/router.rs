@@ -9,7 +9,6 @@ use crossbeam_channel::{Sender, TrySendError};
 use snapflow_checkpoint::KeyGroupRouter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Computes the [`key_hash`](snapflow_checkpoint::key_hash) of a record's key.
 pub(crate) type KeyHasher<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
@@ -184,9 +183,9 @@ fn send<T>(
         Ok(()) => Ok(()),
         Err(TrySendError::Disconnected(_)) => Err(TaskError::DownstreamGone),
         Err(TrySendError::Full(message)) => {
-            let blocked = Instant::now();
+            let blocked = counters.begin_backpressure();
             let sent = tx.send(message).map_err(|_| TaskError::DownstreamGone);
-            counters.add_backpressure(blocked.elapsed());
+            counters.end_backpressure(blocked);
             sent
         }
     }

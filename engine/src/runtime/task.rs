@@ -201,7 +201,7 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
             let event = gate.next(|| {
                 handler.flush()?;
                 counters.record_thread_cpu_time();
-                waiting.start();
+                waiting.start(&counters);
                 Ok(())
             })?;
             waiting.stop_idle(&counters);
