@@ -90,7 +90,9 @@ impl<T: Data> Task for SourceTask<T> {
             let mut batch = Vec::with_capacity(max);
             let status = reader.read_batch(&mut batch, max)?;
             let read = batch.len();
-            env.counters.batch_in(read as u64);
+            if read > 0 {
+                env.counters.batch_in(read as u64);
+            }
             env.faults
                 .check(env.counters.records_in(), env.snapshots.completed_id());
             out.push_batch(batch);
