@@ -206,6 +206,13 @@ fn the_api_and_prometheus_show_the_running_job() {
         page.contains("<html") || page.contains("<!doctype html"),
         "the page"
     );
+    // Self-contained: no script, style sheet, image or font is loaded from anywhere.
+    for external in ["<script src", "<link", "<img", "@import", "url(http"] {
+        assert!(
+            !page.contains(external),
+            "the page loads something: {external}"
+        );
+    }
     assert_eq!(http(addr, "GET", "/nothing-here").0, 404);
     assert_eq!(http(addr, "POST", "/api/job").0, 405);
 
