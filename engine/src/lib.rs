@@ -31,10 +31,13 @@ mod operator;
 pub mod ownership;
 mod partition;
 mod runtime;
+pub mod side_output;
 pub mod sink_state;
 pub mod testing;
 
-pub use builder::{ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream};
+pub use builder::{
+    ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream, TimestampAssigner,
+};
 pub use config::{CheckpointConfig, JobConfig};
 pub use coordinator::restart::RestartStrategy;
 pub use coordinator::{CheckpointEvent, CheckpointStats};
@@ -50,5 +53,7 @@ pub use operator::{
 pub use partition::Partitioning;
 pub use runtime::inject::FailureInjector;
 pub use runtime::restore::RestoredState;
+pub use runtime::task::now_millis;
 pub use runtime::{JobHandle, JobMetrics, JobReport, JobStopper, OperatorMetrics, Output};
+pub use side_output::{OutputTag, Tagged};
 pub use snapflow_checkpoint::{CheckpointId, KeyGroup, KeyGroupRange};

@@ -33,6 +33,8 @@ pub mod source;
 mod state;
 pub mod testing;
 pub mod text;
+pub mod time;
+pub mod window;
 
 pub use connect::CoProcessExt;
 pub use error::{SinkError, SourceError};
@@ -41,4 +43,4 @@ pub use flat_map::FlatMapExt;
 pub use map::MapExt;
 pub use process::{ProcessExt, StateKey};
 pub use reduce::ReduceExt;
-pub use state::{KeyedState, KeyedStore, MapState, ValueState};
+pub use state::{KeyedState, KeyedStore, ListState, MapState, ValueState};

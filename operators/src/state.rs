@@ -60,6 +60,64 @@ impl<V: Serialize + DeserializeOwned + Send + 'static> KeyedState for ValueState
     }
 }
 
+/// A list per key (Flink's `ListState`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListState<V>(Vec<V>);
+
+impl<V> Default for ListState<V> {
+    fn default() -> Self {
+        ListState(Vec::new())
+    }
+}
+
+impl<V> ListState<V> {
+    /// Appends `value`.
+    pub fn add(&mut self, value: V) {
+        self.0.push(value);
+    }
+
+    /// Appends every value of `values`.
+    pub fn add_all(&mut self, values: impl IntoIterator<Item = V>) {
+        self.0.extend(values);
+    }
+
+    /// The values, in the order they were added.
+    pub fn get(&self) -> &[V] {
+        &self.0
+    }
+
+    /// Replaces the values.
+    pub fn update(&mut self, values: Vec<V>) {
+        self.0 = values;
+    }
+
+    /// Removes and returns every value.
+    pub fn take(&mut self) -> Vec<V> {
+        std::mem::take(&mut self.0)
+    }
+
+    /// Removes every value.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<V: Serialize + DeserializeOwned + Send + 'static> KeyedState for ListState<V> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A map per key (Flink's `MapState`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound(
@@ -240,6 +298,19 @@ mod tests {
         store.with("a".to_owned(), |_, s| s.clear());
         assert_eq!(store.len(), 1);
         assert_eq!(store.with("b".to_owned(), |_, s| s.get().copied()), Some(2));
+    }
+
+    #[test]
+    fn list_state_keeps_order_and_is_empty_when_cleared() {
+        let mut store: KeyedStore<String, ListState<u8>> = KeyedStore::new();
+        store.with("a".to_owned(), |_, l| l.add_all([3, 1]));
+        store.with("a".to_owned(), |_, l| l.add(2));
+        assert_eq!(
+            store.with("a".to_owned(), |_, l| l.get().to_vec()),
+            vec![3, 1, 2]
+        );
+        store.with("a".to_owned(), |_, l| l.clear());
+        assert_eq!(store.len(), 0);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 
 /// One parallel instance of an operator, ready to run on its own thread.
@@ -68,6 +69,7 @@ impl<T: Data> Task for SourceTask<T> {
             None => env.batch_size,
         };
         let mut pacer = env.source_rate.map(Pacer::new);
+        let mut watermark: Option<Timestamp> = None;
         loop {
             if env.stop.load(Ordering::Relaxed) {
                 return Err(TaskError::Cancelled);
@@ -94,6 +96,13 @@ impl<T: Data> Task for SourceTask<T> {
             env.faults
                 .check(env.counters.records_in(), env.snapshots.completed_id());
             out.push_batch(batch);
+            // A reader that generates watermarks (per split) has them follow its records.
+            if let Some(wm) = reader.watermark() {
+                if watermark.is_none_or(|w| w < wm) {
+                    watermark = Some(wm);
+                    out.emit_watermark(wm);
+                }
+            }
             out.check()?;
             if status == ReadStatus::Exhausted {
                 break;
@@ -108,8 +117,11 @@ impl<T: Data> Task for SourceTask<T> {
                 std::thread::sleep(wait);
             }
         }
-        // Exhausted, but still part of the job: keep answering triggers (with the final
-        // position) until the final checkpoint, so that every checkpoint holds every task.
+        // Exhausted: no earlier event follows, so the watermark is the end of time and every
+        // event-time window and timer downstream of this source alone may fire now. Still
+        // part of the job: keep answering triggers (with the final position) until the final
+        // checkpoint, so that every checkpoint holds every task.
+        out.emit_watermark(Timestamp::MAX);
         out.flush()?;
         env.snapshots.exhausted();
         loop {
@@ -168,6 +180,12 @@ pub(crate) trait InputHandler<A, B> {
     fn first(&mut self, batch: Vec<A>) -> Result<(), TaskError>;
     fn second(&mut self, batch: Vec<B>) -> Result<(), TaskError>;
     fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError>;
+    /// Every live input is idle.
+    fn idle(&mut self) -> Result<(), TaskError>;
+    /// When the operator next wants `processing_time` (ms since the Unix epoch), if ever.
+    fn next_processing_time(&self) -> Option<u64>;
+    /// The time `next_processing_time` asked for has come.
+    fn processing_time(&mut self) -> Result<(), TaskError>;
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError>;
     /// Every input ended: the barrier of the final checkpoint `checkpoint`.
     fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
@@ -196,7 +214,22 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
             faults,
         } = *self;
         loop {
-            match gate.next(|| handler.flush())? {
+            // Only an operator with a processing-time timer makes the loop read the clock.
+            let deadline = match handler.next_processing_time() {
+                None => None,
+                Some(due) => {
+                    let now = now_millis();
+                    if due <= now {
+                        handler.processing_time()?;
+                        continue;
+                    }
+                    Some(Instant::now() + Duration::from_millis(due - now))
+                }
+            };
+            let Some(event) = gate.next_until(deadline, || handler.flush())? else {
+                continue; // the deadline passed: the next round fires the timer
+            };
+            match event {
                 GateEvent::First(batch) => {
                     counters.add_in(batch.len() as u64);
                     faults.check(counters.records_in(), handler.completed_id());
@@ -208,12 +241,20 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
                     handler.second(batch)?;
                 }
                 GateEvent::Watermark(wm) => handler.watermark(wm)?,
+                GateEvent::Idle => handler.idle()?,
                 GateEvent::Barrier { id, alignment } => handler.barrier(id, alignment)?,
                 GateEvent::End { checkpoint } => return handler.end(checkpoint),
             }
             handler.notify_completed()?;
         }
     }
+}
+
+/// Processing time: milliseconds since the Unix epoch (0 for a clock before it).
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A one-input operator seen as a two-input one whose second input never delivers, so that
@@ -266,6 +307,18 @@ impl<I: Data, O: Data, Op: UnaryOperator<I, O>> BinaryOperator<I, Infallible, O>
         self.op.on_watermark(watermark, out)
     }
 
+    fn forwards_watermarks(&self) -> bool {
+        self.op.forwards_watermarks()
+    }
+
+    fn next_processing_time(&self) -> Option<u64> {
+        self.op.next_processing_time()
+    }
+
+    fn on_processing_time(&mut self, out: &mut Output<O>) -> Result<(), BoxError> {
+        self.op.on_processing_time(out)
+    }
+
     fn close(&mut self, out: &mut Output<O>) -> Result<(), BoxError> {
         self.op.close(out)
     }
@@ -298,7 +351,27 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
 
     fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
         self.op.on_watermark(watermark, &mut self.out)?;
-        self.out.send_control(|| Message::Watermark(watermark))
+        self.out.check()?;
+        if self.op.forwards_watermarks() {
+            self.out.send_control(|| Message::Watermark(watermark))?;
+        }
+        Ok(())
+    }
+
+    fn idle(&mut self) -> Result<(), TaskError> {
+        if self.op.forwards_watermarks() {
+            self.out.send_control(|| Message::Idle)?;
+        }
+        Ok(())
+    }
+
+    fn next_processing_time(&self) -> Option<u64> {
+        self.op.next_processing_time()
+    }
+
+    fn processing_time(&mut self) -> Result<(), TaskError> {
+        self.op.on_processing_time(&mut self.out)?;
+        self.out.check()
     }
 
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
@@ -356,6 +429,18 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
     }
 
     fn watermark(&mut self, _watermark: Timestamp) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn idle(&mut self) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn next_processing_time(&self) -> Option<u64> {
+        None
+    }
+
+    fn processing_time(&mut self) -> Result<(), TaskError> {
         Ok(())
     }
 
