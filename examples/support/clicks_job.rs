@@ -484,14 +484,18 @@ pub fn check_final(
     }
     if output != want.output_lines() {
         let expected_lines = want.output_lines();
-        let first = output
+        let extra: Vec<&String> = output
             .iter()
-            .zip(&expected_lines)
-            .find(|(a, b)| a != b)
-            .map(|(a, b)| format!("; first difference: {a:?} vs expected {b:?}"))
-            .unwrap_or_default();
+            .filter(|l| !expected_lines.contains(l))
+            .take(5)
+            .collect();
+        let missing: Vec<&String> = expected_lines
+            .iter()
+            .filter(|l| !output.contains(l))
+            .take(5)
+            .collect();
         return Err(format!(
-            "{} window lines, {} expected{first}",
+            "{} window lines, {} expected; unexpected {extra:?}; missing {missing:?}",
             output.len(),
             expected_lines.len()
         ));
