@@ -170,16 +170,22 @@ impl KeyedProcessFunction<String, (String, u64), (String, u64, u64)> for BucketC
     }
 }
 
-fn bucket_job(out: &Path, n: u64) -> Job {
+/// The bucket job; watermarks from an assigner operator, or from the source (per split).
+fn bucket_job(out: &Path, n: u64, in_source: bool) -> Job {
     let job = Job::new("buckets");
-    job.source(GeneratorSource::new(n, |i| (format!("k{}", i % 7), i)))
-        .uid("generate")
-        .assign_timestamps_and_watermarks(
-            WatermarkStrategy::for_monotonous_timestamps()
-                .with_timestamp_assigner(|r: &(String, u64)| r.1)
-                .with_emit_interval(16),
-        )
-        .uid("watermarks")
+    let source = GeneratorSource::new(n, |i| (format!("k{}", i % 7), i));
+    let strategy = WatermarkStrategy::for_monotonous_timestamps()
+        .with_timestamp_assigner(|r: &(String, u64)| r.1)
+        .with_emit_interval(16);
+    let events = if in_source {
+        job.source_with_watermarks(source, strategy).uid("generate")
+    } else {
+        job.source(source)
+            .uid("generate")
+            .assign_timestamps_and_watermarks(strategy)
+            .uid("watermarks")
+    };
+    events
         .key_by(|r: &(String, u64)| r.0.clone())
         .process_function(BucketCount)
         .name("buckets")
@@ -196,6 +202,12 @@ fn bucket_job(out: &Path, n: u64) -> Job {
 
 #[test]
 fn timers_fire_exactly_once_across_a_kill() {
+    for in_source in [false, true] {
+        timers_fire_exactly_once_across_a_kill_with(in_source);
+    }
+}
+
+fn timers_fire_exactly_once_across_a_kill_with(in_source: bool) {
     let n = 20_000;
     let root = tempfile::tempdir().unwrap();
     let (out, checkpoints) = (root.path().join("out"), root.path().join("chk"));
@@ -211,7 +223,10 @@ fn timers_fire_exactly_once_across_a_kill() {
             delay: Duration::ZERO,
         });
     let job_out = out.clone();
-    let report = bounded("buckets", move || bucket_job(&job_out, n).run(&config)).unwrap();
+    let report = bounded("buckets", move || {
+        bucket_job(&job_out, n, in_source).run(&config)
+    })
+    .unwrap();
     assert_eq!(injector.fired(), 1);
     assert_eq!(report.restarts, 1);
     let mut expected: BTreeMap<(String, u64), u64> = BTreeMap::new();
@@ -349,4 +364,57 @@ fn a_source_reader_can_generate_the_watermarks() {
         .map(|(k, s, n)| ((k, s), n))
         .collect();
     assert_eq!(got, expected);
+}
+
+/// An input without records goes idle and stops holding the windows back: with one source
+/// task held at the start of its share, the other task's windows still fire (the idleness
+/// timeout is processing time; the test waits for the firing, not for a time).
+#[test]
+fn an_idle_input_does_not_hold_back_the_windows() {
+    let n = 2_000u64;
+    // Task 0 of 2 reads 0..1000 and is held before its last record, task 1 before its first:
+    // neither ends, so only idleness can let the watermark pass task 1's silence.
+    let (source, mut gate) = common::gated(
+        GeneratorSource::new(n, |i| (i % 3, i * 10)),
+        |task: &TaskInfo| if task.index == 0 { 999 } else { 1_000 },
+    );
+    let (fired_tx, fired_rx) = crossbeam_channel::unbounded();
+    let sink = CollectSink::new();
+    let results = sink.results();
+    let job = std::thread::spawn(move || {
+        let job = Job::new("idleness");
+        job.source(source)
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_monotonous_timestamps()
+                    .with_timestamp_assigner(|r: &(u64, u64)| r.1)
+                    .with_emit_interval(16)
+                    .with_idleness(Duration::from_millis(20)),
+            )
+            .key_by(|r: &(u64, u64)| r.0)
+            .window(snapflow::operators::window::TumblingEventTimeWindows::of(
+                Duration::from_millis(1_000),
+            ))
+            .aggregate_with(Count, move |k: &u64, w: Window, n: u64| {
+                let _ = fired_tx.send(w.start);
+                (*k, w.start, n)
+            })
+            .sink(sink);
+        job.run(&JobConfig::default().with_parallelism(2))
+    });
+    gate.wait_reached(2);
+    // Both sources are held; task 1 has sent nothing at all. A window fires all the same.
+    let first = fired_rx
+        .recv_timeout(common::TIMEOUT)
+        .expect("a window fired while an input was idle");
+    assert_eq!(first, 0);
+    gate.open();
+    job.join().unwrap().unwrap();
+    let mut per_key: BTreeMap<u64, u64> = BTreeMap::new();
+    for (k, _, c) in results.take() {
+        *per_key.entry(k).or_default() += c;
+    }
+    let expected: BTreeMap<u64, u64> = (0..3)
+        .map(|k| (k, (0..n).filter(|i| i % 3 == k).count() as u64))
+        .collect();
+    assert_eq!(per_key, expected);
 }

@@ -4,8 +4,8 @@
 //! input gate asks it which channels may be read and feeds it every control message.
 //!
 //! Watermarks follow Flink's `StatusWatermarkValve`: the task's watermark is the minimum over
-//! the latest watermarks of its channels that have neither ended nor declared themselves idle,
-//! and it is handed out only when it advances. An idle channel rejoins with its next batch or
+//! the latest watermarks of its channels that have neither ended nor declared themselves idle
+//! (when all are idle, the largest of theirs), and it is handed out only when it advances. An idle channel rejoins with its next batch or
 //! watermark. Once every channel has ended the watermark is [`Timestamp::MAX`], so that every
 //! event-time window and timer downstream fires before the final checkpoint.
 //!
@@ -220,10 +220,16 @@ impl InputTracker {
             Some(min) => min,
             // Every channel ended: the end of time.
             None if self.ended == self.channels.len() => Timestamp::MAX,
-            // Every live channel is idle: nothing to go by.
+            // Every live channel is idle: as Flink's valve does, go as far as the most advanced
+            // of them, since none of them holds anything back now.
             None => {
                 debug_assert_eq!(active, 0);
-                return None;
+                self.channels
+                    .iter()
+                    .zip(&self.watermarks)
+                    .filter(|(state, _)| **state != ChannelState::Ended)
+                    .filter_map(|(_, wm)| *wm)
+                    .max()?
             }
         };
         if self.emitted_watermark.is_some_and(|e| e >= min) {
@@ -368,6 +374,15 @@ mod tests {
         let p = t.on_idle(2);
         assert!(p.idle);
         assert_eq!(p.watermark, None, "no channel to take a watermark from");
+        // With watermarks, all idle: the most advanced one.
+        t.on_watermark(1, Timestamp(7));
+        t.on_watermark(2, Timestamp(9));
+        assert_eq!(
+            t.on_idle(2).watermark,
+            None,
+            "channel 1 at 7 still holds it back"
+        );
+        assert_eq!(t.on_idle(1).watermark, Some(Timestamp(9)));
         t.on_batch(1);
         assert!(!t.on_idle(2).idle);
     }

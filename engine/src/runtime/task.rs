@@ -218,12 +218,16 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
             let deadline = match handler.next_processing_time() {
                 None => None,
                 Some(due) => {
-                    let now = now_millis();
+                    let mut now = now_millis();
                     if due <= now {
                         handler.processing_time()?;
-                        continue;
+                        now = now_millis();
                     }
-                    Some(Instant::now() + Duration::from_millis(due - now))
+                    // Input is read between firings even when the operator still wants one
+                    // (its clock may run behind the system's): then wait at least 1 ms.
+                    handler.next_processing_time().map(|due| {
+                        Instant::now() + Duration::from_millis(due.saturating_sub(now).max(1))
+                    })
                 }
             };
             let Some(event) = gate.next_until(deadline, || handler.flush())? else {

@@ -17,6 +17,7 @@ mod assign;
 mod clock;
 mod generator;
 mod process_function;
+mod source;
 mod strategy;
 pub(crate) mod timers;
 
@@ -26,5 +27,6 @@ pub use generator::BoundedOutOfOrderness;
 pub use process_function::{
     Context, KeyedProcessFunction, ProcessFunctionExt, TimeDomain, TimerService,
 };
+pub use source::SourceWatermarksExt;
 pub use strategy::{WatermarkStrategy, DEFAULT_EMIT_INTERVAL};
 pub use timers::time_state_summary;
