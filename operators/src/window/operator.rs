@@ -141,12 +141,13 @@ impl<K: StateKey, T: Data, F: WindowFunction<K, T>> WindowOperator<K, T, F> {
         }
     }
 
-    fn process_record(&mut self, record: T, out: &mut Output<Tagged<F::Out>>) {
+    /// `now`: the processing time of the batch, for processing-time windows.
+    fn process_record(&mut self, record: T, now: i64, out: &mut Output<Tagged<F::Out>>) {
         let ts = match &self.spec.timestamps {
             Some(assigner) if self.event_time() => {
                 i64::try_from(assigner(&record)).unwrap_or(i64::MAX)
             }
-            _ => i64::try_from((self.spec.clock)()).unwrap_or(i64::MAX),
+            _ => now,
         };
         let mut assigned = std::mem::take(&mut self.assigned);
         assigned.clear();
@@ -279,8 +280,14 @@ where
         batch: Vec<T>,
         out: &mut Output<Tagged<F::Out>>,
     ) -> Result<(), BoxError> {
+        // Processing time is read once per batch, not per record.
+        let now = if self.event_time() {
+            0
+        } else {
+            i64::try_from((self.spec.clock)()).unwrap_or(i64::MAX)
+        };
         for record in batch {
-            self.process_record(record, out);
+            self.process_record(record, now, out);
         }
         Ok(())
     }
