@@ -1,0 +1,475 @@
+#![allow(dead_code)] // Shared by the nexmark example and its tests.
+#![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
+//! Nexmark: a deterministic, seekable source over the `nexmark` crate's generator, the
+//! queries snapflow runs so far (q0, q1, q2, q5, q7, q11, with Flink's Nexmark SQL
+//! semantics), and a sequential implementation of each, written without the engine.
+//!
+//! The source's position is the event number: task `i` of `p` reads events `i, i + p, ...`,
+//! each a pure function of its number (event time included: 0.1 ms apart from the pinned
+//! base time), so a resumed task regenerates exactly what it would have read. Each task's
+//! events are in time order, so watermarks are generated per split in the source
+//! (`max_seen - 1`).
+
+use nexmark::config::NexmarkConfig;
+use nexmark::event::{Bid, Event};
+use nexmark::EventGenerator;
+use snapflow::engine::{ReadStatus, Source, SourcePosition, SourceReader};
+use snapflow::operators::time::{Context, KeyedProcessFunction, WatermarkStrategy};
+use snapflow::operators::window::{EventTimeSessionWindows, SlidingEventTimeWindows, Window};
+use snapflow::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Event 0's time: 2015-07-15T00:00:00Z, Beam Nexmark's base time (the peers' default).
+pub const BASE_TIME_MS: u64 = 1_436_918_400_000;
+
+/// The queries this module runs.
+pub const QUERIES: [&str; 6] = ["q0", "q1", "q2", "q5", "q7", "q11"];
+
+fn config() -> NexmarkConfig {
+    NexmarkConfig {
+        base_time: BASE_TIME_MS,
+        ..NexmarkConfig::default()
+    }
+}
+
+/// The first `events` Nexmark events, split over the source's tasks by event number.
+pub struct NexmarkSource {
+    pub events: u64,
+}
+
+struct NexmarkReader {
+    generator: EventGenerator,
+    /// The next event number this task reads.
+    next: u64,
+    step: u64,
+    events: u64,
+}
+
+impl Source for NexmarkSource {
+    type Out = Event;
+
+    fn name(&self) -> String {
+        "nexmark".to_owned()
+    }
+
+    fn create_reader(&self, task: &TaskInfo) -> Result<Box<dyn SourceReader<Event>>, BoxError> {
+        let (next, step) = (task.index as u64, task.parallelism as u64);
+        Ok(Box::new(NexmarkReader {
+            generator: EventGenerator::new(config())
+                .with_offset(next)
+                .with_step(step),
+            next,
+            step,
+            events: self.events,
+        }))
+    }
+}
+
+impl SourceReader<Event> for NexmarkReader {
+    fn read_batch(&mut self, batch: &mut Vec<Event>, max: usize) -> Result<ReadStatus, BoxError> {
+        for _ in 0..max {
+            if self.next >= self.events {
+                break;
+            }
+            batch.push(self.generator.next().ok_or("the generator ended")?);
+            self.next += self.step;
+        }
+        Ok(if self.next >= self.events {
+            ReadStatus::Exhausted
+        } else {
+            ReadStatus::More
+        })
+    }
+
+    fn position(&self) -> Option<SourcePosition> {
+        Some(SourcePosition {
+            offset: self.next.to_le_bytes().to_vec(),
+            description: format!("event {}", self.next),
+        })
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<(), BoxError> {
+        let bytes: [u8; 8] = position.offset.as_slice().try_into()?;
+        let next = u64::from_le_bytes(bytes);
+        if next % self.step != self.generator.offset() % self.step {
+            return Err(format!("event {next} is not one of this task's").into());
+        }
+        self.next = next;
+        self.generator = EventGenerator::new(config())
+            .with_offset(next)
+            .with_step(self.step);
+        Ok(())
+    }
+}
+
+/// Every event, in number order: the input of the sequential implementations.
+pub fn all_events(events: u64) -> Vec<Event> {
+    EventGenerator::new(config())
+        .take(events as usize)
+        .collect()
+}
+
+fn bids_of(events: &[Event]) -> impl Iterator<Item = &Bid> {
+    events.iter().filter_map(|e| match e {
+        Event::Bid(b) => Some(b),
+        _ => None,
+    })
+}
+
+/// One output row, as text: the queries' results are compared row for row.
+pub type Row = String;
+
+/// Builds query `query` over the first `events` events, its rows into `sink`.
+///
+/// # Panics
+/// For a query not in [`QUERIES`].
+pub fn build<S: snapflow::engine::Sink<Row>>(query: &str, events: u64, sink: S) -> Job {
+    let job = Job::new(format!("nexmark-{query}"));
+    let input = job
+        .source_with_watermarks(
+            NexmarkSource { events },
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|e: &Event| e.timestamp()),
+        )
+        .name("nexmark")
+        .uid("nexmark");
+    let bids = input
+        .flat_map(|e: Event| match e {
+            Event::Bid(b) => Some(b),
+            _ => None,
+        })
+        .name("bids")
+        .uid("bids")
+        .with_timestamp_assigner(|b: &Bid| b.date_time);
+    let rows: Stream<Row> = match query {
+        "q0" => bids.map(|b: Bid| q0_row(&b)),
+        "q1" => bids.map(|b: Bid| q1_row(&b)),
+        "q2" => bids.flat_map(|b: Bid| {
+            b.auction
+                .is_multiple_of(123)
+                .then(|| format!("{},{}", b.auction, b.price))
+        }),
+        "q5" => q5(bids),
+        "q7" => q7(bids),
+        "q11" => bids
+            .key_by(|b: &Bid| b.bidder as u64)
+            .window(EventTimeSessionWindows::with_gap(Duration::from_secs(10)))
+            .aggregate_with(Count, |bidder: &u64, w: Window, n: u64| {
+                format!("{bidder},{n},{},{}", w.start, w.end)
+            }),
+        other => panic!("unknown query {other}"),
+    };
+    rows.name("query")
+        .uid("query")
+        .sink(sink)
+        .name("write")
+        .uid("write");
+    job
+}
+
+fn q0_row(b: &Bid) -> Row {
+    format!(
+        "{},{},{},{},{}",
+        b.auction, b.bidder, b.price, b.date_time, b.extra
+    )
+}
+
+fn q1_row(b: &Bid) -> Row {
+    // Flink's `0.908 * price` on a BIGINT is a DECIMAL: 3 decimal places, exact.
+    let milli = b.price as u128 * 908;
+    format!(
+        "{},{},{}.{:03},{},{}",
+        b.auction,
+        b.bidder,
+        milli / 1000,
+        milli % 1000,
+        b.date_time,
+        b.extra
+    )
+}
+
+/// Counts each auction's bids per HOP window (10 s, every 2 s): `(start, end, auction, n)`.
+type AuctionCount = (i64, i64, u64, u64);
+
+/// q5: per window, the auctions with the most bids.
+fn q5(bids: Stream<Bid>) -> Stream<Row> {
+    bids.key_by(|b: &Bid| b.auction as u64)
+        .window(SlidingEventTimeWindows::of(
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        ))
+        .aggregate_with(Count, |auction: &u64, w: Window, n: u64| {
+            (w.start, w.end, *auction, n)
+        })
+        .name("count-bids")
+        .uid("count-bids")
+        // A window's counts come out when the watermark passes its end: they are stamped
+        // with its last millisecond, so that the next stage's timer there fires once every
+        // task's counts of that window have arrived.
+        .with_timestamp_assigner(|c: &AuctionCount| (c.1 - 1) as u64)
+        .key_by(|c: &AuctionCount| (c.0, c.1))
+        .process_function(HottestInWindow)
+}
+
+/// Per window: the largest count and the auctions with it, emitted at the window's end.
+struct HottestInWindow;
+
+impl KeyedProcessFunction<(i64, i64), AuctionCount, Row> for HottestInWindow {
+    type State = ValueState<(u64, Vec<u64>)>;
+
+    fn process_element(
+        &self,
+        (_, end, auction, n): AuctionCount,
+        ctx: &mut Context<'_, (i64, i64), Row>,
+        best: &mut ValueState<(u64, Vec<u64>)>,
+    ) -> Result<(), BoxError> {
+        match best.get_mut() {
+            None => {
+                best.set((n, vec![auction]));
+                ctx.timer_service()
+                    .register_event_time_timer((end - 1) as u64);
+            }
+            Some((max, auctions)) if n > *max => {
+                *max = n;
+                *auctions = vec![auction];
+            }
+            Some((max, auctions)) if n == *max => auctions.push(auction),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    fn on_timer(
+        &self,
+        _: u64,
+        ctx: &mut Context<'_, (i64, i64), Row>,
+        best: &mut ValueState<(u64, Vec<u64>)>,
+    ) -> Result<(), BoxError> {
+        if let Some((n, auctions)) = best.take() {
+            for auction in auctions {
+                ctx.collect(format!("{auction},{n}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+const TEN_S: u64 = 10_000;
+
+/// q7: the bids at the maximum price of a 10 s tumbling window, with time in
+/// `[window_end - 10 s, window_end]` (so a bid exactly at a window's end can match it too).
+fn q7(bids: Stream<Bid>) -> Stream<Row> {
+    bids.flat_map(|b: Bid| {
+        let start = b.date_time / TEN_S * TEN_S;
+        let mut out = vec![(start, false, b.clone())];
+        if b.date_time.is_multiple_of(TEN_S) && start >= TEN_S {
+            // Also a candidate for the previous window, whose end it is; it does not count
+            // towards that window's maximum.
+            out.push((start - TEN_S, true, b));
+        }
+        out
+    })
+    .name("window-of-bid")
+    .uid("window-of-bid")
+    .with_timestamp_assigner(|r: &(u64, bool, Bid)| r.2.date_time)
+    .key_by(|r: &(u64, bool, Bid)| r.0)
+    .process_function(HighestBid)
+}
+
+/// Per window: its maximum price and the bids at it, plus the bids at its end; emitted once
+/// the watermark passes the window's end (all bids up to and including it are in).
+struct HighestBid;
+
+/// `(max price, bids at it, bids at the window's end)`.
+type HighestState = (u64, Vec<Bid>, Vec<Bid>);
+
+impl KeyedProcessFunction<u64, (u64, bool, Bid), Row> for HighestBid {
+    type State = ValueState<SerdeBids>;
+
+    fn process_element(
+        &self,
+        (start, at_end, bid): (u64, bool, Bid),
+        ctx: &mut Context<'_, u64, Row>,
+        state: &mut ValueState<SerdeBids>,
+    ) -> Result<(), BoxError> {
+        if state.get().is_none() {
+            state.set(SerdeBids::default());
+            ctx.timer_service().register_event_time_timer(start + TEN_S);
+        }
+        let s = &mut state.get_mut().expect("just set").0;
+        let price = bid.price as u64;
+        if at_end {
+            s.2.push(bid);
+        } else if s.1.is_empty() || price > s.0 {
+            s.0 = price;
+            s.1 = vec![bid];
+        } else if price == s.0 {
+            s.1.push(bid);
+        }
+        Ok(())
+    }
+
+    fn on_timer(
+        &self,
+        _: u64,
+        ctx: &mut Context<'_, u64, Row>,
+        state: &mut ValueState<SerdeBids>,
+    ) -> Result<(), BoxError> {
+        let Some(SerdeBids((max, at_max, at_end))) = state.take() else {
+            return Ok(());
+        };
+        if at_max.is_empty() {
+            return Ok(()); // only bids at its end: the window has no maximum of its own
+        }
+        for b in at_max
+            .iter()
+            .chain(at_end.iter().filter(|b| b.price as u64 == max))
+        {
+            ctx.collect(q7_row(b));
+        }
+        Ok(())
+    }
+}
+
+fn q7_row(b: &Bid) -> Row {
+    format!(
+        "{},{},{},{},{}",
+        b.auction, b.price, b.bidder, b.date_time, b.extra
+    )
+}
+
+/// q7's state, serializable: the crate's `Bid` is not, so its fields are kept.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct SerdeBids(#[serde(with = "highest_serde")] HighestState);
+
+mod highest_serde {
+    use super::HighestState;
+    use nexmark::event::Bid;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Fields = (usize, usize, usize, String, String, u64, String);
+
+    fn fields(b: &Bid) -> Fields {
+        (
+            b.auction,
+            b.bidder,
+            b.price,
+            b.channel.clone(),
+            b.url.clone(),
+            b.date_time,
+            b.extra.clone(),
+        )
+    }
+
+    fn bid(f: Fields) -> Bid {
+        Bid {
+            auction: f.0,
+            bidder: f.1,
+            price: f.2,
+            channel: f.3,
+            url: f.4,
+            date_time: f.5,
+            extra: f.6,
+        }
+    }
+
+    pub fn serialize<S: Serializer>(s: &HighestState, ser: S) -> Result<S::Ok, S::Error> {
+        let at_max: Vec<Fields> = s.1.iter().map(fields).collect();
+        let at_end: Vec<Fields> = s.2.iter().map(fields).collect();
+        (s.0, at_max, at_end).serialize(ser)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<HighestState, D::Error> {
+        let (max, at_max, at_end): (u64, Vec<Fields>, Vec<Fields>) = Deserialize::deserialize(de)?;
+        Ok((
+            max,
+            at_max.into_iter().map(bid).collect(),
+            at_end.into_iter().map(bid).collect(),
+        ))
+    }
+}
+
+/// The sequential result of `query` over the first `events` events: its rows, sorted.
+pub fn expected(query: &str, events: u64) -> Vec<Row> {
+    let events = all_events(events);
+    let bids: Vec<&Bid> = bids_of(&events).collect();
+    let mut rows: Vec<Row> = match query {
+        "q0" => bids.iter().map(|b| q0_row(b)).collect(),
+        "q1" => bids.iter().map(|b| q1_row(b)).collect(),
+        "q2" => bids
+            .iter()
+            .filter(|b| b.auction.is_multiple_of(123))
+            .map(|b| format!("{},{}", b.auction, b.price))
+            .collect(),
+        "q5" => {
+            // (window start) -> auction -> bids, over every HOP window holding each bid.
+            let mut counts: BTreeMap<u64, HashMap<usize, u64>> = BTreeMap::new();
+            for b in &bids {
+                let mut start = b.date_time / 2_000 * 2_000;
+                loop {
+                    *counts
+                        .entry(start)
+                        .or_default()
+                        .entry(b.auction)
+                        .or_default() += 1;
+                    if start < 2_000 || start + TEN_S <= b.date_time + 2_000 {
+                        break;
+                    }
+                    start -= 2_000;
+                }
+            }
+            let mut rows = Vec::new();
+            for per_auction in counts.values() {
+                let max = per_auction.values().max().copied().unwrap_or(0);
+                for (auction, n) in per_auction {
+                    if *n == max {
+                        rows.push(format!("{auction},{n}"));
+                    }
+                }
+            }
+            rows
+        }
+        "q7" => {
+            let mut max: BTreeMap<u64, usize> = BTreeMap::new();
+            for b in &bids {
+                let m = max.entry(b.date_time / TEN_S * TEN_S).or_default();
+                *m = (*m).max(b.price);
+            }
+            let mut rows = Vec::new();
+            for (start, m) in &max {
+                for b in &bids {
+                    if b.price == *m && b.date_time >= *start && b.date_time <= start + TEN_S {
+                        rows.push(q7_row(b));
+                    }
+                }
+            }
+            rows
+        }
+        "q11" => {
+            let mut per_bidder: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+            for b in &bids {
+                per_bidder.entry(b.bidder).or_default().push(b.date_time);
+            }
+            let mut rows = Vec::new();
+            for (bidder, mut times) in per_bidder {
+                times.sort_unstable();
+                let (mut first, mut last, mut n) = (times[0], times[0], 0u64);
+                for t in times {
+                    if t > last + TEN_S {
+                        rows.push(format!("{bidder},{n},{first},{}", last + TEN_S));
+                        first = t;
+                        n = 0;
+                    }
+                    last = t;
+                    n += 1;
+                }
+                rows.push(format!("{bidder},{n},{first},{}", last + TEN_S));
+            }
+            rows
+        }
+        other => panic!("unknown query {other}"),
+    };
+    rows.sort();
+    rows
+}
