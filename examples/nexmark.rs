@@ -3,10 +3,13 @@
 //! ```text
 //! cargo run --release --example nexmark -- --query q5 --events 10000000 [--parallelism P]
 //!     [--checkpoint-interval-ms MS] [--checkpoint-dir DIR] [--check]
+//! cargo run --release --example nexmark -- --query q5 --input EVENTS.json   # the Flink peer's file
 //! ```
 //!
-//! Runs so far: q0, q1, q2, q5, q7 and q11 (Flink's Nexmark SQL semantics); the rows go to a
-//! counting sink. Prints events/s, and events/s per core (events over the CPU time of all
+//! Runs so far: q0, q1, q2, q3, q5, q7, q8 and q11 (Flink's Nexmark SQL semantics, as in the
+//! Flink peer's queries); the rows go to a counting sink. Events are generated (the `nexmark`
+//! crate, base time pinned to the peer's) or read from a JSON-lines event file made by
+//! `peers/nexmark_gen.sh`, so that snapflow and Flink can run on identical data. Prints events/s, and events/s per core (events over the CPU time of all
 //! tasks). `--check` also compares the rows with a sequential computation (for small
 //! `--events`).
 
@@ -21,7 +24,7 @@ mod engine_args;
 #[path = "support/nexmark_job.rs"]
 mod nexmark_job;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use snapflow::prelude::*;
 
@@ -33,9 +36,12 @@ struct Args {
     #[arg(long, default_value = "q5")]
     query: String,
     /// Events to generate (Person:Auction:Bid = 1:3:46).
-    #[arg(long, default_value_t = 1_000_000,
+    #[arg(long, default_value_t = 1_000_000, conflicts_with = "input",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000_000))]
     events: u64,
+    /// Read the events from this JSON-lines file instead of generating them.
+    #[arg(long)]
+    input: Option<std::path::PathBuf>,
     /// Compare the rows with the sequential computation (keeps them in memory).
     #[arg(long)]
     check: bool,
@@ -60,16 +66,25 @@ fn run(args: Args) -> Result<()> {
     }
     let checkpoint_dir = defaults::checkpoint_dir(args.engine.checkpoint_dir.clone(), "nexmark");
     let config = args.engine.config(Some(&checkpoint_dir));
+    let input = match &args.input {
+        Some(path) => {
+            std::fs::metadata(path)
+                .with_context(|| format!("cannot open event file {}", path.display()))?;
+            nexmark_job::Input::File(path.clone())
+        }
+        None => nexmark_job::Input::Generate(args.events),
+    };
     let (report, rows) = if args.check {
         let sink = CollectSink::new();
         let results = sink.results();
-        let report = nexmark_job::build(&args.query, args.events, sink).run(&config)?;
+        let report = nexmark_job::build_from(&args.query, &input, sink).run(&config)?;
         (report, Some(results.take()))
     } else {
         let report =
-            nexmark_job::build(&args.query, args.events, DiscardSink::new()).run(&config)?;
+            nexmark_job::build_from(&args.query, &input, DiscardSink::new()).run(&config)?;
         (report, None)
     };
+    let events = report.operator("nexmark").map_or(0, |m| m.records_out);
     let secs = report.elapsed.as_secs_f64();
     let cpu: f64 = report
         .operators
@@ -78,23 +93,32 @@ fn run(args: Args) -> Result<()> {
         .sum();
     let out = report.operator("write").map_or(0, |m| m.records_in);
     println!(
-        "nexmark {}  events {}, parallelism {}, rows {out}",
+        "nexmark {}  events {events}{}, parallelism {}, rows {out}",
         args.query,
-        args.events,
+        args.input
+            .as_ref()
+            .map(|p| format!(" from {}", p.display()))
+            .unwrap_or_default(),
         args.engine.parallelism()
     );
     println!(
         "  elapsed {secs:.3} s, {:.0} events/s, {} events/s per core (CPU {cpu:.2} s)",
-        args.events as f64 / secs,
+        events as f64 / secs,
         if cpu > 0.0 {
-            format!("{:.0}", args.events as f64 / cpu)
+            format!("{:.0}", events as f64 / cpu)
         } else {
             "n/a".to_owned()
         }
     );
     if let Some(mut rows) = rows {
         rows.sort();
-        let want = nexmark_job::expected(&args.query, args.events);
+        let want = match &input {
+            nexmark_job::Input::Generate(n) => nexmark_job::expected(&args.query, *n),
+            nexmark_job::Input::File(path) => nexmark_job::expected_of(
+                &args.query,
+                &nexmark_job::read_events(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+        };
         if rows != want {
             bail!(
                 "{} rows, {} expected by the sequential computation, or different ones",

@@ -1,8 +1,9 @@
 #![allow(dead_code)] // Shared by the nexmark example and its tests.
 #![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! Nexmark: a deterministic, seekable source over the `nexmark` crate's generator, the
-//! queries snapflow runs so far (q0, q1, q2, q5, q7, q11, with Flink's Nexmark SQL
-//! semantics), and a sequential implementation of each, written without the engine.
+//! queries snapflow runs so far (q0, q1, q2, q3, q5, q7, q8, q11, with Flink's Nexmark SQL
+//! semantics, the peer's `queries/*.sql`), and a sequential implementation of each, written
+//! without the engine.
 //!
 //! The source's position is the event number: task `i` of `p` reads events `i, i + p, ...`,
 //! each a pure function of its number (event time included: 0.1 ms apart from the pinned
@@ -11,7 +12,7 @@
 //! (`max_seen - 1`).
 
 use nexmark::config::NexmarkConfig;
-use nexmark::event::{Bid, Event};
+use nexmark::event::{Bid, Event, Person};
 use nexmark::EventGenerator;
 use snapflow::engine::{ReadStatus, Source, SourcePosition, SourceReader};
 use snapflow::operators::time::{Context, KeyedProcessFunction, WatermarkStrategy};
@@ -24,7 +25,7 @@ use std::time::Duration;
 pub const BASE_TIME_MS: u64 = 1_436_918_400_000;
 
 /// The queries this module runs.
-pub const QUERIES: [&str; 6] = ["q0", "q1", "q2", "q5", "q7", "q11"];
+pub const QUERIES: [&str; 8] = ["q0", "q1", "q2", "q3", "q5", "q7", "q8", "q11"];
 
 fn config() -> NexmarkConfig {
     NexmarkConfig {
@@ -120,20 +121,81 @@ fn bids_of(events: &[Event]) -> impl Iterator<Item = &Bid> {
 /// One output row, as text: the queries' results are compared row for row.
 pub type Row = String;
 
+/// Where the events come from.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The first N events of the generator.
+    Generate(u64),
+    /// A JSON-lines event file as `nexmark --number N` writes it (the Flink peer's input).
+    File(std::path::PathBuf),
+}
+
+/// Parses event-file lines; a line that is not an event fails the job, quoting it.
+struct ParseEvents;
+
+impl snapflow::engine::UnaryOperator<String, Event> for ParseEvents {
+    fn process_batch(
+        &mut self,
+        batch: Vec<String>,
+        out: &mut Output<Event>,
+    ) -> Result<(), BoxError> {
+        for line in batch {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event: Event = serde_json::from_str(&line).map_err(|e| {
+                let shown: String = line.chars().take(80).collect();
+                format!("not a Nexmark event ({e}): {shown}")
+            })?;
+            out.push(event);
+        }
+        Ok(())
+    }
+}
+
 /// Builds query `query` over the first `events` events, its rows into `sink`.
 ///
 /// # Panics
 /// For a query not in [`QUERIES`].
 pub fn build<S: snapflow::engine::Sink<Row>>(query: &str, events: u64, sink: S) -> Job {
+    build_from(query, &Input::Generate(events), sink)
+}
+
+/// Builds query `query` over `input`, its rows into `sink`.
+///
+/// # Panics
+/// For a query not in [`QUERIES`].
+pub fn build_from<S: snapflow::engine::Sink<Row>>(query: &str, input: &Input, sink: S) -> Job {
     let job = Job::new(format!("nexmark-{query}"));
-    let input = job
-        .source_with_watermarks(
-            NexmarkSource { events },
-            WatermarkStrategy::for_monotonous_timestamps()
-                .with_timestamp_assigner(|e: &Event| e.timestamp()),
-        )
-        .name("nexmark")
-        .uid("nexmark");
+    let strategy = WatermarkStrategy::for_monotonous_timestamps()
+        .with_timestamp_assigner(|e: &Event| e.timestamp());
+    let input = match input {
+        Input::Generate(events) => job
+            .source_with_watermarks(NexmarkSource { events: *events }, strategy)
+            .name("nexmark")
+            .uid("nexmark"),
+        // Each task reads a contiguous part of the file, in time order: one generator per
+        // task, right behind it (a forward edge).
+        Input::File(path) => job
+            .source(TextFileSource::new(path))
+            .name("read")
+            .uid("read")
+            .unary("parse", |_| ParseEvents)
+            .name("nexmark")
+            .uid("nexmark")
+            .assign_timestamps_and_watermarks(strategy)
+            .name("watermarks")
+            .uid("watermarks"),
+    };
+    if query == "q3" || query == "q8" {
+        let rows = if query == "q3" { q3(input) } else { q8(input) };
+        rows.name("query")
+            .uid("query")
+            .sink(sink)
+            .name("write")
+            .uid("write");
+        return job;
+    }
     let bids = input
         .flat_map(|e: Event| match e {
             Event::Bid(b) => Some(b),
@@ -166,6 +228,131 @@ pub fn build<S: snapflow::engine::Sink<Row>>(query: &str, events: u64, sink: S) 
         .name("write")
         .uid("write");
     job
+}
+
+/// q3's person side: `(id, name, city, state)`.
+type Seller = (u64, String, String, String);
+
+/// q3: auctions of category 10 with their sellers from Oregon, Idaho or California (a regular
+/// join: whichever side comes first waits in state for the other).
+fn q3(events: Stream<Event>) -> Stream<Row> {
+    let persons = events
+        .clone()
+        .flat_map(|e: Event| match e {
+            Event::Person(p) if ["or", "id", "ca"].contains(&p.state.as_str()) => {
+                Some((p.id as u64, p.name, p.city, p.state))
+            }
+            _ => None,
+        })
+        .name("sellers")
+        .uid("sellers");
+    let auctions = events
+        .flat_map(|e: Event| match e {
+            Event::Auction(a) if a.category == 10 => Some((a.id as u64, a.seller as u64)),
+            _ => None,
+        })
+        .name("auctions")
+        .uid("auctions");
+    auctions
+        .key_by(|a: &(u64, u64)| a.1)
+        .connect(persons.key_by(|p: &Seller| p.0))
+        .process(
+            |_: &u64,
+             record: Either<(u64, u64), Seller>,
+             state: &mut (ValueState<Seller>, ListState<u64>),
+             out: &mut Output<Row>| {
+                match record {
+                    Either::Left((auction, _)) => match state.0.get() {
+                        Some(p) => out.push(q3_row(p, auction)),
+                        None => state.1.add(auction),
+                    },
+                    Either::Right(person) => {
+                        for auction in state.1.take() {
+                            out.push(q3_row(&person, auction));
+                        }
+                        state.0.set(person);
+                    }
+                }
+                Ok(())
+            },
+        )
+}
+
+fn q3_row((_, name, city, state): &Seller, auction: u64) -> Row {
+    format!("{name},{city},{state},{auction}")
+}
+
+/// q8's input: a new person `(id, name)` or an auction's seller, with its time.
+#[derive(Clone, Debug)]
+enum NewOrSelling {
+    Person(u64, String, u64),
+    Seller(u64, u64),
+}
+
+impl NewOrSelling {
+    fn time(&self) -> u64 {
+        match self {
+            NewOrSelling::Person(_, _, t) | NewOrSelling::Seller(_, t) => *t,
+        }
+    }
+
+    fn id(&self) -> u64 {
+        match self {
+            NewOrSelling::Person(id, _, _) | NewOrSelling::Seller(id, _) => *id,
+        }
+    }
+}
+
+/// q8: the persons who registered and opened an auction in the same 10 s tumbling window,
+/// emitted at the window's end.
+fn q8(events: Stream<Event>) -> Stream<Row> {
+    events
+        .flat_map(|e: Event| match e {
+            Event::Person(p) => Some(NewOrSelling::Person(p.id as u64, p.name, p.date_time)),
+            Event::Auction(a) => Some(NewOrSelling::Seller(a.seller as u64, a.date_time)),
+            Event::Bid(_) => None,
+        })
+        .name("persons-and-sellers")
+        .uid("persons-and-sellers")
+        .with_timestamp_assigner(NewOrSelling::time)
+        .key_by(|e: &NewOrSelling| (e.id(), e.time() / TEN_S * TEN_S))
+        .process_function(NewAndSelling)
+}
+
+/// Per (person, window): the person's name if they registered in it, and whether they sold.
+struct NewAndSelling;
+
+impl KeyedProcessFunction<(u64, u64), NewOrSelling, Row> for NewAndSelling {
+    type State = (ValueState<String>, ValueState<bool>);
+
+    fn process_element(
+        &self,
+        record: NewOrSelling,
+        ctx: &mut Context<'_, (u64, u64), Row>,
+        (name, sold): &mut (ValueState<String>, ValueState<bool>),
+    ) -> Result<(), BoxError> {
+        let (_, start) = *ctx.key();
+        ctx.timer_service()
+            .register_event_time_timer(start + TEN_S - 1);
+        match record {
+            NewOrSelling::Person(_, n, _) => name.set(n),
+            NewOrSelling::Seller(..) => sold.set(true),
+        }
+        Ok(())
+    }
+
+    fn on_timer(
+        &self,
+        _: u64,
+        ctx: &mut Context<'_, (u64, u64), Row>,
+        (name, sold): &mut (ValueState<String>, ValueState<bool>),
+    ) -> Result<(), BoxError> {
+        let (id, start) = *ctx.key();
+        if let (Some(n), Some(true)) = (name.take(), sold.take()) {
+            ctx.collect(format!("{id},{n},{start}"));
+        }
+        Ok(())
+    }
 }
 
 fn q0_row(b: &Bid) -> Row {
@@ -392,8 +579,28 @@ mod highest_serde {
 
 /// The sequential result of `query` over the first `events` events: its rows, sorted.
 pub fn expected(query: &str, events: u64) -> Vec<Row> {
-    let events = all_events(events);
-    let bids: Vec<&Bid> = bids_of(&events).collect();
+    expected_of(query, &all_events(events))
+}
+
+/// The events of a JSON-lines event file, in file order.
+///
+/// # Errors
+/// The file cannot be read, or a line is not an event.
+pub fn read_events(path: &std::path::Path) -> Result<Vec<Event>, BoxError> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1).into())
+        })
+        .collect()
+}
+
+/// The sequential result of `query` over `events`: its rows, sorted.
+pub fn expected_of(query: &str, events: &[Event]) -> Vec<Row> {
+    let bids: Vec<&Bid> = bids_of(events).collect();
     let mut rows: Vec<Row> = match query {
         "q0" => bids.iter().map(|b| q0_row(b)).collect(),
         "q1" => bids.iter().map(|b| q1_row(b)).collect(),
@@ -445,6 +652,48 @@ pub fn expected(query: &str, events: u64) -> Vec<Row> {
                 }
             }
             rows
+        }
+        "q3" => {
+            let sellers: HashMap<usize, &Person> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Person(p) if ["or", "id", "ca"].contains(&p.state.as_str()) => {
+                        Some((p.id, p))
+                    }
+                    _ => None,
+                })
+                .collect();
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Auction(a) if a.category == 10 => sellers
+                        .get(&a.seller)
+                        .map(|p| format!("{},{},{},{}", p.name, p.city, p.state, a.id)),
+                    _ => None,
+                })
+                .collect()
+        }
+        "q8" => {
+            let window = |t: u64| t / TEN_S * TEN_S;
+            let persons: Vec<(&Person, u64)> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Person(p) => Some((p, window(p.date_time))),
+                    _ => None,
+                })
+                .collect();
+            let selling: std::collections::HashSet<(usize, u64)> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Auction(a) => Some((a.seller, window(a.date_time))),
+                    _ => None,
+                })
+                .collect();
+            persons
+                .into_iter()
+                .filter(|(p, w)| selling.contains(&(p.id, *w)))
+                .map(|(p, w)| format!("{},{},{w}", p.id, p.name))
+                .collect()
         }
         "q11" => {
             let mut per_bidder: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
