@@ -68,7 +68,7 @@ fn every_query_matches_its_sequential_computation() {
 fn the_stateful_queries_survive_a_kill() {
     // Any task's failure restarts the whole job from the checkpoint: the one that fails here
     // is a source task, so that the kill surely comes mid-run.
-    for query in ["q3", "q5", "q7", "q8", "q11"] {
+    for query in ["q3", "q4", "q5", "q7", "q8", "q11", "q18"] {
         let dir = tempfile::tempdir().unwrap();
         let injector = FailureInjector::new().fail_task_after_checkpoint("nexmark", 0, 3);
         let config = JobConfig::default()

@@ -1,9 +1,13 @@
 #![allow(dead_code)] // Shared by the nexmark example and its tests.
 #![allow(unreachable_pub)] // Only ever in binaries (examples, tests, benches): `pub` is crate-wide.
 //! Nexmark: a deterministic, seekable source over the `nexmark` crate's generator, the
-//! queries snapflow runs so far (q0, q1, q2, q3, q5, q7, q8, q11, with Flink's Nexmark SQL
-//! semantics, the peer's `queries/*.sql`), and a sequential implementation of each, written
-//! without the engine.
+//! queries (q0, q1, q2, q3, q4, q5, q7, q8, q11, q18, with Flink's Nexmark SQL semantics: the
+//! peer's `queries/*.sql`, and Flink's Nexmark suite for q4 and q18), and a sequential
+//! implementation of each, written without the engine.
+//!
+//! q4 and q18 are not windowed: in Flink they produce a changelog, whose final state on a
+//! bounded input is their result. Here they emit that final state once the input has ended
+//! (an event-time timer at the end of time), which is what a comparison of results needs.
 //!
 //! The source's position is the event number: task `i` of `p` reads events `i, i + p, ...`,
 //! each a pure function of its number (event time included: 0.1 ms apart from the pinned
@@ -25,7 +29,7 @@ use std::time::Duration;
 pub const BASE_TIME_MS: u64 = 1_436_918_400_000;
 
 /// The queries this module runs.
-pub const QUERIES: [&str; 8] = ["q0", "q1", "q2", "q3", "q5", "q7", "q8", "q11"];
+pub const QUERIES: [&str; 10] = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11", "q18"];
 
 fn config() -> NexmarkConfig {
     NexmarkConfig {
@@ -187,8 +191,12 @@ pub fn build_from<S: snapflow::engine::Sink<Row>>(query: &str, input: &Input, si
             .name("watermarks")
             .uid("watermarks"),
     };
-    if query == "q3" || query == "q8" {
-        let rows = if query == "q3" { q3(input) } else { q8(input) };
+    if ["q3", "q4", "q8"].contains(&query) {
+        let rows = match query {
+            "q3" => q3(input),
+            "q4" => q4(input),
+            _ => q8(input),
+        };
         rows.name("query")
             .uid("query")
             .sink(sink)
@@ -214,6 +222,7 @@ pub fn build_from<S: snapflow::engine::Sink<Row>>(query: &str, input: &Input, si
         }),
         "q5" => q5(bids),
         "q7" => q7(bids),
+        "q18" => q18(bids),
         "q11" => bids
             .key_by(|b: &Bid| b.bidder as u64)
             .window(EventTimeSessionWindows::with_gap(Duration::from_secs(10)))
@@ -353,6 +362,216 @@ impl KeyedProcessFunction<(u64, u64), NewOrSelling, Row> for NewAndSelling {
         }
         Ok(())
     }
+}
+
+/// q4's input: an auction `(id, category, start, expires)` or a bid `(auction, time, price)`.
+#[derive(Clone, Debug)]
+enum AuctionOrBid {
+    Auction(u64, u64, u64, u64),
+    Bid(u64, u64, u64),
+}
+
+/// The end of time: a timer there fires once the input has ended.
+const END_OF_TIME: u64 = u64::MAX;
+
+/// q4: per category, the average (integer, as Flink's `AVG` of a `BIGINT`) over its auctions
+/// of the highest bid made while the auction was open (`dateTime BETWEEN start AND expires`).
+fn q4(events: Stream<Event>) -> Stream<Row> {
+    events
+        .flat_map(|e: Event| match e {
+            Event::Auction(a) => Some(AuctionOrBid::Auction(
+                a.id as u64,
+                a.category as u64,
+                a.date_time,
+                a.expires,
+            )),
+            Event::Bid(b) => Some(AuctionOrBid::Bid(
+                b.auction as u64,
+                b.date_time,
+                b.price as u64,
+            )),
+            Event::Person(_) => None,
+        })
+        .name("auctions-and-bids")
+        .uid("auctions-and-bids")
+        .key_by(|e: &AuctionOrBid| match e {
+            AuctionOrBid::Auction(id, ..) | AuctionOrBid::Bid(id, ..) => *id,
+        })
+        .process_function(WinningBid)
+        .name("winning-bids")
+        .uid("winning-bids")
+        .key_by(|w: &(u64, u64, u64)| w.0)
+        .process_function(AveragePerCategory)
+}
+
+/// Per auction: its category and window, the highest valid bid so far, and bids that came
+/// before the auction itself (from another source task); emits `(category, auction, max)`
+/// whenever the maximum rises.
+struct WinningBid;
+
+/// `(auction (category, start, expires), highest valid price, bids waiting for the auction)`.
+type WinningState = (
+    ValueState<(u64, u64, u64)>,
+    ValueState<u64>,
+    ListState<(u64, u64)>,
+);
+
+impl KeyedProcessFunction<u64, AuctionOrBid, (u64, u64, u64)> for WinningBid {
+    type State = WinningState;
+
+    fn process_element(
+        &self,
+        record: AuctionOrBid,
+        ctx: &mut Context<'_, u64, (u64, u64, u64)>,
+        (auction, max, waiting): &mut WinningState,
+    ) -> Result<(), BoxError> {
+        let bids = match record {
+            AuctionOrBid::Auction(_, category, start, expires) => {
+                auction.set((category, start, expires));
+                waiting.take()
+            }
+            AuctionOrBid::Bid(_, time, price) => {
+                if auction.get().is_none() {
+                    waiting.add((time, price));
+                    return Ok(());
+                }
+                vec![(time, price)]
+            }
+        };
+        let (category, start, expires) = *auction.get().expect("known by now");
+        let before = max.get().copied();
+        for (time, price) in bids {
+            if (start..=expires).contains(&time) && max.get().is_none_or(|m| price > *m) {
+                max.set(price);
+            }
+        }
+        if let Some(now) = max.get().copied().filter(|m| Some(*m) != before) {
+            let id = *ctx.key();
+            ctx.collect((category, id, now));
+        }
+        Ok(())
+    }
+}
+
+/// Per category: each auction's highest bid; the average once the input has ended.
+struct AveragePerCategory;
+
+impl KeyedProcessFunction<u64, (u64, u64, u64), Row> for AveragePerCategory {
+    type State = MapState<u64, u64>;
+
+    fn process_element(
+        &self,
+        (_, auction, max): (u64, u64, u64),
+        ctx: &mut Context<'_, u64, Row>,
+        maxima: &mut MapState<u64, u64>,
+    ) -> Result<(), BoxError> {
+        if maxima.is_empty() {
+            ctx.timer_service().register_event_time_timer(END_OF_TIME);
+        }
+        maxima.insert(auction, max);
+        Ok(())
+    }
+
+    fn on_timer(
+        &self,
+        _: u64,
+        ctx: &mut Context<'_, u64, Row>,
+        maxima: &mut MapState<u64, u64>,
+    ) -> Result<(), BoxError> {
+        let (sum, n) = maxima
+            .iter()
+            .fold((0u128, 0u128), |(s, n), (_, m)| (s + u128::from(*m), n + 1));
+        let category = *ctx.key();
+        if let Some(avg) = sum.checked_div(n) {
+            ctx.collect(format!("{category},{avg}"));
+        }
+        *maxima = MapState::default();
+        Ok(())
+    }
+}
+
+/// q18's state: one bid, serializable (the crate's `Bid` is not).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+struct LastBid {
+    date_time: u64,
+    price: usize,
+    extra: String,
+    auction: usize,
+    bidder: usize,
+    channel: String,
+    url: String,
+}
+
+impl From<Bid> for LastBid {
+    fn from(b: Bid) -> Self {
+        LastBid {
+            date_time: b.date_time,
+            price: b.price,
+            extra: b.extra,
+            auction: b.auction,
+            bidder: b.bidder,
+            channel: b.channel,
+            url: b.url,
+        }
+    }
+}
+
+/// The order that picks a bidder's last bid on an auction: latest time first (Flink's
+/// `ORDER BY dateTime DESC`); ties, which Flink leaves open, go to the higher price, then the
+/// greater `extra`, so that the result is one function of the input.
+fn q18_rank(b: &LastBid) -> (u64, usize, &str) {
+    (b.date_time, b.price, &b.extra)
+}
+
+/// q18: each bidder's last bid on each auction, once the input has ended.
+fn q18(bids: Stream<Bid>) -> Stream<Row> {
+    bids.map(LastBid::from)
+        .name("last-bid-fields")
+        .uid("last-bid-fields")
+        .key_by(|b: &LastBid| (b.bidder as u64, b.auction as u64))
+        .process_function(LastBidOf)
+}
+
+struct LastBidOf;
+
+impl KeyedProcessFunction<(u64, u64), LastBid, Row> for LastBidOf {
+    type State = ValueState<LastBid>;
+
+    fn process_element(
+        &self,
+        bid: LastBid,
+        ctx: &mut Context<'_, (u64, u64), Row>,
+        last: &mut ValueState<LastBid>,
+    ) -> Result<(), BoxError> {
+        match last.get() {
+            None => {
+                ctx.timer_service().register_event_time_timer(END_OF_TIME);
+                last.set(bid);
+            }
+            Some(old) if q18_rank(&bid) > q18_rank(old) => last.set(bid),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    fn on_timer(
+        &self,
+        _: u64,
+        ctx: &mut Context<'_, (u64, u64), Row>,
+        last: &mut ValueState<LastBid>,
+    ) -> Result<(), BoxError> {
+        if let Some(b) = last.take() {
+            ctx.collect(q18_row(&b));
+        }
+        Ok(())
+    }
+}
+
+fn q18_row(b: &LastBid) -> Row {
+    format!(
+        "{},{},{},{},{},{},{}",
+        b.auction, b.bidder, b.price, b.channel, b.url, b.date_time, b.extra
+    )
 }
 
 fn q0_row(b: &Bid) -> Row {
@@ -670,6 +889,55 @@ pub fn expected_of(query: &str, events: &[Event]) -> Vec<Row> {
                         .get(&a.seller)
                         .map(|p| format!("{},{},{},{}", p.name, p.city, p.state, a.id)),
                     _ => None,
+                })
+                .collect()
+        }
+        "q4" => {
+            let auctions: HashMap<usize, (usize, u64, u64)> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Auction(a) => Some((a.id, (a.category, a.date_time, a.expires))),
+                    _ => None,
+                })
+                .collect();
+            let mut highest: HashMap<usize, usize> = HashMap::new();
+            for b in &bids {
+                if let Some((_, start, expires)) = auctions.get(&b.auction) {
+                    if b.date_time >= *start && b.date_time <= *expires {
+                        let h = highest.entry(b.auction).or_default();
+                        *h = (*h).max(b.price);
+                    }
+                }
+            }
+            let mut per_category: BTreeMap<usize, (u128, u128)> = BTreeMap::new();
+            for (auction, price) in &highest {
+                let (sum, n) = per_category.entry(auctions[auction].0).or_default();
+                *sum += *price as u128;
+                *n += 1;
+            }
+            per_category
+                .iter()
+                .map(|(c, (sum, n))| format!("{c},{}", sum / n))
+                .collect()
+        }
+        "q18" => {
+            let mut last: HashMap<(usize, usize), &Bid> = HashMap::new();
+            for b in &bids {
+                let key = (b.bidder, b.auction);
+                let newer = last.get(&key).is_none_or(|old| {
+                    (b.date_time, b.price, b.extra.as_str())
+                        > (old.date_time, old.price, old.extra.as_str())
+                });
+                if newer {
+                    last.insert(key, b);
+                }
+            }
+            last.values()
+                .map(|b| {
+                    format!(
+                        "{},{},{},{},{},{},{}",
+                        b.auction, b.bidder, b.price, b.channel, b.url, b.date_time, b.extra
+                    )
                 })
                 .collect()
         }

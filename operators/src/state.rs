@@ -259,6 +259,18 @@ where
     }
 }
 
+impl<A: KeyedState, B: KeyedState, C: KeyedState> KeyedState for (A, B, C) {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty() && self.1.is_empty() && self.2.is_empty()
+    }
+
+    fn expire(&mut self, now: u64) {
+        self.0.expire(now);
+        self.1.expire(now);
+        self.2.expire(now);
+    }
+}
+
 impl<A: KeyedState, B: KeyedState> KeyedState for (A, B) {
     fn is_empty(&self) -> bool {
         self.0.is_empty() && self.1.is_empty()

@@ -91,10 +91,17 @@ fn as_time(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 
+/// Timer times are kept within `i64` (times past it, such as `u64::MAX` for "at the end of
+/// input", all mean the end of time), so that the index and the key's state agree on them.
+fn clamp(t: u64) -> u64 {
+    t.min(i64::MAX as u64)
+}
+
 impl<K: StateKey> TimerService<'_, K> {
     /// Fires `on_timer` once the watermark reaches `timestamp`. Registering the same time
     /// twice makes one timer.
     pub fn register_event_time_timer(&mut self, timestamp: u64) {
+        let timestamp = clamp(timestamp);
         if self.timers.event.insert(timestamp) {
             self.event_index.add(as_time(timestamp), self.key.clone());
         }
@@ -102,11 +109,12 @@ impl<K: StateKey> TimerService<'_, K> {
 
     /// Removes the event-time timer at `timestamp`, if there is one.
     pub fn delete_event_time_timer(&mut self, timestamp: u64) {
-        self.timers.event.remove(&timestamp);
+        self.timers.event.remove(&clamp(timestamp));
     }
 
     /// Fires `on_timer` once the processing time reaches `timestamp` (ms since the epoch).
     pub fn register_processing_time_timer(&mut self, timestamp: u64) {
+        let timestamp = clamp(timestamp);
         if self.timers.processing.insert(timestamp) {
             self.processing_index
                 .add(as_time(timestamp), self.key.clone());
@@ -115,7 +123,7 @@ impl<K: StateKey> TimerService<'_, K> {
 
     /// Removes the processing-time timer at `timestamp`, if there is one.
     pub fn delete_processing_time_timer(&mut self, timestamp: u64) {
-        self.timers.processing.remove(&timestamp);
+        self.timers.processing.remove(&clamp(timestamp));
     }
 }
 
@@ -592,6 +600,46 @@ mod tests {
         clock.set(1_300);
         let state = h.snapshot(CheckpointId(2)).unwrap().unwrap();
         assert_eq!(time_state_summary(&state).unwrap().1, 0);
+    }
+
+    #[test]
+    fn a_timer_at_the_end_of_time_fires_at_the_end_of_input() {
+        struct AtEnd;
+        impl KeyedProcessFunction<String, (String, u64), u64> for AtEnd {
+            type State = ValueState<u8>;
+            fn process_element(
+                &self,
+                _: (String, u64),
+                ctx: &mut Context<'_, String, u64>,
+                _: &mut ValueState<u8>,
+            ) -> Result<(), BoxError> {
+                ctx.timer_service().register_event_time_timer(u64::MAX);
+                Ok(())
+            }
+            fn on_timer(
+                &self,
+                ts: u64,
+                ctx: &mut Context<'_, String, u64>,
+                _: &mut ValueState<u8>,
+            ) -> Result<(), BoxError> {
+                ctx.collect(ts);
+                Ok(())
+            }
+        }
+        let mut h: OneInputHarness<(String, u64), Tagged<u64>> =
+            OneInputHarness::new(ProcessFunctionOperator::new(
+                Arc::new(|r: &(String, u64)| r.0.clone()),
+                None,
+                Arc::new(AtEnd),
+                &task(),
+                ManualClock::new(0).clock(),
+            ));
+        h.open().unwrap();
+        h.process(vec![ev("a", 1), ev("a", 2)]).unwrap();
+        h.watermark(Timestamp(1 << 62)).unwrap();
+        assert!(h.take_output().is_empty());
+        h.watermark(Timestamp::MAX).unwrap();
+        assert_eq!(h.take_output().len(), 1, "one timer, fired once");
     }
 
     #[test]
