@@ -147,6 +147,14 @@ pub trait SourceReader<T>: Send {
     fn watermark(&mut self) -> Option<Timestamp> {
         None
     }
+
+    /// Whether the reader's split is idle (Flink's `withIdleness`): asked after every batch.
+    /// When it turns true, the runtime tells the tasks downstream, which then no longer wait
+    /// for this split's watermark; its next record or watermark makes it count again. `false`
+    /// (the default): never idle.
+    fn is_idle(&mut self) -> bool {
+        false
+    }
 }
 
 /// A source reader's position, as recorded in a checkpoint.

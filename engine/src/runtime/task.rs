@@ -70,6 +70,7 @@ impl<T: Data> Task for SourceTask<T> {
         };
         let mut pacer = env.source_rate.map(Pacer::new);
         let mut watermark: Option<Timestamp> = None;
+        let mut idle = false;
         loop {
             if env.stop.load(Ordering::Relaxed) {
                 return Err(TaskError::Cancelled);
@@ -102,6 +103,12 @@ impl<T: Data> Task for SourceTask<T> {
                     watermark = Some(wm);
                     out.emit_watermark(wm);
                 }
+            }
+            if read > 0 {
+                idle = false; // downstream counts this split again from its records on
+            } else if !idle && reader.is_idle() {
+                idle = true;
+                out.mark_idle();
             }
             out.check()?;
             if status == ReadStatus::Exhausted {

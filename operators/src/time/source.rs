@@ -1,6 +1,7 @@
 //! Watermarks generated in the source, per split (Flink's `fromSource(source, strategy)`):
 //! any [`Source`] wrapped so that each of its readers runs its own watermark generator.
 
+use crate::time::clock::ProcessingClock;
 use crate::time::generator::BoundedOutOfOrderness;
 use crate::time::strategy::WatermarkStrategy;
 use snapflow_engine::{
@@ -13,7 +14,9 @@ pub trait SourceWatermarksExt {
     /// Adds `source`, each of whose tasks (splits) reads timestamps with the strategy's
     /// assigner and generates watermarks by its rule, emitted after the batch in which they
     /// fall due. The generator's state is part of the source's checkpointed position, so a
-    /// resumed source continues with the watermarks it had. The stream carries the assigner.
+    /// resumed source continues with the watermarks it had. With the strategy's idleness, a
+    /// split that reads nothing for that long is idle until its next record. The stream
+    /// carries the assigner.
     ///
     /// # Panics
     /// If the strategy has no timestamp assigner.
@@ -39,6 +42,8 @@ impl SourceWatermarksExt for Job {
             assigner: assigner.clone(),
             bound: strategy.out_of_orderness,
             interval: strategy.emit_interval,
+            idleness: strategy.idleness,
+            clock: strategy.clock.clone(),
         })
         .with_assigner(Some(assigner))
     }
@@ -49,6 +54,8 @@ struct WithWatermarks<S: Source> {
     assigner: TimestampAssigner<S::Out>,
     bound: u64,
     interval: u64,
+    idleness: Option<u64>,
+    clock: ProcessingClock,
 }
 
 /// A position is the generator (bincode, length-prefixed) followed by the inner reader's.
@@ -96,6 +103,9 @@ impl<S: Source> Source for WithWatermarks<S> {
             interval: self.interval,
             generator: BoundedOutOfOrderness::default(),
             due: None,
+            idleness: self.idleness,
+            last_active: self.idleness.map_or(0, |_| (self.clock)()),
+            clock: self.clock.clone(),
         }))
     }
 
@@ -116,12 +126,19 @@ struct WatermarkedReader<T> {
     generator: BoundedOutOfOrderness,
     /// The newest watermark due in the last batch.
     due: Option<Timestamp>,
+    idleness: Option<u64>,
+    /// Processing time of the last batch with records, when idleness is on.
+    last_active: u64,
+    clock: ProcessingClock,
 }
 
 impl<T> SourceReader<T> for WatermarkedReader<T> {
     fn read_batch(&mut self, batch: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
         let start = batch.len();
         let status = self.inner.read_batch(batch, max)?;
+        if self.idleness.is_some() && batch.len() > start {
+            self.last_active = (self.clock)();
+        }
         for record in &batch[start..] {
             if let Some(wm) =
                 self.generator
@@ -135,6 +152,11 @@ impl<T> SourceReader<T> for WatermarkedReader<T> {
 
     fn watermark(&mut self) -> Option<Timestamp> {
         self.due.take()
+    }
+
+    fn is_idle(&mut self) -> bool {
+        self.idleness
+            .is_some_and(|timeout| (self.clock)() >= self.last_active.saturating_add(timeout))
     }
 
     fn position(&self) -> Option<SourcePosition> {
@@ -153,5 +175,70 @@ impl<T> SourceReader<T> for WatermarkedReader<T> {
 
     fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
         self.inner.notify_checkpoint_complete(checkpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::ManualClock;
+    use snapflow_engine::{OperatorId, TaskInfo};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Returns the records it is given, one batch per call, then nothing (but more to come).
+    struct Trickle(Vec<Vec<u64>>);
+
+    impl SourceReader<u64> for Trickle {
+        fn read_batch(&mut self, batch: &mut Vec<u64>, _: usize) -> Result<ReadStatus, BoxError> {
+            if !self.0.is_empty() {
+                batch.extend(self.0.remove(0));
+            }
+            Ok(ReadStatus::More)
+        }
+    }
+
+    struct TrickleSource;
+
+    impl Source for TrickleSource {
+        type Out = u64;
+        fn create_reader(&self, _: &TaskInfo) -> Result<Box<dyn SourceReader<u64>>, BoxError> {
+            Ok(Box::new(Trickle(vec![vec![10, 20], vec![], vec![30]])))
+        }
+    }
+
+    #[test]
+    fn a_split_reading_nothing_for_the_timeout_is_idle_until_its_next_record() {
+        let clock = ManualClock::new(1_000);
+        let source = WithWatermarks {
+            inner: TrickleSource,
+            assigner: Arc::new(|t: &u64| *t),
+            bound: 0,
+            interval: 1,
+            idleness: Some(Duration::from_millis(50).as_millis() as u64),
+            clock: clock.clock(),
+        };
+        let task = TaskInfo {
+            operator: OperatorId(0),
+            name: Arc::from("s"),
+            uid: Arc::from("s"),
+            index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            first_checkpoint: CheckpointId(1),
+        };
+        let mut reader = source.create_reader(&task).unwrap();
+        let mut batch = Vec::new();
+        reader.read_batch(&mut batch, 10).unwrap();
+        assert_eq!(reader.watermark(), Some(Timestamp(19)));
+        assert!(!reader.is_idle());
+        clock.set(1_049);
+        reader.read_batch(&mut batch, 10).unwrap(); // nothing
+        assert!(!reader.is_idle());
+        clock.set(1_050);
+        assert!(reader.is_idle());
+        reader.read_batch(&mut batch, 10).unwrap(); // 30
+        assert!(!reader.is_idle(), "a record makes the split active again");
+        assert_eq!(reader.watermark(), Some(Timestamp(29)));
     }
 }
