@@ -20,6 +20,10 @@
 //! assert_eq!(squares, vec![0, 4, 16]);
 //! ```
 
+//!
+//! Event time is in [`time`] (watermark strategies, timestamp assigners, keyed process
+//! functions with timers) and [`window`] (Flink's window assigners and functions).
+
 mod connect;
 mod error;
 mod filter;
