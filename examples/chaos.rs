@@ -1,10 +1,11 @@
-//! Kill-and-recover driver: runs word count or the ledger, kills it at random moments, reruns
+//! Kill-and-recover driver: runs word count, the ledger or clicks, kills it at random moments, reruns
 //! it until it finishes, checks the committed output's invariants all along, and verifies the
 //! end result against a sequential computation.
 //!
 //! ```text
 //! cargo run --release --example chaos -- --job wordcount --kills 20 [--seed S] [--size N]
 //! cargo run --release --example chaos -- --job ledger --kills 20 --mode threads
+//! cargo run --release --example chaos -- --job clicks --kills 20 [--window session:3000]
 //! cargo run --release --example chaos -- --job ledger --sink postgres --kills 20 \
 //!     [--postgres URL] [--postgres-mode transactional|two-phase]
 //! ```
@@ -21,6 +22,8 @@
 mod bounds;
 #[path = "support/chaos_pg.rs"]
 mod chaos_pg;
+#[path = "support/clicks_job.rs"]
+mod clicks_job;
 #[path = "support/corpus.rs"]
 mod corpus;
 #[path = "support/ledger_job.rs"]
@@ -58,6 +61,9 @@ use std::time::{Duration, Instant};
 enum JobKind {
     Wordcount,
     Ledger,
+    /// Event-time windows: no window emitted twice while running; at the end, windows and
+    /// late events equal the sequential computation.
+    Clicks,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -89,7 +95,10 @@ struct Args {
     /// Seed of the input and of the kill moments.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Input size: lines (word count) or transfers (ledger), built in memory.
+    /// The window of --job clicks: tumbling:W, sliding:W:S or session:G (ms).
+    #[arg(long, default_value = "tumbling:60000")]
+    window: clicks_job::WindowKind,
+    /// Input size: lines (word count, clicks) or transfers (ledger), built in memory.
     #[arg(long, default_value_t = 200_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     size: u64,
@@ -158,8 +167,8 @@ fn run(args: Args) -> Result<bool> {
             }
             Sink::File
         }
-        (SinkKind::Postgres, JobKind::Wordcount) => {
-            bail!("--sink postgres is for --job ledger: word count writes files only")
+        (SinkKind::Postgres, JobKind::Wordcount | JobKind::Clicks) => {
+            bail!("--sink postgres is for --job ledger: word count and clicks write files only")
         }
         (SinkKind::Postgres, JobKind::Ledger) => {
             let schema = format!("chaos_{}_{}", std::process::id(), args.seed);
@@ -185,6 +194,7 @@ fn run(args: Args) -> Result<bool> {
                 .collect::<String>()
         }
         JobKind::Ledger => ledger_model::workload(args.size, 1_000, args.seed),
+        JobKind::Clicks => clicks_job::generate(args.size, args.seed),
     };
     std::fs::write(&paths.input, &text).context("cannot write the input")?;
     let reference = (args.job == JobKind::Ledger).then(|| ledger_model::reference(&text));
@@ -238,7 +248,7 @@ fn run(args: Args) -> Result<bool> {
         (Sink::Postgres(target, _), Some(reference)) => {
             chaos_pg::verify(target, reference).map_err(|e| format!("{e:#}"))
         }
-        _ => verify(args.job, &paths, &text),
+        _ => verify(&args, &paths, &text),
     };
     if let Err(e) = &final_check {
         eprintln!("chaos: VIOLATION at the end: {e}");
@@ -320,6 +330,7 @@ fn run_processes(
     let name = match args.job {
         JobKind::Wordcount => "wordcount",
         JobKind::Ledger => "ledger",
+        JobKind::Clicks => "clicks",
     };
     let exe = std::env::current_exe()?;
     let binary = exe.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
@@ -350,6 +361,10 @@ fn run_processes(
             command.arg("--output").arg(&paths.out);
             if args.job == JobKind::Ledger {
                 command.arg("--dead-letter").arg(&paths.dead);
+            }
+            if args.job == JobKind::Clicks {
+                command.arg("--late").arg(&paths.dead);
+                command.args(["--window", &args.window.to_string()]);
             }
         }
         Sink::Postgres(target, commit) => {
@@ -463,6 +478,14 @@ fn run_threads(
     let operators: &[&str] = match args.job {
         JobKind::Wordcount => &["read", "tokenize", "count", "write"],
         JobKind::Ledger => &ledger_job::OPERATORS,
+        JobKind::Clicks => &[
+            "read",
+            "parse",
+            "watermarks",
+            "count",
+            "write",
+            "write-late",
+        ],
     };
     let mut injector = FailureInjector::new();
     let mut after = 0;
@@ -472,6 +495,9 @@ fn run_threads(
         let tasks = match args.job {
             JobKind::Wordcount => args.parallelism,
             JobKind::Ledger => ledger_job::tasks(operator, args.parallelism),
+            // Reading, parsing and watermarking run as one task each.
+            JobKind::Clicks if ["read", "parse", "watermarks"].contains(&operator) => 1,
+            JobKind::Clicks => args.parallelism,
         };
         let task = (rng.next() % tasks as u64) as usize;
         injector = injector.fail_task_after_checkpoint(operator, task, after);
@@ -496,6 +522,13 @@ fn run_threads(
             wordcount_job::build(&paths.input, Some(&paths.out), Arc::default())
         }
         (JobKind::Ledger, Sink::File) => ledger_job::build(&paths.input, &paths.out, &paths.dead),
+        (JobKind::Clicks, _) => clicks_job::build(
+            &paths.input,
+            &paths.out,
+            &paths.dead,
+            args.window,
+            CLICKS_OUT_OF_ORDERNESS_MS,
+        ),
         (JobKind::Ledger, Sink::Postgres(target, commit)) => {
             ledger_job::build_postgres(&paths.input, &target.url, &target.schema, commit.mode())
         }
@@ -510,10 +543,17 @@ fn run_threads(
     })
 }
 
+/// The clicks example's default out-of-orderness bound, which the driver runs it with.
+const CLICKS_OUT_OF_ORDERNESS_MS: u64 = 5000;
+
 /// What must hold of the committed output at every moment: word counts per word exactly 1..n;
-/// ledger versions per account exactly 1..k and latest balances summing to zero.
+/// ledger versions per account exactly 1..k and latest balances summing to zero; clicks: no
+/// window emitted twice.
 fn check_invariants(job: JobKind, out: &Path) -> Result<(), String> {
     let lines = output::committed_lines(out).map_err(|e| e.to_string())?;
+    if job == JobKind::Clicks {
+        return clicks_job::check_running(&lines);
+    }
     let mut per_key: HashMap<String, Vec<(u64, i128)>> = HashMap::new();
     for line in &lines {
         let fields: Vec<&str> = line.split('\t').collect();
@@ -553,10 +593,15 @@ fn check_invariants(job: JobKind, out: &Path) -> Result<(), String> {
 }
 
 /// The final output equals the sequential computation.
-fn verify(job: JobKind, paths: &Paths, text: &str) -> Result<(), String> {
+fn verify(args: &Args, paths: &Paths, text: &str) -> Result<(), String> {
+    let job = args.job;
     let mut got = output::committed_lines(&paths.out).map_err(|e| e.to_string())?;
     got.sort();
     match job {
+        JobKind::Clicks => {
+            let late = output::committed_lines(&paths.dead).map_err(|e| e.to_string())?;
+            clicks_job::check_final(text, args.window, CLICKS_OUT_OF_ORDERNESS_MS, got, late)?;
+        }
         JobKind::Wordcount => {
             let expected = wordcount_job::expected_output(text);
             if got != expected {

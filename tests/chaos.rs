@@ -118,3 +118,48 @@ fn the_ledger_on_postgres_survives_process_kills_in_both_modes() {
         ]);
     }
 }
+
+#[test]
+fn clicks_survives_process_kills_at_parallelism_1_2_and_4() {
+    // A different window kind at each parallelism, so that every kind is killed too.
+    for (parallelism, window) in [
+        ("1", "tumbling:60000"),
+        ("2", "session:3000"),
+        ("4", "sliding:60000:20000"),
+    ] {
+        chaos(&[
+            "--job",
+            "clicks",
+            "--window",
+            window,
+            "--parallelism",
+            parallelism,
+            "--kills",
+            "3",
+            "--seed",
+            "11",
+            "--size",
+            "20000",
+            "--checkpoint-interval-ms",
+            "20",
+        ]);
+    }
+}
+
+#[test]
+fn clicks_survives_thread_kills() {
+    chaos(&[
+        "--job",
+        "clicks",
+        "--kills",
+        "3",
+        "--seed",
+        "5",
+        "--size",
+        "20000",
+        "--mode",
+        "threads",
+        "--checkpoint-interval-ms",
+        "20",
+    ]);
+}

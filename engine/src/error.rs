@@ -61,6 +61,14 @@ pub enum BuildError {
         /// The operator that got an input from another job.
         operator: String,
     },
+    /// `side_output` was asked of a stream whose operator has no side outputs.
+    #[error("operator '{operator}' has no side outputs, so it has no side output '{tag}' (only the streams of process functions and windows do)")]
+    NoSideOutputs {
+        /// The operator asked.
+        operator: String,
+        /// The tag asked for.
+        tag: String,
+    },
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

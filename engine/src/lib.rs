@@ -15,6 +15,14 @@
 //! as extension traits over [`Stream::unary`], [`KeyedStream::keyed_unary`] and their
 //! two-input counterparts.
 //!
+//! Event time: a [`Stream`] may carry a [`TimestampAssigner`] (no per-record timestamp is
+//! stored); watermarks travel in band as [`Message::Watermark`], a task's watermark is the
+//! minimum over its inputs that have neither ended nor gone [`Message::Idle`], and an input
+//! that ended counts as [`Timestamp::MAX`]. Operators see watermarks in
+//! [`UnaryOperator::on_watermark`], may emit their own ([`Output::emit_watermark`]) and ask
+//! for processing-time callbacks ([`UnaryOperator::next_processing_time`]). Side outputs are
+//! [`OutputTag`]s. Windows, timers and watermark strategies live in `snapflow-operators`.
+//!
 //! [`testing`] drives a single operator instance outside a job: records, watermarks and
 //! snapshots in, output out, and restore of another instance from the snapshot.
 
@@ -31,11 +39,14 @@ mod operator;
 pub mod ownership;
 mod partition;
 mod runtime;
+pub mod side_output;
 pub mod sink_state;
 pub mod testing;
 mod web;
 
-pub use builder::{ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream};
+pub use builder::{
+    ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream, TimestampAssigner,
+};
 pub use config::{CheckpointConfig, JobConfig};
 pub use coordinator::restart::RestartStrategy;
 pub use coordinator::{CheckpointEvent, CheckpointStats};
@@ -51,5 +62,7 @@ pub use operator::{
 pub use partition::Partitioning;
 pub use runtime::inject::FailureInjector;
 pub use runtime::restore::RestoredState;
+pub use runtime::task::now_millis;
 pub use runtime::{JobHandle, JobMetrics, JobReport, JobStopper, OperatorMetrics, Output};
+pub use side_output::{OutputTag, Tagged};
 pub use snapflow_checkpoint::{CheckpointId, KeyGroup, KeyGroupRange};

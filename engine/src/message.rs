@@ -6,6 +6,12 @@ use snapflow_checkpoint::CheckpointId;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub u64);
 
+impl Timestamp {
+    /// The end of time: the watermark of an input that has ended, after which every
+    /// event-time window and timer has fired.
+    pub const MAX: Timestamp = Timestamp(u64::MAX);
+}
+
 /// What travels on an edge between two tasks.
 ///
 /// Control messages travel in band with the data: channel order alone guarantees that every
@@ -17,6 +23,9 @@ pub enum Message<T> {
     Batch(Vec<T>),
     /// No record with an earlier event time will follow on this channel.
     Watermark(Timestamp),
+    /// The sender is idle (Flink's `WatermarkStatus.IDLE`): until it sends a batch or a
+    /// watermark again, it does not hold back the receiver's watermark.
+    Idle,
     /// Everything before this on the channel belongs to checkpoint `id`, everything after to
     /// later ones.
     Barrier(CheckpointId),

@@ -137,6 +137,24 @@ pub trait SourceReader<T>: Send {
     fn notify_checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// The reader's watermark after the records it returned so far, for a reader that
+    /// generates watermarks itself (per split, as Flink's sources can): asked after every
+    /// batch, and sent downstream behind the batch when it advanced. Such a reader must keep
+    /// its generator's state in its [`position`](Self::position), so that after recovery its
+    /// watermark resumes where the checkpoint left it. `None` (the default): no watermark.
+    /// When the reader is exhausted the runtime sends [`Timestamp::MAX`] anyway.
+    fn watermark(&mut self) -> Option<Timestamp> {
+        None
+    }
+
+    /// Whether the reader's split is idle (Flink's `withIdleness`): asked after every batch.
+    /// When it turns true, the runtime tells the tasks downstream, which then no longer wait
+    /// for this split's watermark; its next record or watermark makes it count again. `false`
+    /// (the default): never idle.
+    fn is_idle(&mut self) -> bool {
+        false
+    }
 }
 
 /// A source reader's position, as recorded in a checkpoint.
@@ -315,6 +333,30 @@ pub trait UnaryOperator<I, O>: Send + 'static {
         Ok(())
     }
 
+    /// Whether the runtime forwards the input watermark downstream after
+    /// [`on_watermark`](Self::on_watermark): true but for operators that generate watermarks
+    /// themselves (timestamp assigners), which emit through [`Output::emit_watermark`].
+    fn forwards_watermarks(&self) -> bool {
+        true
+    }
+
+    /// The processing time (milliseconds since the Unix epoch) at which the operator next
+    /// wants [`on_processing_time`](Self::on_processing_time), if any: its earliest
+    /// processing-time timer. Asked after every input event; the task waits for input no
+    /// longer than that. `None` (the default) costs the task loop nothing.
+    fn next_processing_time(&self) -> Option<u64> {
+        None
+    }
+
+    /// The processing time asked for by [`next_processing_time`](Self::next_processing_time)
+    /// has come: fire what is due.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn on_processing_time(&mut self, _out: &mut Output<O>) -> Result<(), BoxError> {
+        Ok(())
+    }
+
     /// Called once after every input has ended, before end-of-stream is sent downstream.
     ///
     /// # Errors
@@ -389,6 +431,30 @@ pub trait BinaryOperator<A, B, O>: Send + 'static {
         _watermark: Timestamp,
         _out: &mut Output<O>,
     ) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Whether the runtime forwards the input watermark downstream after
+    /// [`on_watermark`](Self::on_watermark): true but for operators that generate watermarks
+    /// themselves (timestamp assigners), which emit through [`Output::emit_watermark`].
+    fn forwards_watermarks(&self) -> bool {
+        true
+    }
+
+    /// The processing time (milliseconds since the Unix epoch) at which the operator next
+    /// wants [`on_processing_time`](Self::on_processing_time), if any: its earliest
+    /// processing-time timer. Asked after every input event; the task waits for input no
+    /// longer than that. `None` (the default) costs the task loop nothing.
+    fn next_processing_time(&self) -> Option<u64> {
+        None
+    }
+
+    /// The processing time asked for by [`next_processing_time`](Self::next_processing_time)
+    /// has come: fire what is due.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn on_processing_time(&mut self, _out: &mut Output<O>) -> Result<(), BoxError> {
         Ok(())
     }
 

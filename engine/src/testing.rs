@@ -42,6 +42,7 @@ struct Collector<O> {
     output: Output<O>,
     receiver: Receiver<Message<O>>,
     records: Vec<O>,
+    watermarks: Vec<Timestamp>,
 }
 
 impl<O: Data> Collector<O> {
@@ -51,6 +52,7 @@ impl<O: Data> Collector<O> {
             output,
             receiver,
             records: Vec::new(),
+            watermarks: Vec::new(),
         }
     }
 
@@ -58,8 +60,10 @@ impl<O: Data> Collector<O> {
     fn drain(&mut self) -> Result<(), BoxError> {
         self.output.flush()?;
         for message in self.receiver.try_iter() {
-            if let Message::Batch(batch) = message {
-                self.records.extend(batch);
+            match message {
+                Message::Batch(batch) => self.records.extend(batch),
+                Message::Watermark(wm) => self.watermarks.push(wm),
+                _ => {}
             }
         }
         Ok(())
@@ -175,6 +179,32 @@ impl<I: Data, O: Data> OneInputHarness<I, O> {
         let state = self.operator.snapshot(checkpoint)?;
         self.collector.drain()?;
         Ok(state)
+    }
+
+    /// When the operator next wants processing-time callbacks (its earliest processing-time
+    /// timer), as the task loop asks it.
+    pub fn next_processing_time(&self) -> Option<u64> {
+        self.operator.next_processing_time()
+    }
+
+    /// Calls the operator's processing-time hook, as the task loop does once the time
+    /// [`next_processing_time`](Self::next_processing_time) named has come. The operator reads
+    /// processing time from its own clock, which a test injects.
+    ///
+    /// # Errors
+    /// The operator failed, or it is not open.
+    pub fn processing_time(&mut self) -> Result<(), BoxError> {
+        self.phase.expect(Phase::Open, "processing_time")?;
+        self.operator
+            .on_processing_time(&mut self.collector.output)?;
+        self.collector.drain()
+    }
+
+    /// Takes the watermarks the operator emitted itself (through
+    /// [`Output::emit_watermark`]) since the last call; the runtime's forwarding of input
+    /// watermarks is not part of the harness.
+    pub fn take_watermarks(&mut self) -> Vec<Timestamp> {
+        std::mem::take(&mut self.collector.watermarks)
     }
 
     /// Tells the operator that `checkpoint` is complete.

@@ -20,6 +20,10 @@
 //! assert_eq!(squares, vec![0, 4, 16]);
 //! ```
 
+//!
+//! Event time is in [`time`] (watermark strategies, timestamp assigners, keyed process
+//! functions with timers) and [`window`] (Flink's window assigners and functions).
+
 mod connect;
 mod error;
 mod filter;
@@ -33,6 +37,8 @@ pub mod source;
 mod state;
 pub mod testing;
 pub mod text;
+pub mod time;
+pub mod window;
 
 pub use connect::CoProcessExt;
 pub use error::{SinkError, SourceError};
@@ -41,4 +47,4 @@ pub use flat_map::FlatMapExt;
 pub use map::MapExt;
 pub use process::{ProcessExt, StateKey};
 pub use reduce::ReduceExt;
-pub use state::{KeyedState, KeyedStore, MapState, ValueState};
+pub use state::{KeyedState, KeyedStore, ListState, MapState, TtlValueState, ValueState};

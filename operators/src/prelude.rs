@@ -8,10 +8,12 @@ pub use crate::process::ProcessExt;
 pub use crate::reduce::ReduceExt;
 pub use crate::sink::{CollectSink, DiscardSink, FileSink};
 pub use crate::source::{CollectionSource, GeneratorSource, TextFileSource};
-pub use crate::state::{KeyedState, MapState, ValueState};
+pub use crate::state::{KeyedState, ListState, MapState, TtlValueState, ValueState};
+pub use crate::time::{AssignTimestampsExt, ProcessFunctionExt, SourceWatermarksExt};
+pub use crate::window::{Count, WindowExt};
 /// A string stored inline up to 24 bytes: words and keys without a heap allocation each.
 pub use compact_str::CompactString;
 pub use snapflow_engine::{
-    BoxError, BuildError, Either, Job, JobConfig, JobError, JobReport, KeyedStream, Output, Stream,
-    TaskError, TaskInfo,
+    BoxError, BuildError, Either, Job, JobConfig, JobError, JobReport, KeyedStream, Output,
+    OutputTag, Stream, TaskError, TaskInfo, Timestamp,
 };

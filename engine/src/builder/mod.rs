@@ -2,7 +2,9 @@
 
 mod stream;
 
-pub use stream::{ConnectedKeyedStreams, KeySelector, KeyedStream, SinkStream, Stream};
+pub use stream::{
+    ConnectedKeyedStreams, KeySelector, KeyedStream, SinkStream, Stream, TimestampAssigner,
+};
 
 use crate::config::JobConfig;
 use crate::coordinator::restart::is_restartable;

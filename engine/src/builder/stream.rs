@@ -8,6 +8,7 @@ use crate::partition::Partitioning;
 use crate::runtime::factory::{BinaryFactory, NodeFactory, SinkFactory, TypedEdge, UnaryFactory};
 use crate::runtime::router::KeyHasher;
 use crate::runtime::Output;
+use crate::side_output::{OutputTag, Tagged};
 use crate::BoxError;
 use petgraph::graph::NodeIndex;
 use snapflow_checkpoint::key_hash;
@@ -19,6 +20,13 @@ use std::sync::Arc;
 /// Extracts the key of a record.
 pub type KeySelector<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 
+/// Extracts the event timestamp (milliseconds) of a record.
+///
+/// snapflow does not store a timestamp next to every record: a stream with event time carries
+/// the function that reads it from the record, and the operators that need a record's
+/// timestamp (windows, process functions) call it. Streams without event time pay nothing.
+pub type TimestampAssigner<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
+
 /// The output of one operator, of records of type `T`.
 ///
 /// Using a stream twice fans it out: every consumer gets every record. The settings methods
@@ -27,6 +35,10 @@ pub struct Stream<T> {
     graph: Rc<RefCell<JobGraph>>,
     node: NodeIndex,
     partitioning: Option<Partitioning>,
+    timestamps: Option<TimestampAssigner<T>>,
+    /// For the main stream of an operator with side outputs: that operator, whose output is
+    /// `Tagged<T>` (see [`split_side_outputs`](Stream::split_side_outputs)).
+    sides: Option<NodeIndex>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -36,6 +48,8 @@ impl<T> Clone for Stream<T> {
             graph: self.graph.clone(),
             node: self.node,
             partitioning: self.partitioning,
+            timestamps: self.timestamps.clone(),
+            sides: self.sides,
             _type: PhantomData,
         }
     }
@@ -51,29 +65,102 @@ impl<T: Data> Stream<T> {
             graph,
             node,
             partitioning: None,
+            timestamps: None,
+            sides: None,
             _type: PhantomData,
         }
     }
 
+    /// Says how to read each record's event timestamp, for the event-time operators
+    /// downstream (windows, process functions). It adds no operator and no watermarks:
+    /// watermarks come from `assign_timestamps_and_watermarks` upstream or from the source.
+    /// Operators that keep the record type (`filter`, `key_by`, `union`, partitioning) keep the
+    /// assigner; operators that change it (`map`, windows) drop it, so set it again there.
+    pub fn with_timestamp_assigner(
+        mut self,
+        assigner: impl Fn(&T) -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        self.timestamps = Some(Arc::new(assigner));
+        self
+    }
+
+    /// The stream's timestamp assigner, if it has event time.
+    pub fn timestamp_assigner(&self) -> Option<TimestampAssigner<T>> {
+        self.timestamps.clone()
+    }
+
+    /// This stream with `assigner` (or none) as its timestamp assigner.
+    pub fn with_assigner(mut self, assigner: Option<TimestampAssigner<T>>) -> Self {
+        self.timestamps = assigner;
+        self
+    }
+
     /// Names the operator that produces this stream (shown in errors and metrics).
     pub fn name(self, name: impl Into<String>) -> Self {
-        set_node(&self.graph, self.node, |n| n.name = name.into());
+        let name = name.into();
+        if let Some(raw) = self.sides {
+            set_node(&self.graph, raw, |n| n.name = name.clone());
+            set_node(&self.graph, self.node, |n| n.name = format!("{name}/main"));
+        } else {
+            set_node(&self.graph, self.node, |n| n.name = name);
+        }
         self
     }
 
     /// Gives the operator a stable uid, which maps checkpointed state back to it. Without one,
     /// the uid is derived from the operator's position and name.
     pub fn uid(self, uid: impl Into<String>) -> Self {
-        set_node(&self.graph, self.node, |n| n.uid = Some(uid.into()));
+        let uid = uid.into();
+        if let Some(raw) = self.sides {
+            set_node(&self.graph, raw, |n| n.uid = Some(uid.clone()));
+            set_node(&self.graph, self.node, |n| {
+                n.uid = Some(format!("{uid}/main"))
+            });
+        } else {
+            set_node(&self.graph, self.node, |n| n.uid = Some(uid));
+        }
         self
     }
 
     /// Sets how many parallel tasks run the operator (default: the job's parallelism).
     pub fn parallelism(self, parallelism: usize) -> Self {
-        set_node(&self.graph, self.node, |n| {
-            n.parallelism = Some(parallelism)
-        });
+        for node in self.sides.into_iter().chain([self.node]) {
+            set_node(&self.graph, node, |n| n.parallelism = Some(parallelism));
+        }
         self
+    }
+
+    /// A side output of the operator that produces this stream: the records it emitted to
+    /// `tag`. The stream can be used like any other, including by an exactly-once sink.
+    ///
+    /// Only the stream [`split_side_outputs`](Stream::split_side_outputs) returned (what
+    /// `process_function` and windows return) has side outputs; on another stream the job
+    /// refuses to run with [`BuildError::NoSideOutputs`].
+    pub fn side_output<S: Data + Sync>(&self, tag: &OutputTag<S>) -> Stream<S> {
+        let raw: Stream<Tagged<T>> = match self.sides {
+            Some(raw) => Stream::new(self.graph.clone(), raw),
+            None => {
+                let mut g = self.graph.borrow_mut();
+                let operator = g.graph[self.node].name.clone();
+                g.errors.push(BuildError::NoSideOutputs {
+                    operator,
+                    tag: tag.name().to_owned(),
+                });
+                drop(g);
+                Stream::new(self.graph.clone(), self.node)
+            }
+        };
+        let (id, parallelism) = (tag.id(), self.graph.borrow().graph[raw.node].parallelism);
+        let stream = raw.unary(&format!("side-output {}", tag.name()), move |_| {
+            SelectSide::<S> {
+                tag: id,
+                _type: PhantomData,
+            }
+        });
+        match parallelism {
+            Some(p) => stream.parallelism(p),
+            None => stream,
+        }
     }
 
     /// Sends task `i`'s records to task `i` of the next operator (the default when both have
@@ -131,7 +218,7 @@ impl<T: Data> Stream<T> {
         );
         self.connect_to(node, 0, None);
         other.connect_to_checked(&self.graph, node, 0, None);
-        Stream::new(self.graph.clone(), node)
+        Stream::new(self.graph.clone(), node).with_assigner(self.timestamps.clone())
     }
 
     /// Attaches a one-input operator; `make` creates one instance per task. The building
@@ -250,6 +337,65 @@ impl<T: Data> Stream<T> {
     }
 }
 
+impl<T: Data> Stream<Tagged<T>> {
+    /// The main output of an operator with side outputs: forwards its `Main` records, and
+    /// remembers the operator so that [`side_output`](Stream::side_output) can take the others.
+    pub fn split_side_outputs(self) -> Stream<T> {
+        let parallelism = self.graph.borrow().graph[self.node].parallelism;
+        let raw = self.node;
+        let mut main = self.unary("main-output", |_| SelectMain);
+        if let Some(p) = parallelism {
+            main = main.parallelism(p);
+        }
+        main.sides = Some(raw);
+        main
+    }
+}
+
+/// Forwards the main records of an operator with side outputs.
+struct SelectMain;
+
+impl<T: Data> UnaryOperator<Tagged<T>, T> for SelectMain {
+    fn process_batch(
+        &mut self,
+        batch: Vec<Tagged<T>>,
+        out: &mut Output<T>,
+    ) -> Result<(), BoxError> {
+        for record in batch {
+            if let Tagged::Main(record) = record {
+                out.push(record);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Forwards the records of one side output, unboxed.
+struct SelectSide<S> {
+    tag: u32,
+    _type: PhantomData<fn() -> S>,
+}
+
+impl<T: Data, S: Data + Sync> UnaryOperator<Tagged<T>, S> for SelectSide<S> {
+    fn process_batch(
+        &mut self,
+        batch: Vec<Tagged<T>>,
+        out: &mut Output<S>,
+    ) -> Result<(), BoxError> {
+        for record in batch {
+            if let Tagged::Side(tag, value) = record {
+                if tag == self.tag {
+                    let value = value.downcast::<S>().map_err(|_| {
+                        format!("side output {tag} carries records of another type than its tag")
+                    })?;
+                    out.push(Arc::try_unwrap(value).unwrap_or_else(|shared| (*shared).clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Forwards batches unchanged (the union operator).
 struct PassThrough;
 
@@ -272,6 +418,11 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
     /// The function that extracts a record's key.
     pub fn key_selector(&self) -> KeySelector<T, K> {
         self.key.clone()
+    }
+
+    /// The stream's timestamp assigner, if it has event time.
+    pub fn timestamp_assigner(&self) -> Option<TimestampAssigner<T>> {
+        self.stream.timestamp_assigner()
     }
 
     fn hasher(&self) -> KeyHasher<T> {

@@ -3,6 +3,12 @@
 //! A pure state machine, with no channels in it, so that every case is unit-tested. The task's
 //! input gate asks it which channels may be read and feeds it every control message.
 //!
+//! Watermarks follow Flink's `StatusWatermarkValve`: the task's watermark is the minimum over
+//! the latest watermarks of its channels that have neither ended nor declared themselves idle
+//! (when all are idle, the largest of theirs), and it is handed out only when it advances. An idle channel rejoins with its next batch or
+//! watermark. Once every channel has ended the watermark is [`Timestamp::MAX`], so that every
+//! event-time window and timer downstream fires before the final checkpoint.
+//!
 //! Alignment follows Flink's aligned checkpoints (Carbone et al., "Lightweight Asynchronous
 //! Snapshots for Distributed Dataflows", 2015): once barrier `n` arrives on a channel, that
 //! channel is not read again until `n` has arrived on every channel that has not ended. Its
@@ -31,6 +37,8 @@ pub(crate) struct Progress {
     pub watermark: Option<Timestamp>,
     /// Every input has ended.
     pub all_ended: bool,
+    /// Every input that has not ended is idle: tell downstream this task is idle too.
+    pub idle: bool,
 }
 
 /// Tracks barriers, watermarks and end-of-stream over `n` input channels.
@@ -40,6 +48,9 @@ pub(crate) struct InputTracker {
     /// Highest barrier seen per channel (debug check: they strictly increase).
     last_barrier: Vec<Option<CheckpointId>>,
     watermarks: Vec<Option<Timestamp>>,
+    /// Channels that declared themselves idle and have sent nothing since.
+    idle: Vec<bool>,
+    idle_count: usize,
     aligning: Option<CheckpointId>,
     last_aligned: Option<CheckpointId>,
     emitted_watermark: Option<Timestamp>,
@@ -53,6 +64,8 @@ impl InputTracker {
             channels: vec![ChannelState::Open; channels],
             last_barrier: vec![None; channels],
             watermarks: vec![None; channels],
+            idle: vec![false; channels],
+            idle_count: 0,
             aligning: None,
             last_aligned: None,
             emitted_watermark: None,
@@ -114,15 +127,54 @@ impl InputTracker {
         );
         self.channels[ch] = ChannelState::Ended;
         self.ended += 1;
+        self.set_active(ch);
         Progress {
             aligned: self.complete_if_aligned(),
             watermark: self.advance_watermark(),
             all_ended: self.ended == self.channels.len(),
+            idle: false,
+        }
+    }
+
+    /// A batch arrived on channel `ch`: if it was idle, it rejoins (its last watermark holds
+    /// the minimum back again). Cheap when no channel is idle, since it runs once per batch.
+    #[inline]
+    pub(crate) fn on_batch(&mut self, ch: usize) {
+        if self.idle_count > 0 {
+            self.set_active(ch);
+        }
+    }
+
+    /// Channel `ch` declared itself idle: the watermark may advance without it.
+    pub(crate) fn on_idle(&mut self, ch: usize) -> Progress {
+        if !self.idle[ch] {
+            self.idle[ch] = true;
+            self.idle_count += 1;
+        }
+        let live = self.channels.len() - self.ended;
+        let all_idle = live > 0
+            && self
+                .channels
+                .iter()
+                .zip(&self.idle)
+                .all(|(state, idle)| *state == ChannelState::Ended || *idle);
+        Progress {
+            watermark: self.advance_watermark(),
+            idle: all_idle,
+            ..Progress::default()
+        }
+    }
+
+    fn set_active(&mut self, ch: usize) {
+        if self.idle[ch] {
+            self.idle[ch] = false;
+            self.idle_count -= 1;
         }
     }
 
     /// Watermark `wm` arrived on channel `ch`.
     pub(crate) fn on_watermark(&mut self, ch: usize, wm: Timestamp) -> Progress {
+        self.set_active(ch);
         let slot = &mut self.watermarks[ch];
         if slot.is_none_or(|old| old < wm) {
             *slot = Some(wm);
@@ -155,14 +207,31 @@ impl InputTracker {
 
     fn advance_watermark(&mut self) -> Option<Timestamp> {
         let mut min: Option<Timestamp> = None;
-        for (state, wm) in self.channels.iter().zip(&self.watermarks) {
-            if *state == ChannelState::Ended {
+        let mut active = 0;
+        for ((state, wm), idle) in self.channels.iter().zip(&self.watermarks).zip(&self.idle) {
+            if *state == ChannelState::Ended || *idle {
                 continue;
             }
+            active += 1;
             let wm = (*wm)?; // a live channel without a watermark holds everything back
             min = Some(min.map_or(wm, |m| m.min(wm)));
         }
-        let min = min?;
+        let min = match min {
+            Some(min) => min,
+            // Every channel ended: the end of time.
+            None if self.ended == self.channels.len() => Timestamp::MAX,
+            // Every live channel is idle: as Flink's valve does, go as far as the most advanced
+            // of them, since none of them holds anything back now.
+            None => {
+                debug_assert_eq!(active, 0);
+                self.channels
+                    .iter()
+                    .zip(&self.watermarks)
+                    .filter(|(state, _)| **state != ChannelState::Ended)
+                    .filter_map(|(_, wm)| *wm)
+                    .max()?
+            }
+        };
         if self.emitted_watermark.is_some_and(|e| e >= min) {
             return None;
         }
@@ -262,6 +331,60 @@ mod tests {
         assert_eq!(t.on_watermark(1, Timestamp(7)).watermark, None);
         // Once channel 0 ends, channel 1 alone decides.
         assert_eq!(t.on_end(0).watermark, Some(Timestamp(20)));
+        // And once every channel ended, the watermark is the end of time.
+        assert_eq!(t.on_end(1).watermark, Some(Timestamp::MAX));
+    }
+
+    #[test]
+    fn ending_without_any_watermark_still_reaches_the_end_of_time() {
+        let mut t = InputTracker::new(2);
+        assert_eq!(t.on_end(0).watermark, None);
+        let p = t.on_end(1);
+        assert_eq!(p.watermark, Some(Timestamp::MAX));
+        assert!(p.all_ended);
+    }
+
+    #[test]
+    fn an_idle_channel_does_not_hold_back_the_watermark_and_rejoins_when_it_sends() {
+        let mut t = InputTracker::new(3);
+        t.on_watermark(0, Timestamp(10));
+        t.on_watermark(1, Timestamp(50));
+        // Channel 2 never sent a watermark: it holds everything back until it goes idle.
+        assert_eq!(t.on_watermark(0, Timestamp(40)).watermark, None);
+        let p = t.on_idle(2);
+        assert_eq!(p.watermark, Some(Timestamp(40)));
+        assert!(!p.idle, "two channels are still active");
+        // It rejoins with a batch: the minimum waits for its watermark again.
+        t.on_batch(2);
+        assert_eq!(t.on_watermark(0, Timestamp(60)).watermark, None);
+        assert_eq!(
+            t.on_watermark(2, Timestamp(45)).watermark,
+            Some(Timestamp(45))
+        );
+        // A watermark behind what was emitted never moves the output backwards.
+        t.on_idle(2);
+        assert_eq!(t.on_watermark(2, Timestamp(41)).watermark, None);
+    }
+
+    #[test]
+    fn the_task_is_idle_when_every_live_channel_is() {
+        let mut t = InputTracker::new(3);
+        t.on_end(0);
+        assert!(!t.on_idle(1).idle);
+        let p = t.on_idle(2);
+        assert!(p.idle);
+        assert_eq!(p.watermark, None, "no channel to take a watermark from");
+        // With watermarks, all idle: the most advanced one.
+        t.on_watermark(1, Timestamp(7));
+        t.on_watermark(2, Timestamp(9));
+        assert_eq!(
+            t.on_idle(2).watermark,
+            None,
+            "channel 1 at 7 still holds it back"
+        );
+        assert_eq!(t.on_idle(1).watermark, Some(Timestamp(9)));
+        t.on_batch(1);
+        assert!(!t.on_idle(2).idle);
     }
 
     #[test]

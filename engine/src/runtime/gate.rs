@@ -17,6 +17,8 @@ pub(crate) enum GateEvent<A, B> {
     Second(Vec<B>),
     /// The combined watermark advanced.
     Watermark(Timestamp),
+    /// Every input that has not ended is idle.
+    Idle,
     /// A barrier has been aligned on all inputs, after `alignment` from its first arrival.
     Barrier {
         id: CheckpointId,
@@ -72,27 +74,32 @@ impl<A, B> InputGate<A, B> {
         self.first.len() + self.second.len()
     }
 
-    /// The next event. Calls `before_block` each time it is about to wait for input, which is
-    /// when the task flushes its partly filled output batches: latency stays low when input is
-    /// scarce, and batches stay full when it is not.
-    pub(crate) fn next(
+    /// The next event, or `None` once `deadline` (the operator's next processing-time timer, if
+    /// it has one) passes first. Calls `before_block` each time it is about to wait for input,
+    /// which is when the task flushes its partly filled output batches: latency stays low when
+    /// input is scarce, and batches stay full when it is not.
+    pub(crate) fn next_until(
         &mut self,
+        deadline: Option<Instant>,
         mut before_block: impl FnMut() -> Result<(), TaskError>,
-    ) -> Result<GateEvent<A, B>, TaskError> {
+    ) -> Result<Option<GateEvent<A, B>>, TaskError> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                return Ok(event);
+                return Ok(Some(event));
             }
             let (ch, message) = match self.try_receive()? {
                 Some(received) => received,
                 None => {
                     before_block()?;
-                    self.receive_blocking()?
+                    match self.receive_blocking(deadline)? {
+                        Some(received) => received,
+                        None => return Ok(None),
+                    }
                 }
             };
             self.cursor = ch + 1;
             if let Some(event) = self.handle(ch, message) {
-                return Ok(event);
+                return Ok(Some(event));
             }
         }
     }
@@ -120,7 +127,10 @@ impl<A, B> InputGate<A, B> {
         Ok(None)
     }
 
-    fn receive_blocking(&mut self) -> Result<Arrival<A, B>, TaskError> {
+    fn receive_blocking(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Arrival<A, B>>, TaskError> {
         let mut select = Select::new();
         let mut channel_of = Vec::with_capacity(self.channel_count());
         for (ch, rx) in self.first.iter().enumerate() {
@@ -139,7 +149,13 @@ impl<A, B> InputGate<A, B> {
         // The tracker never leaves every channel closed: all blocked means aligned and all
         // ended means End, and both are handed out before the gate reads again.
         debug_assert!(!channel_of.is_empty(), "no open input channel to wait on");
-        let operation = select.select();
+        let operation = match deadline {
+            None => select.select(),
+            Some(deadline) => match select.select_deadline(deadline) {
+                Ok(operation) => operation,
+                Err(_) => return Ok(None),
+            },
+        };
         let ch = channel_of[operation.index()];
         let received = if ch < self.first.len() {
             operation.recv(&self.first[ch]).map(Received::First)
@@ -149,7 +165,7 @@ impl<A, B> InputGate<A, B> {
                 .map(Received::Second)
         };
         received
-            .map(|message| (ch, message))
+            .map(|message| Some((ch, message)))
             .map_err(|_| TaskError::UpstreamGone)
     }
 
@@ -160,8 +176,14 @@ impl<A, B> InputGate<A, B> {
             "a message followed end-of-stream on input channel {ch}"
         );
         let progress = match received {
-            Received::First(Message::Batch(batch)) => return Some(GateEvent::First(batch)),
-            Received::Second(Message::Batch(batch)) => return Some(GateEvent::Second(batch)),
+            Received::First(Message::Batch(batch)) => {
+                self.tracker.on_batch(ch);
+                return Some(GateEvent::First(batch));
+            }
+            Received::Second(Message::Batch(batch)) => {
+                self.tracker.on_batch(ch);
+                return Some(GateEvent::Second(batch));
+            }
             Received::First(control) => self.control(ch, control),
             Received::Second(control) => self.control(ch, control),
         };
@@ -176,6 +198,9 @@ impl<A, B> InputGate<A, B> {
         if let Some(wm) = progress.watermark {
             self.pending.push_back(GateEvent::Watermark(wm));
         }
+        if progress.idle {
+            self.pending.push_back(GateEvent::Idle);
+        }
         if progress.all_ended {
             let checkpoint = self
                 .final_checkpoint
@@ -189,6 +214,7 @@ impl<A, B> InputGate<A, B> {
         match message {
             Message::Batch(_) => unreachable!("batches are handled by the caller"),
             Message::Watermark(wm) => self.tracker.on_watermark(ch, wm),
+            Message::Idle => self.tracker.on_idle(ch),
             Message::Barrier(id) => {
                 if !self.tracker.is_aligning() {
                     self.aligning_since = Some(Instant::now());

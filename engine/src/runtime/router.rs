@@ -1,7 +1,7 @@
 //! The sending side of a task: buffers records per destination and sends them in batches.
 
 use crate::error::TaskError;
-use crate::message::Message;
+use crate::message::{Message, Timestamp};
 use crate::partition::Partitioning;
 use crate::runtime::metrics::TaskCounters;
 use crate::Data;
@@ -303,6 +303,29 @@ impl<T: Data> Output<T> {
             Ok(0) => {}
             Ok(sent) => self.counters.add_out(sent as u64),
             Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Emits watermark `watermark` downstream after the records pushed so far: what a
+    /// watermark generator (a timestamp assigner) calls. Operators that only react to their
+    /// input's watermark need not: the runtime forwards it.
+    pub fn emit_watermark(&mut self, watermark: Timestamp) {
+        if self.error.is_none() {
+            let result = self.send_control(|| Message::Watermark(watermark));
+            if let Err(e) = result {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Tells downstream that this task is idle (Flink's `WatermarkStatus.IDLE`): until its
+    /// next record or watermark, it does not hold back their watermarks.
+    pub fn mark_idle(&mut self) {
+        if self.error.is_none() {
+            let result = self.send_control(|| Message::Idle);
+            if let Err(e) = result {
+                self.error = Some(e);
+            }
         }
     }
 

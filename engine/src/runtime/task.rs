@@ -17,6 +17,7 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 
 /// One parallel instance of an operator, ready to run on its own thread.
@@ -68,6 +69,8 @@ impl<T: Data> Task for SourceTask<T> {
             None => env.batch_size,
         };
         let mut pacer = env.source_rate.map(Pacer::new);
+        let mut watermark: Option<Timestamp> = None;
+        let mut idle = false;
         loop {
             if env.stop.load(Ordering::Relaxed) {
                 return Err(TaskError::Cancelled);
@@ -96,6 +99,19 @@ impl<T: Data> Task for SourceTask<T> {
             env.faults
                 .check(env.counters.records_in(), env.snapshots.completed_id());
             out.push_batch(batch);
+            // A reader that generates watermarks (per split) has them follow its records.
+            if let Some(wm) = reader.watermark() {
+                if watermark.is_none_or(|w| w < wm) {
+                    watermark = Some(wm);
+                    out.emit_watermark(wm);
+                }
+            }
+            if read > 0 {
+                idle = false; // downstream counts this split again from its records on
+            } else if !idle && reader.is_idle() {
+                idle = true;
+                out.mark_idle();
+            }
             out.check()?;
             if status == ReadStatus::Exhausted {
                 break;
@@ -111,8 +127,11 @@ impl<T: Data> Task for SourceTask<T> {
                 env.counters.add_idle(wait);
             }
         }
-        // Exhausted, but still part of the job: keep answering triggers (with the final
-        // position) until the final checkpoint, so that every checkpoint holds every task.
+        // Exhausted: no earlier event follows, so the watermark is the end of time and every
+        // event-time window and timer downstream of this source alone may fire now. Still
+        // part of the job: keep answering triggers (with the final position) until the final
+        // checkpoint, so that every checkpoint holds every task.
+        out.emit_watermark(Timestamp::MAX);
         out.flush()?;
         env.snapshots.exhausted();
         loop {
@@ -171,6 +190,12 @@ pub(crate) trait InputHandler<A, B> {
     fn first(&mut self, batch: Vec<A>) -> Result<(), TaskError>;
     fn second(&mut self, batch: Vec<B>) -> Result<(), TaskError>;
     fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError>;
+    /// Every live input is idle.
+    fn idle(&mut self) -> Result<(), TaskError>;
+    /// When the operator next wants `processing_time` (ms since the Unix epoch), if ever.
+    fn next_processing_time(&self) -> Option<u64>;
+    /// The time `next_processing_time` asked for has come.
+    fn processing_time(&mut self) -> Result<(), TaskError>;
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError>;
     /// Every input ended: the barrier of the final checkpoint `checkpoint`.
     fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
@@ -200,13 +225,32 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
         } = *self;
         let mut waiting = WaitClock::new();
         loop {
-            let event = gate.next(|| {
+            // Only an operator with a processing-time timer makes the loop read the clock.
+            let deadline = match handler.next_processing_time() {
+                None => None,
+                Some(due) => {
+                    let mut now = now_millis();
+                    if due <= now {
+                        handler.processing_time()?;
+                        now = now_millis();
+                    }
+                    // Input is read between firings even when the operator still wants one
+                    // (its clock may run behind the system's): then wait at least 1 ms.
+                    handler.next_processing_time().map(|due| {
+                        Instant::now() + Duration::from_millis(due.saturating_sub(now).max(1))
+                    })
+                }
+            };
+            let event = gate.next_until(deadline, || {
                 handler.flush()?;
                 counters.record_thread_cpu_time();
                 waiting.start(&counters);
                 Ok(())
             })?;
             waiting.stop_idle(&counters);
+            let Some(event) = event else {
+                continue; // the deadline passed: the next round fires the timer
+            };
             match event {
                 GateEvent::First(batch) => {
                     counters.batch_in(batch.len() as u64);
@@ -222,12 +266,20 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
                     counters.set_watermark(wm);
                     handler.watermark(wm)?
                 }
+                GateEvent::Idle => handler.idle()?,
                 GateEvent::Barrier { id, alignment } => handler.barrier(id, alignment)?,
                 GateEvent::End { checkpoint } => return handler.end(checkpoint),
             }
             handler.notify_completed()?;
         }
     }
+}
+
+/// Processing time: milliseconds since the Unix epoch (0 for a clock before it).
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A one-input operator seen as a two-input one whose second input never delivers, so that
@@ -280,6 +332,18 @@ impl<I: Data, O: Data, Op: UnaryOperator<I, O>> BinaryOperator<I, Infallible, O>
         self.op.on_watermark(watermark, out)
     }
 
+    fn forwards_watermarks(&self) -> bool {
+        self.op.forwards_watermarks()
+    }
+
+    fn next_processing_time(&self) -> Option<u64> {
+        self.op.next_processing_time()
+    }
+
+    fn on_processing_time(&mut self, out: &mut Output<O>) -> Result<(), BoxError> {
+        self.op.on_processing_time(out)
+    }
+
     fn close(&mut self, out: &mut Output<O>) -> Result<(), BoxError> {
         self.op.close(out)
     }
@@ -312,7 +376,27 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
 
     fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
         self.op.on_watermark(watermark, &mut self.out)?;
-        self.out.send_control(|| Message::Watermark(watermark))
+        self.out.check()?;
+        if self.op.forwards_watermarks() {
+            self.out.send_control(|| Message::Watermark(watermark))?;
+        }
+        Ok(())
+    }
+
+    fn idle(&mut self) -> Result<(), TaskError> {
+        if self.op.forwards_watermarks() {
+            self.out.send_control(|| Message::Idle)?;
+        }
+        Ok(())
+    }
+
+    fn next_processing_time(&self) -> Option<u64> {
+        self.op.next_processing_time()
+    }
+
+    fn processing_time(&mut self) -> Result<(), TaskError> {
+        self.op.on_processing_time(&mut self.out)?;
+        self.out.check()
     }
 
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
@@ -370,6 +454,18 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
     }
 
     fn watermark(&mut self, _watermark: Timestamp) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn idle(&mut self) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn next_processing_time(&self) -> Option<u64> {
+        None
+    }
+
+    fn processing_time(&mut self) -> Result<(), TaskError> {
         Ok(())
     }
 

@@ -1,0 +1,186 @@
+//! The clicks example's command line: the interface, its outputs against the
+//! sequential computation, and clear refusals of bad options.
+
+#[path = "../examples/support/clicks_job.rs"]
+mod clicks_job;
+#[path = "../examples/support/output.rs"]
+mod output;
+#[path = "../examples/support/rng.rs"]
+mod rng;
+
+use clicks_job::WindowKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The example binary that `cargo test` built next to this test.
+fn clicks_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps")
+        .join("examples")
+        .join(format!("clicks{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run through `cargo test`",
+        bin.display()
+    );
+    bin
+}
+
+fn clicks(args: &[&str]) -> Output {
+    Command::new(clicks_bin())
+        .args(args)
+        .output()
+        .expect("start clicks")
+}
+
+#[test]
+fn every_window_kind_writes_what_the_sequential_computation_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("clicks.txt");
+    let text = clicks_job::generate(5_000, 9);
+    std::fs::write(&input, &text).unwrap();
+    for (i, window) in ["tumbling:10000", "sliding:10000:2500", "session:500"]
+        .iter()
+        .enumerate()
+    {
+        let (out, late) = (
+            dir.path().join(format!("out{i}")),
+            dir.path().join(format!("late{i}")),
+        );
+        let result = clicks(&[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--late",
+            late.to_str().unwrap(),
+            "--checkpoint-dir",
+            dir.path().join(format!("chk{i}")).to_str().unwrap(),
+            "--window",
+            window,
+            "--out-of-orderness-ms",
+            "2000",
+            "--parallelism",
+            "2",
+            "--checkpoint-interval-ms",
+            "10",
+        ]);
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let kind: WindowKind = window.parse().unwrap();
+        let want = clicks_job::expected(&text, kind, 2000);
+        let mut got = output::committed_lines(&out).unwrap();
+        got.sort();
+        assert_eq!(got, want.output_lines(), "{window}");
+        let mut got_late = output::committed_lines(&late).unwrap();
+        got_late.sort();
+        assert_eq!(got_late, want.late, "{window}");
+        assert!(got_late.iter().any(|l| l.starts_with("malformed\t")));
+        assert!(got_late.iter().any(|l| l.starts_with("late\t")));
+    }
+}
+
+/// A small input checked by hand: with out-of-orderness 0 and no watermark before the
+/// 64th click, nothing is late; the malformed lines are reported, the blank one ignored.
+#[test]
+fn a_hand_checked_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("clicks.txt");
+    std::fs::write(
+        &input,
+        "1000,ann,home\n1500,bob,cart\n\n2500,ann,item\n999,ann,home\nx,ann,home\n7,ann\n",
+    )
+    .unwrap();
+    let (out, late) = (dir.path().join("out"), dir.path().join("late"));
+    let result = clicks(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--late",
+        late.to_str().unwrap(),
+        "--checkpoint-dir",
+        dir.path().join("chk").to_str().unwrap(),
+        "--window",
+        "tumbling:1000",
+        "--out-of-orderness-ms",
+        "0",
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let mut got = output::committed_lines(&out).unwrap();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "ann\t0\t1000\t1",
+            "ann\t1000\t2000\t1",
+            "ann\t2000\t3000\t1",
+            "bob\t1000\t2000\t1",
+        ]
+    );
+    let mut got_late = output::committed_lines(&late).unwrap();
+    got_late.sort();
+    assert_eq!(got_late, vec!["malformed\t7,ann", "malformed\tx,ann,home"]);
+}
+
+#[test]
+fn without_arguments_it_checks_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = clicks(&[
+        "--clicks",
+        "20000",
+        "--parallelism",
+        "2",
+        "--checkpoint-dir",
+        dir.path().join("chk").to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        stdout.contains("matches the sequential computation"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_options_are_refused_naming_them() {
+    for (args, says) in [
+        (vec!["--window", "hopping:5"], "--window"),
+        (vec!["--window", "sliding:10:20"], "slide must not exceed"),
+        (vec!["--window", "tumbling:0"], "--window"),
+        (
+            vec!["--input", "/nonexistent/clicks.txt"],
+            "--input, --output and --late go together",
+        ),
+        (
+            vec![
+                "--input",
+                "/nonexistent/clicks.txt",
+                "--output",
+                "/tmp/o",
+                "--late",
+                "/tmp/l",
+            ],
+            "/nonexistent/clicks.txt",
+        ),
+    ] {
+        let result = clicks(&args);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{args:?} must fail");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
