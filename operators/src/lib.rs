@@ -43,4 +43,4 @@ pub use flat_map::FlatMapExt;
 pub use map::MapExt;
 pub use process::{ProcessExt, StateKey};
 pub use reduce::ReduceExt;
-pub use state::{KeyedState, KeyedStore, ListState, MapState, ValueState};
+pub use state::{KeyedState, KeyedStore, ListState, MapState, TtlValueState, ValueState};

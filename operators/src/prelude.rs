@@ -8,7 +8,7 @@ pub use crate::process::ProcessExt;
 pub use crate::reduce::ReduceExt;
 pub use crate::sink::{CollectSink, DiscardSink, FileSink};
 pub use crate::source::{CollectionSource, GeneratorSource, TextFileSource};
-pub use crate::state::{KeyedState, ListState, MapState, ValueState};
+pub use crate::state::{KeyedState, ListState, MapState, TtlValueState, ValueState};
 pub use crate::time::{AssignTimestampsExt, ProcessFunctionExt};
 pub use crate::window::{Count, WindowExt};
 /// A string stored inline up to 24 bytes: words and keys without a heap allocation each.

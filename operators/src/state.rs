@@ -15,6 +15,67 @@ use std::hash::Hash;
 pub trait KeyedState: Default + Serialize + DeserializeOwned + Send + 'static {
     /// Whether the state holds nothing; empty states are removed from the operator's store.
     fn is_empty(&self) -> bool;
+
+    /// Drops what expired by processing time `now` (ms since the epoch): state with a
+    /// time-to-live ([`TtlValueState`]) is cleaned up lazily when read, and by this before
+    /// every snapshot of a process function, so expired values are never checkpointed. The
+    /// default keeps everything.
+    fn expire(&mut self, _now: u64) {}
+}
+
+/// A value that expires a time-to-live after it was last written (Flink's `ValueState` with
+/// a `StateTtlConfig` of update type `OnCreateAndWrite` and visibility `NeverReturnExpired`),
+/// in processing time. Reads take the current processing time (`Context::current_processing_time`
+/// in a process function).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtlValueState<V> {
+    value: Option<V>,
+    /// Processing time (ms since the epoch) from which the value is gone.
+    expires_at: u64,
+}
+
+impl<V> Default for TtlValueState<V> {
+    fn default() -> Self {
+        TtlValueState {
+            value: None,
+            expires_at: 0,
+        }
+    }
+}
+
+impl<V> TtlValueState<V> {
+    /// The value at processing time `now`, unless it expired (then it is dropped).
+    pub fn get(&mut self, now: u64) -> Option<&V> {
+        self.expire_at(now);
+        self.value.as_ref()
+    }
+
+    /// Sets the value at processing time `now`; it expires `ttl` later.
+    pub fn set(&mut self, value: V, now: u64, ttl: std::time::Duration) {
+        self.value = Some(value);
+        self.expires_at = now.saturating_add(ttl.as_millis() as u64);
+    }
+
+    /// Removes the value.
+    pub fn clear(&mut self) {
+        self.value = None;
+    }
+
+    fn expire_at(&mut self, now: u64) {
+        if self.value.is_some() && now >= self.expires_at {
+            self.value = None;
+        }
+    }
+}
+
+impl<V: Serialize + DeserializeOwned + Send + 'static> KeyedState for TtlValueState<V> {
+    fn is_empty(&self) -> bool {
+        self.value.is_none()
+    }
+
+    fn expire(&mut self, now: u64) {
+        self.expire_at(now);
+    }
 }
 
 /// A single value per key (Flink's `ValueState`).
@@ -202,6 +263,11 @@ impl<A: KeyedState, B: KeyedState> KeyedState for (A, B) {
     fn is_empty(&self) -> bool {
         self.0.is_empty() && self.1.is_empty()
     }
+
+    fn expire(&mut self, now: u64) {
+        self.0.expire(now);
+        self.1.expire(now);
+    }
 }
 
 /// The states of every key one task owns: what keyed operators such as `process` keep,
@@ -298,6 +364,23 @@ mod tests {
         store.with("a".to_owned(), |_, s| s.clear());
         assert_eq!(store.len(), 1);
         assert_eq!(store.with("b".to_owned(), |_, s| s.get().copied()), Some(2));
+    }
+
+    #[test]
+    fn a_ttl_value_expires_after_its_time_to_live_since_the_last_write() {
+        let ttl = std::time::Duration::from_millis(100);
+        let mut s = TtlValueState::default();
+        s.set(7, 1_000, ttl);
+        assert_eq!(s.get(1_099), Some(&7));
+        s.set(8, 1_050, ttl);
+        assert_eq!(s.get(1_120), Some(&8), "a write renews the time to live");
+        assert_eq!(s.get(1_150), None);
+        assert!(KeyedState::is_empty(&s));
+        let mut pair: (TtlValueState<u8>, ValueState<u8>) = Default::default();
+        pair.0.set(1, 0, ttl);
+        pair.1.set(2);
+        pair.expire(100);
+        assert!(pair.0.get(0).is_none() && pair.1.get() == Some(&2));
     }
 
     #[test]

@@ -344,7 +344,14 @@ where
         self.fire(TimeDomain::ProcessingTime, now, out)
     }
 
+    /// Expired state (a [`TtlValueState`](crate::TtlValueState) past its time to live) is
+    /// dropped first: it is never checkpointed.
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
+        let now = (self.clock)();
+        self.entries.retain(|_, entry| {
+            entry.state.expire(now);
+            !entry.is_empty()
+        });
         encode_time_snapshot(
             self.entries.iter(),
             self.watermark,
@@ -518,6 +525,72 @@ mod tests {
             0,
             "no key keeps state or timers"
         );
+    }
+
+    #[test]
+    fn expired_ttl_state_is_not_read_and_not_checkpointed() {
+        use crate::state::TtlValueState;
+        /// Remembers each key's last value for 100 ms and emits what it remembered before.
+        struct Remember;
+        impl KeyedProcessFunction<String, (String, u64), (String, Option<u64>)> for Remember {
+            type State = TtlValueState<u64>;
+            fn process_element(
+                &self,
+                record: (String, u64),
+                ctx: &mut Context<'_, String, (String, Option<u64>)>,
+                last: &mut TtlValueState<u64>,
+            ) -> Result<(), BoxError> {
+                let now = ctx.current_processing_time();
+                let before = last.get(now).copied();
+                last.set(record.1, now, std::time::Duration::from_millis(100));
+                ctx.collect((record.0, before));
+                Ok(())
+            }
+        }
+        let clock = ManualClock::new(1_000);
+        let mut h: OneInputHarness<(String, u64), Tagged<(String, Option<u64>)>> =
+            OneInputHarness::new(ProcessFunctionOperator::new(
+                Arc::new(|r: &(String, u64)| r.0.clone()),
+                None,
+                Arc::new(Remember),
+                &task(),
+                clock.clock(),
+            ));
+        h.open().unwrap();
+        h.process(vec![ev("a", 1), ev("b", 2), ev("c", 9)]).unwrap();
+        clock.set(1_050);
+        h.process(vec![ev("a", 3)]).unwrap();
+        clock.set(1_120);
+        h.process(vec![ev("a", 4), ev("b", 5)]).unwrap();
+        let got: Vec<(String, Option<u64>)> = h
+            .take_output()
+            .into_iter()
+            .filter_map(|t| match t {
+                Tagged::Main(x) => Some(x),
+                Tagged::Side(..) => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), None),
+                ("b".into(), None),
+                ("c".into(), None),
+                ("a".into(), Some(1)),
+                ("a".into(), Some(3)),
+                ("b".into(), None),
+            ]
+        );
+        clock.set(1_200);
+        let state = h.snapshot(CheckpointId(1)).unwrap().unwrap();
+        assert_eq!(
+            time_state_summary(&state).unwrap().1,
+            2,
+            "a and b (written at 1120) are live, c (written at 1000) is not"
+        );
+        clock.set(1_300);
+        let state = h.snapshot(CheckpointId(2)).unwrap().unwrap();
+        assert_eq!(time_state_summary(&state).unwrap().1, 0);
     }
 
     #[test]
