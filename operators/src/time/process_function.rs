@@ -548,7 +548,8 @@ mod tests {
             }
         }
         let clock = ManualClock::new(1_000);
-        let mut h: OneInputHarness<(String, u64), Tagged<(String, Option<u64>)>> =
+        type Remembered = (String, Option<u64>);
+        let mut h: OneInputHarness<(String, u64), Tagged<Remembered>> =
             OneInputHarness::new(ProcessFunctionOperator::new(
                 Arc::new(|r: &(String, u64)| r.0.clone()),
                 None,
