@@ -62,8 +62,16 @@ fn check(query: Query, parallelism: usize, got: &[String]) {
     let want = expected(query);
     assert!(!want.is_empty(), "{query}: the test input gives no rows");
     if got != want {
-        let missing = want.iter().filter(|r| !got.contains(r)).take(5).collect::<Vec<_>>();
-        let extra = got.iter().filter(|r| !want.contains(r)).take(5).collect::<Vec<_>>();
+        let missing = want
+            .iter()
+            .filter(|r| !got.contains(r))
+            .take(5)
+            .collect::<Vec<_>>();
+        let extra = got
+            .iter()
+            .filter(|r| !want.contains(r))
+            .take(5)
+            .collect::<Vec<_>>();
         panic!(
             "{query} at p={parallelism}: {} rows, expected {}; missing e.g. {missing:?}, unexpected e.g. {extra:?}",
             got.len(),
@@ -155,11 +163,10 @@ fn the_event_file_gives_the_same_results() {
 fn killed_run(query: Query, out: &Path, checkpoints: &Path, operator: &str) {
     let injector = FailureInjector::new().fail_task_after_checkpoint(operator, 0, 3);
     let job = Job::new(format!("nexmark-{query}"));
-    query
-        .build(generated(&job))
-        .sink(FileSink::with_format(out, |row: &Row, line: &mut Vec<u8>| {
-            row.write_csv(line)
-        }));
+    query.build(generated(&job)).sink(FileSink::with_format(
+        out,
+        |row: &Row, line: &mut Vec<u8>| row.write_csv(line),
+    ));
     let config = JobConfig::default()
         .with_parallelism(2)
         .with_batch_size(256)

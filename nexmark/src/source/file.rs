@@ -306,7 +306,9 @@ mod tests {
         assert!(watermark.is_some());
         let mut rest = Vec::new();
         while r.read_batch(&mut rest, 30).unwrap() == ReadStatus::More {}
-        source.verify_restore(std::slice::from_ref(&position)).unwrap();
+        source
+            .verify_restore(std::slice::from_ref(&position))
+            .unwrap();
         let mut again = source.create_reader(&task(1, 2)).unwrap();
         again.seek(&position).unwrap();
         assert_eq!(again.watermark(), watermark);
