@@ -201,3 +201,105 @@ fn a_killed_windowed_query_recovers_to_the_sequential_result() {
         check(query, 2, &got);
     }
 }
+
+/// The example binary that `cargo test` built next to this test.
+fn nexmark_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps")
+        .join("examples")
+        .join(format!("nexmark{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run through `cargo test`",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs the example with `args`; with `kill_after`, SIGKILLs it once it reported that many
+/// completed checkpoints (its `--log-checkpoints` lines: no timing). Returns its stdout.
+fn run_example(args: &[&str], kill_after: Option<u64>) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(nexmark_bin())
+        .args(args)
+        .arg("--log-checkpoints")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start the nexmark example");
+    let mut stdout = String::new();
+    let mut completed = 0;
+    let mut killed = false;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("checkpoint ") && line.ends_with(" complete") {
+            completed += 1;
+            if Some(completed) == kill_after {
+                child.kill().unwrap();
+                killed = true;
+            }
+        }
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let status = child.wait().unwrap();
+    if kill_after.is_some() {
+        assert!(
+            killed,
+            "the run ended before its checkpoint {kill_after:?}: {stdout}"
+        );
+    } else {
+        assert!(status.success(), "nexmark failed: {stdout}");
+    }
+    stdout
+}
+
+/// `kill -9` of the example process after its third checkpoint, then the same command again:
+/// it resumes (the file source at its byte positions with its watermarks, the generator at its
+/// event numbers, windows and timers as checkpointed) and the committed rows equal the
+/// sequential result, each once. q7 on the event file (windows), q18 on generated events
+/// (per-key state emitted when the input ends).
+#[test]
+fn a_killed_nexmark_process_resumes_to_the_sequential_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.json");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    for e in events() {
+        serde_json::to_writer(&mut w, e).unwrap();
+        w.write_all(b"\n").unwrap();
+    }
+    w.into_inner().unwrap().sync_all().unwrap();
+    let events_arg = EVENTS.to_string();
+    for (query, input) in [(Query::Q7, Some(&file)), (Query::Q18, None)] {
+        let out = dir.path().join(format!("out-{query}"));
+        let checkpoints = dir.path().join(format!("checkpoints-{query}"));
+        let query_arg = query.to_string();
+        let mut args = vec![
+            "--query",
+            &query_arg,
+            "--output",
+            out.to_str().unwrap(),
+            "--checkpoint-dir",
+            checkpoints.to_str().unwrap(),
+            "--checkpoint-interval-ms",
+            "20",
+            "--parallelism",
+            "2",
+        ];
+        match input {
+            Some(path) => args.extend(["--input", path.to_str().unwrap()]),
+            None => args.extend(["--events", &events_arg]),
+        }
+        let mut slow = args.clone();
+        slow.extend(["--max-rate", "100000"]);
+        run_example(&slow, Some(3));
+        let resumed = run_example(&args, None);
+        assert!(resumed.contains("resumed from checkpoint"), "{resumed}");
+        let mut got = output::committed_lines(&out).unwrap();
+        got.sort();
+        check(query, 2, &got);
+    }
+}
