@@ -1,7 +1,8 @@
 //! Query results: rows of values, written as CSV that the Flink peer's `compare.py` reads.
 
 use serde::{Deserialize, Serialize};
-use std::fmt::{self, Write as _};
+use std::fmt;
+use std::io::Write as _;
 
 /// One field of a result row.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -24,15 +25,13 @@ impl Row {
     /// Appends the row as one CSV line without its line ending: fields separated by commas,
     /// a string quoted (RFC 4180) when it holds a comma, a quote or a line break.
     pub fn write_csv(&self, line: &mut Vec<u8>) {
-        let mut text = String::new();
         for (i, value) in self.0.iter().enumerate() {
             if i > 0 {
-                text.push(',');
+                line.push(b',');
             }
-            // Writing into a String cannot fail.
-            let _ = write!(text, "{value}");
+            // Writing into a vector cannot fail.
+            let _ = write!(line, "{value}");
         }
-        line.extend_from_slice(text.as_bytes());
     }
 
     /// The row as a CSV line, without its line ending.
