@@ -190,16 +190,13 @@ fn killed_run(query: Query, out: &Path, checkpoints: &Path, operator: &str) {
 /// row twice.
 #[test]
 fn a_killed_query_recovers_to_the_sequential_result() {
-    for (query, operator) in [
-        (Query::Q3, "q3-join"),
-        (Query::Q4, "q4-closing-price"),
-        (Query::Q5, "q5-count"),
-        (Query::Q7, "q7-local-max"),
-        (Query::Q7, "nexmark"),
-        (Query::Q8, "q8-join"),
-        (Query::Q11, "q11-sessions"),
-        (Query::Q18, "q18-last-bid"),
-    ] {
+    let mut kills: Vec<(Query, &str)> = Query::ALL
+        .into_iter()
+        .filter_map(|q| Some((q, q.stateful_operator()?)))
+        .collect();
+    kills.push((Query::Q7, "nexmark"));
+    assert_eq!(kills.len(), 8);
+    for (query, operator) in kills {
         let dir = tempfile::tempdir().unwrap();
         let (out, checkpoints) = (dir.path().join("out"), dir.path().join("checkpoints"));
         killed_run(query, &out, &checkpoints, operator);

@@ -84,6 +84,22 @@ impl Query {
         }
     }
 
+    /// The name of the operator that keeps the query's keyed state and sees records
+    /// throughout the stream (the first window stage of q5 and q7), for failure injection;
+    /// `None` for the stateless q0, q1 and q2.
+    pub fn stateful_operator(self) -> Option<&'static str> {
+        match self {
+            Query::Q0 | Query::Q1 | Query::Q2 => None,
+            Query::Q3 => Some("q3-join"),
+            Query::Q4 => Some("q4-closing-price"),
+            Query::Q5 => Some("q5-count"),
+            Query::Q7 => Some("q7-local-max"),
+            Query::Q8 => Some("q8-join"),
+            Query::Q11 => Some("q11-sessions"),
+            Query::Q18 => Some("q18-last-bid"),
+        }
+    }
+
     /// The columns of the query's rows, for people.
     pub fn columns(self) -> &'static str {
         match self {
