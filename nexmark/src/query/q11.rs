@@ -2,21 +2,25 @@
 //! window with a 10 s gap), as `(bidder, bid_count, start, end)`; a session runs from its
 //! first bid to its last plus the gap (Flink's `SESSION_START` / `SESSION_END`).
 
-use crate::event::{Bid, Event};
-use crate::query::{bids, int};
+use crate::event::Event;
+use crate::query::int;
 use crate::row::{Row, Value};
-use snapflow_engine::Stream;
+use snapflow_engine::{Output, Stream};
 use snapflow_operators::window::{Count, EventTimeSessionWindows, Window, WindowExt};
-use snapflow_operators::MapExt;
+use snapflow_operators::FlatMapExt;
 use std::time::Duration;
 
 /// The session gap.
 pub(crate) const GAP_MS: u64 = 10_000;
 
 pub(crate) fn build(events: Stream<Event>) -> Stream<Row> {
-    bids(events)
-        .map(|b: Bid| (b.bidder, b.date_time))
-        .name("q11-project")
+    events
+        .flat_map_with(|e: Event, out: &mut Output<(usize, u64)>| {
+            if let Event::Bid(b) = e {
+                out.push((b.bidder, b.date_time));
+            }
+        })
+        .name("q11-bids")
         .with_timestamp_assigner(|&(_, t): &(usize, u64)| t)
         .key_by(|&(bidder, _): &(usize, u64)| bidder)
         .window(EventTimeSessionWindows::with_gap(Duration::from_millis(

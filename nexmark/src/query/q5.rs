@@ -7,15 +7,15 @@
 //! one window of its own, which fires once the watermark has passed them all: it keeps the
 //! counts equal to their maximum.
 
-use crate::event::{Bid, Event};
-use crate::query::{bids, int};
+use crate::event::Event;
+use crate::query::int;
 use crate::row::Row;
 use serde::{Deserialize, Serialize};
-use snapflow_engine::Stream;
+use snapflow_engine::{Output, Stream};
 use snapflow_operators::window::{
     Count, SlidingEventTimeWindows, TumblingEventTimeWindows, Window, WindowExt,
 };
-use snapflow_operators::MapExt;
+use snapflow_operators::FlatMapExt;
 use std::time::Duration;
 
 /// The window size.
@@ -32,9 +32,15 @@ struct AuctionCount {
 }
 
 pub(crate) fn build(events: Stream<Event>) -> Stream<Row> {
-    bids(events)
-        .map(|b: Bid| (b.auction, b.date_time))
-        .name("q5-project")
+    // One operator from events to (auction, time): there is no operator chaining yet, and
+    // every operator is a thread and a channel hop.
+    events
+        .flat_map_with(|e: Event, out: &mut Output<(usize, u64)>| {
+            if let Event::Bid(b) = e {
+                out.push((b.auction, b.date_time));
+            }
+        })
+        .name("q5-bids")
         .with_timestamp_assigner(|&(_, t): &(usize, u64)| t)
         .key_by(|&(auction, _): &(usize, u64)| auction)
         .window(SlidingEventTimeWindows::of(

@@ -9,8 +9,8 @@
 //! local maximum, the bids at it and the boundary candidates not below it; stage 2 (keyed by
 //! window, one tumbling window each) takes the global maximum and emits the candidates at it.
 
-use crate::event::{Bid, Event};
-use crate::query::{bids, int};
+use crate::event::Event;
+use crate::query::int;
 use crate::row::{Row, Value};
 use serde::{Deserialize, Serialize};
 use snapflow_engine::{Output, Stream};
@@ -114,8 +114,11 @@ impl AggregateFunction<Candidate> for MaxBids {
 }
 
 pub(crate) fn build(events: Stream<Event>) -> Stream<Row> {
-    bids(events)
-        .flat_map_with(|b: Bid, out: &mut Output<Candidate>| {
+    events
+        .flat_map_with(|e: Event, out: &mut Output<Candidate>| {
+            let Event::Bid(b) = e else {
+                return;
+            };
             let c = Candidate {
                 auction: b.auction,
                 bidder: b.bidder,
