@@ -1,4 +1,5 @@
-//! Kill-and-recover driver: runs word count, the ledger or clicks, kills it at random moments, reruns
+//! Kill-and-recover driver: runs word count, the ledger, clicks or a Nexmark query, kills it at
+//! random moments, reruns
 //! it until it finishes, checks the committed output's invariants all along, and verifies the
 //! end result against a sequential computation.
 //!
@@ -6,6 +7,7 @@
 //! cargo run --release --example chaos -- --job wordcount --kills 20 [--seed S] [--size N]
 //! cargo run --release --example chaos -- --job ledger --kills 20 --mode threads
 //! cargo run --release --example chaos -- --job clicks --kills 20 [--window session:3000]
+//! cargo run --release --example chaos -- --job nexmark --query q7 --kills 20
 //! cargo run --release --example chaos -- --job ledger --sink postgres --kills 20 \
 //!     [--postgres URL] [--postgres-mode transactional|two-phase]
 //! ```
@@ -64,6 +66,9 @@ enum JobKind {
     /// Event-time windows: no window emitted twice while running; at the end, windows and
     /// late events equal the sequential computation.
     Clicks,
+    /// A Nexmark query (--query) over an event file: the committed rows are always part of
+    /// the sequential result (as multisets); at the end they are all of it.
+    Nexmark,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -95,10 +100,14 @@ struct Args {
     /// Seed of the input and of the kill moments.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The query of --job nexmark.
+    #[arg(long, default_value = "q7")]
+    query: snapflow_nexmark::Query,
     /// The window of --job clicks: tumbling:W, sliding:W:S or session:G (ms).
     #[arg(long, default_value = "tumbling:60000")]
     window: clicks_job::WindowKind,
-    /// Input size: lines (word count, clicks) or transfers (ledger), built in memory.
+    /// Input size: lines (word count, clicks), transfers (ledger) or events (nexmark), built
+    /// in memory.
     #[arg(long, default_value_t = 200_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     size: u64,
@@ -167,8 +176,8 @@ fn run(args: Args) -> Result<bool> {
             }
             Sink::File
         }
-        (SinkKind::Postgres, JobKind::Wordcount | JobKind::Clicks) => {
-            bail!("--sink postgres is for --job ledger: word count and clicks write files only")
+        (SinkKind::Postgres, JobKind::Wordcount | JobKind::Clicks | JobKind::Nexmark) => {
+            bail!("--sink postgres is for --job ledger: the other jobs write files only")
         }
         (SinkKind::Postgres, JobKind::Ledger) => {
             let schema = format!("chaos_{}_{}", std::process::id(), args.seed);
@@ -195,9 +204,11 @@ fn run(args: Args) -> Result<bool> {
         }
         JobKind::Ledger => ledger_model::workload(args.size, 1_000, args.seed),
         JobKind::Clicks => clicks_job::generate(args.size, args.seed),
+        JobKind::Nexmark => nexmark_events(args.size),
     };
     std::fs::write(&paths.input, &text).context("cannot write the input")?;
     let reference = (args.job == JobKind::Ledger).then(|| ledger_model::reference(&text));
+    let nexmark_rows = (args.job == JobKind::Nexmark).then(|| nexmark_expected(&args, &text));
     let lines = text.lines().count() as u64;
     // Enough input time for every kill to land mid-run: each attempt runs 1 to 3 checkpoints.
     let seconds = (f64::from(args.kills) * 0.3).max(3.0);
@@ -224,7 +235,10 @@ fn run(args: Args) -> Result<bool> {
                     Some((target, invariants)) => invariants
                         .check(target)
                         .map_err(|e| format!("{e} (snapflow_commits now: {})", target.commits())),
-                    None => check_invariants(args.job, &paths.out),
+                    None => match &nexmark_rows {
+                        Some(expected) => check_nexmark_rows(&paths.out, expected, false),
+                        None => check_invariants(args.job, &paths.out),
+                    },
                 };
                 if let Err(violation) = checked {
                     eprintln!("chaos: VIOLATION while running: {violation}");
@@ -248,7 +262,10 @@ fn run(args: Args) -> Result<bool> {
         (Sink::Postgres(target, _), Some(reference)) => {
             chaos_pg::verify(target, reference).map_err(|e| format!("{e:#}"))
         }
-        _ => verify(&args, &paths, &text),
+        _ => match &nexmark_rows {
+            Some(expected) => check_nexmark_rows(&paths.out, expected, true),
+            None => verify(&args, &paths, &text),
+        },
     };
     if let Err(e) = &final_check {
         eprintln!("chaos: VIOLATION at the end: {e}");
@@ -331,6 +348,7 @@ fn run_processes(
         JobKind::Wordcount => "wordcount",
         JobKind::Ledger => "ledger",
         JobKind::Clicks => "clicks",
+        JobKind::Nexmark => "nexmark",
     };
     let exe = std::env::current_exe()?;
     let binary = exe.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
@@ -365,6 +383,9 @@ fn run_processes(
             if args.job == JobKind::Clicks {
                 command.arg("--late").arg(&paths.dead);
                 command.args(["--window", &args.window.to_string()]);
+            }
+            if args.job == JobKind::Nexmark {
+                command.args(["--query", &args.query.to_string()]);
             }
         }
         Sink::Postgres(target, commit) => {
@@ -475,7 +496,12 @@ fn run_threads(
         let thread = std::thread::current();
         eprintln!("chaos: thread {} {info}", thread.name().unwrap_or("?"));
     }));
+    let nexmark_operators: Vec<&str> = ["events"]
+        .into_iter()
+        .chain(args.query.stateful_operator())
+        .collect();
     let operators: &[&str] = match args.job {
+        JobKind::Nexmark => &nexmark_operators,
         JobKind::Wordcount => &["read", "tokenize", "count", "write"],
         JobKind::Ledger => &ledger_job::OPERATORS,
         JobKind::Clicks => &[
@@ -497,7 +523,7 @@ fn run_threads(
             JobKind::Ledger => ledger_job::tasks(operator, args.parallelism),
             // Reading, parsing and watermarking run as one task each.
             JobKind::Clicks if ["read", "parse", "watermarks"].contains(&operator) => 1,
-            JobKind::Clicks => args.parallelism,
+            JobKind::Clicks | JobKind::Nexmark => args.parallelism,
         };
         let task = (rng.next() % tasks as u64) as usize;
         injector = injector.fail_task_after_checkpoint(operator, task, after);
@@ -529,6 +555,7 @@ fn run_threads(
             args.window,
             CLICKS_OUT_OF_ORDERNESS_MS,
         ),
+        (JobKind::Nexmark, _) => nexmark_job(args.query, &paths.input, &paths.out),
         (JobKind::Ledger, Sink::Postgres(target, commit)) => {
             ledger_job::build_postgres(&paths.input, &target.url, &target.schema, commit.mode())
         }
@@ -541,6 +568,74 @@ fn run_threads(
         recovery: Vec::new(),
         failures: 0,
     })
+}
+
+/// `events` Nexmark events as the JSON lines of the peer's event file.
+fn nexmark_events(events: u64) -> String {
+    let mut text = String::new();
+    for event in snapflow_nexmark::event::generator(0, 1).take(events as usize) {
+        text.push_str(&serde_json::to_string(&event).expect("events serialize"));
+        text.push('\n');
+    }
+    text
+}
+
+/// The sequential result of the query over the event file's text: each row's CSV line and
+/// how often it occurs.
+fn nexmark_expected(args: &Args, text: &str) -> HashMap<String, usize> {
+    let events: Vec<snapflow_nexmark::Event> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("the driver's own events parse"))
+        .collect();
+    let mut rows = HashMap::new();
+    for row in snapflow_nexmark::sequential::run(args.query, &events) {
+        *rows.entry(row.to_csv()).or_default() += 1;
+    }
+    rows
+}
+
+/// The nexmark example's job, in this process (thread kills).
+fn nexmark_job(query: snapflow_nexmark::Query, input: &Path, out: &Path) -> Job {
+    let job = Job::new(format!("nexmark-{query}"));
+    let events = job
+        .source(snapflow_nexmark::source::NexmarkFileSource::new(input))
+        .name("events")
+        .uid("events")
+        .with_timestamp_assigner(snapflow_nexmark::event::event_time);
+    query
+        .build(events)
+        .sink(FileSink::with_format(
+            out,
+            |row: &snapflow_nexmark::Row, line: &mut Vec<u8>| row.write_csv(line),
+        ))
+        .name("write")
+        .uid("write");
+    job
+}
+
+/// Nexmark's rows are final once committed: at every moment they are part of the sequential
+/// result, no row more often than there; at the end (`complete`) they are all of it.
+fn check_nexmark_rows(
+    out: &Path,
+    expected: &HashMap<String, usize>,
+    complete: bool,
+) -> Result<(), String> {
+    let mut left = expected.clone();
+    for line in output::committed_lines(out).map_err(|e| e.to_string())? {
+        match left.get_mut(&line) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => {
+                return Err(format!(
+                    "row {line:?} is not in the result, or is there fewer times"
+                ))
+            }
+        }
+    }
+    let missing: usize = left.values().sum();
+    if complete && missing > 0 {
+        return Err(format!("{missing} rows of the result are missing"));
+    }
+    Ok(())
 }
 
 /// The clicks example's default out-of-orderness bound, which the driver runs it with.
@@ -598,6 +693,7 @@ fn verify(args: &Args, paths: &Paths, text: &str) -> Result<(), String> {
     let mut got = output::committed_lines(&paths.out).map_err(|e| e.to_string())?;
     got.sort();
     match job {
+        JobKind::Nexmark => unreachable!("checked by check_nexmark_rows"),
         JobKind::Clicks => {
             let late = output::committed_lines(&paths.dead).map_err(|e| e.to_string())?;
             clicks_job::check_final(text, args.window, CLICKS_OUT_OF_ORDERNESS_MS, got, late)?;

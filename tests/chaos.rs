@@ -1,4 +1,4 @@
-//! Kill-and-recover with real process kills (SIGKILL) and with thread kills, for both example
+//! Kill-and-recover with real process kills (SIGKILL) and with thread kills, for the example
 //! jobs, through the chaos driver: zero invariant violations while running, and the final
 //! output equals the sequential computation.
 
@@ -162,4 +162,36 @@ fn clicks_survives_thread_kills() {
         "--checkpoint-interval-ms",
         "20",
     ]);
+}
+
+#[test]
+fn nexmark_queries_survive_process_and_thread_kills() {
+    // Windows (q5 sliding, q11 sessions), per-key state emitted at the end (q18, q4) and a
+    // two-stage window join (q7), over the event file, at several parallelisms.
+    for (query, parallelism, mode) in [
+        ("q5", "2", "process"),
+        ("q11", "1", "process"),
+        ("q18", "4", "process"),
+        ("q4", "2", "threads"),
+        ("q7", "2", "threads"),
+    ] {
+        chaos(&[
+            "--job",
+            "nexmark",
+            "--query",
+            query,
+            "--parallelism",
+            parallelism,
+            "--mode",
+            mode,
+            "--kills",
+            "3",
+            "--seed",
+            "13",
+            "--size",
+            "50000",
+            "--checkpoint-interval-ms",
+            "20",
+        ]);
+    }
 }
