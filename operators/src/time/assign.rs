@@ -169,22 +169,13 @@ impl<T: Data> UnaryOperator<T, T> for AssignTimestamps<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::test_support::{self, restore_and_open};
     use crate::time::ManualClock;
     use snapflow_engine::testing::OneInputHarness;
-    use snapflow_engine::{KeyGroupRange, OperatorId};
-    use std::sync::Arc;
     use std::time::Duration;
 
     fn task(index: usize, parallelism: usize) -> TaskInfo {
-        TaskInfo {
-            operator: OperatorId(0),
-            name: Arc::from("assign"),
-            uid: Arc::from("assign"),
-            index,
-            parallelism,
-            max_parallelism: 128,
-            first_checkpoint: CheckpointId(1),
-        }
+        test_support::task("assign", index, parallelism)
     }
 
     fn strategy() -> WatermarkStrategy<u64> {
@@ -206,13 +197,7 @@ mod tests {
 
         // A restored instance continues from the checkpoint: same emission points, same marks.
         let mut r = OneInputHarness::new(AssignTimestamps::new(strategy(), &task(0, 1)));
-        r.restore_from(
-            CheckpointId(1),
-            KeyGroupRange::for_task(0, 1, 128),
-            vec![state],
-        )
-        .unwrap();
-        r.open().unwrap();
+        restore_and_open(&mut r, CheckpointId(1), state);
         r.process(vec![95, 200]).unwrap();
         assert_eq!(r.take_watermarks(), vec![Timestamp(109)]);
     }

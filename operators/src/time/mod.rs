@@ -19,6 +19,8 @@ mod generator;
 mod process_function;
 mod source;
 mod strategy;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub(crate) mod timers;
 
 pub use assign::AssignTimestampsExt;

@@ -387,9 +387,9 @@ where
 mod tests {
     use super::*;
     use crate::state::ValueState;
+    use crate::time::test_support::{self, restore_and_open};
     use crate::time::{time_state_summary, ManualClock};
     use snapflow_engine::testing::OneInputHarness;
-    use snapflow_engine::{KeyGroupRange, OperatorId};
 
     /// Counts each key's records; 10 ms (event time) after a key's first record, emits the
     /// count and clears it; a processing-time timer 100 ms after the first record emits
@@ -441,15 +441,7 @@ mod tests {
     }
 
     fn task() -> TaskInfo {
-        TaskInfo {
-            operator: OperatorId(0),
-            name: Arc::from("p"),
-            uid: Arc::from("p"),
-            index: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-            first_checkpoint: CheckpointId(1),
-        }
+        test_support::task("p", 0, 1)
     }
 
     fn harness(
@@ -467,16 +459,36 @@ mod tests {
         ))
     }
 
-    fn main(out: Vec<Tagged<String>>) -> Vec<String> {
-        let mut v: Vec<String> = out
-            .into_iter()
+    /// The main-output records of `out`, in the order they were emitted.
+    fn main_in_order<T>(out: Vec<Tagged<T>>) -> Vec<T> {
+        out.into_iter()
             .filter_map(|t| match t {
-                Tagged::Main(s) => Some(s),
+                Tagged::Main(x) => Some(x),
                 Tagged::Side(..) => None,
             })
-            .collect();
+            .collect()
+    }
+
+    /// The main-output records of `out`, sorted.
+    fn main(out: Vec<Tagged<String>>) -> Vec<String> {
+        let mut v = main_in_order(out);
         v.sort();
         v
+    }
+
+    /// A harness around `f`, keyed by `key`, with no timestamp assigner.
+    fn untimed_harness<O: Data, F: KeyedProcessFunction<String, (String, u64), O>>(
+        key: fn(&(String, u64)) -> String,
+        f: F,
+        clock: ProcessingClock,
+    ) -> OneInputHarness<(String, u64), Tagged<O>> {
+        OneInputHarness::new(ProcessFunctionOperator::new(
+            Arc::new(key),
+            None,
+            Arc::new(f),
+            &task(),
+            clock,
+        ))
     }
 
     fn ev(k: &str, ts: u64) -> (String, u64) {
@@ -504,13 +516,7 @@ mod tests {
 
         // Recovered from the checkpoint: b's timer fires (once), a's never again.
         let mut r = harness(&clock, &zeros);
-        r.restore_from(
-            CheckpointId(1),
-            KeyGroupRange::for_task(0, 1, 128),
-            vec![state],
-        )
-        .unwrap();
-        r.open().unwrap();
+        restore_and_open(&mut r, CheckpointId(1), state);
         r.watermark(Timestamp(12)).unwrap();
         assert!(
             r.take_output().is_empty(),
@@ -558,27 +564,14 @@ mod tests {
         let clock = ManualClock::new(1_000);
         type Remembered = (String, Option<u64>);
         let mut h: OneInputHarness<(String, u64), Tagged<Remembered>> =
-            OneInputHarness::new(ProcessFunctionOperator::new(
-                Arc::new(|r: &(String, u64)| r.0.clone()),
-                None,
-                Arc::new(Remember),
-                &task(),
-                clock.clock(),
-            ));
+            untimed_harness(|r| r.0.clone(), Remember, clock.clock());
         h.open().unwrap();
         h.process(vec![ev("a", 1), ev("b", 2), ev("c", 9)]).unwrap();
         clock.set(1_050);
         h.process(vec![ev("a", 3)]).unwrap();
         clock.set(1_120);
         h.process(vec![ev("a", 4), ev("b", 5)]).unwrap();
-        let got: Vec<(String, Option<u64>)> = h
-            .take_output()
-            .into_iter()
-            .filter_map(|t| match t {
-                Tagged::Main(x) => Some(x),
-                Tagged::Side(..) => None,
-            })
-            .collect();
+        let got = main_in_order(h.take_output());
         assert_eq!(
             got,
             vec![
@@ -602,40 +595,50 @@ mod tests {
         assert_eq!(time_state_summary(&state).unwrap().1, 0);
     }
 
+    /// Registers an event-time timer at each "set" record's timestamp and deletes the one at
+    /// each other record's; emits each timer's time when it fires. Every record has one key.
+    struct SetOrDeleteTimers;
+
+    impl KeyedProcessFunction<String, (String, u64), u64> for SetOrDeleteTimers {
+        type State = ValueState<u8>;
+        fn process_element(
+            &self,
+            record: (String, u64),
+            ctx: &mut Context<'_, String, u64>,
+            _: &mut ValueState<u8>,
+        ) -> Result<(), BoxError> {
+            if record.0 == "set" {
+                ctx.timer_service().register_event_time_timer(record.1);
+            } else {
+                ctx.timer_service().delete_event_time_timer(record.1);
+            }
+            Ok(())
+        }
+        fn on_timer(
+            &self,
+            ts: u64,
+            ctx: &mut Context<'_, String, u64>,
+            _: &mut ValueState<u8>,
+        ) -> Result<(), BoxError> {
+            ctx.collect(ts);
+            Ok(())
+        }
+    }
+
+    fn timers_harness() -> OneInputHarness<(String, u64), Tagged<u64>> {
+        untimed_harness(
+            |_| "k".to_owned(),
+            SetOrDeleteTimers,
+            ManualClock::new(0).clock(),
+        )
+    }
+
     #[test]
     fn a_timer_at_the_end_of_time_fires_at_the_end_of_input() {
-        struct AtEnd;
-        impl KeyedProcessFunction<String, (String, u64), u64> for AtEnd {
-            type State = ValueState<u8>;
-            fn process_element(
-                &self,
-                _: (String, u64),
-                ctx: &mut Context<'_, String, u64>,
-                _: &mut ValueState<u8>,
-            ) -> Result<(), BoxError> {
-                ctx.timer_service().register_event_time_timer(u64::MAX);
-                Ok(())
-            }
-            fn on_timer(
-                &self,
-                ts: u64,
-                ctx: &mut Context<'_, String, u64>,
-                _: &mut ValueState<u8>,
-            ) -> Result<(), BoxError> {
-                ctx.collect(ts);
-                Ok(())
-            }
-        }
-        let mut h: OneInputHarness<(String, u64), Tagged<u64>> =
-            OneInputHarness::new(ProcessFunctionOperator::new(
-                Arc::new(|r: &(String, u64)| r.0.clone()),
-                None,
-                Arc::new(AtEnd),
-                &task(),
-                ManualClock::new(0).clock(),
-            ));
+        let mut h = timers_harness();
         h.open().unwrap();
-        h.process(vec![ev("a", 1), ev("a", 2)]).unwrap();
+        h.process(vec![ev("set", u64::MAX), ev("set", u64::MAX)])
+            .unwrap();
         h.watermark(Timestamp(1 << 62)).unwrap();
         assert!(h.take_output().is_empty());
         h.watermark(Timestamp::MAX).unwrap();
@@ -644,52 +647,11 @@ mod tests {
 
     #[test]
     fn deleted_timers_do_not_fire() {
-        struct SetThenDelete;
-        impl KeyedProcessFunction<String, (String, u64), u64> for SetThenDelete {
-            type State = ValueState<u8>;
-            fn process_element(
-                &self,
-                record: (String, u64),
-                ctx: &mut Context<'_, String, u64>,
-                _: &mut ValueState<u8>,
-            ) -> Result<(), BoxError> {
-                if record.0 == "set" {
-                    ctx.timer_service().register_event_time_timer(record.1);
-                } else {
-                    ctx.timer_service().delete_event_time_timer(record.1);
-                }
-                Ok(())
-            }
-            fn on_timer(
-                &self,
-                ts: u64,
-                ctx: &mut Context<'_, String, u64>,
-                _: &mut ValueState<u8>,
-            ) -> Result<(), BoxError> {
-                ctx.collect(ts);
-                Ok(())
-            }
-        }
-        let mut h: OneInputHarness<(String, u64), Tagged<u64>> =
-            OneInputHarness::new(ProcessFunctionOperator::new(
-                Arc::new(|_: &(String, u64)| "k".to_owned()),
-                None,
-                Arc::new(SetThenDelete),
-                &task(),
-                ManualClock::new(0).clock(),
-            ));
+        let mut h = timers_harness();
         h.open().unwrap();
         h.process(vec![ev("set", 5), ev("set", 6), ev("del", 5)])
             .unwrap();
         h.watermark(Timestamp(10)).unwrap();
-        let fired: Vec<u64> = h
-            .take_output()
-            .into_iter()
-            .filter_map(|t| match t {
-                Tagged::Main(x) => Some(x),
-                Tagged::Side(..) => None,
-            })
-            .collect();
-        assert_eq!(fired, vec![6]);
+        assert_eq!(main_in_order(h.take_output()), vec![6]);
     }
 }

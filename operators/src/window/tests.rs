@@ -5,11 +5,10 @@ use super::assigner::*;
 use super::function::AggregateFn;
 use super::operator::{LateOutput, WindowOperator, WindowSpec};
 use super::Count;
+use crate::time::test_support::{self, restore_and_open};
 use crate::time::{time_state_summary, ManualClock, ProcessingClock};
 use snapflow_engine::testing::OneInputHarness;
-use snapflow_engine::{
-    CheckpointId, KeyGroupRange, OperatorId, OutputTag, Tagged, TaskInfo, Timestamp,
-};
+use snapflow_engine::{CheckpointId, OutputTag, Tagged, TaskInfo, Timestamp};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,15 +19,7 @@ type Ev = (&'static str, u64);
 type Fired = (String, i64, i64, u64);
 
 fn task() -> TaskInfo {
-    TaskInfo {
-        operator: OperatorId(0),
-        name: Arc::from("window"),
-        uid: Arc::from("window"),
-        index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        first_checkpoint: CheckpointId(1),
-    }
+    test_support::task("window", 0, 1)
 }
 
 fn harness(
@@ -58,6 +49,15 @@ fn harness(
     OneInputHarness::new(WindowOperator::new(spec, Arc::new(f), &task()))
 }
 
+/// A harness for event-time windows, which never read the processing-time clock.
+fn event_time_harness(
+    assigner: WindowAssigner,
+    lateness: i64,
+    late: Option<&OutputTag<Ev>>,
+) -> OneInputHarness<Ev, Tagged<Fired>> {
+    harness(assigner, lateness, late, ManualClock::new(0).clock())
+}
+
 fn split(out: Vec<Tagged<Fired>>) -> (Vec<Fired>, Vec<Ev>) {
     let (mut main, mut side) = (Vec::new(), Vec::new());
     for r in out {
@@ -77,12 +77,7 @@ fn ms(n: u64) -> Duration {
 #[test]
 fn tumbling_fires_at_the_watermark_and_sends_late_events_aside() {
     let tag = OutputTag::new("late");
-    let mut h = harness(
-        TumblingEventTimeWindows::of(ms(10)),
-        0,
-        Some(&tag),
-        ManualClock::new(0).clock(),
-    );
+    let mut h = event_time_harness(TumblingEventTimeWindows::of(ms(10)), 0, Some(&tag));
     h.open().unwrap();
     h.process(vec![("a", 1), ("b", 5), ("a", 12)]).unwrap();
     h.watermark(Timestamp(8)).unwrap();
@@ -107,12 +102,7 @@ fn tumbling_fires_at_the_watermark_and_sends_late_events_aside() {
 #[test]
 fn allowed_lateness_refires_with_the_update_then_purges() {
     let tag = OutputTag::new("late");
-    let mut h = harness(
-        TumblingEventTimeWindows::of(ms(10)),
-        5,
-        Some(&tag),
-        ManualClock::new(0).clock(),
-    );
+    let mut h = event_time_harness(TumblingEventTimeWindows::of(ms(10)), 5, Some(&tag));
     h.open().unwrap();
     h.process(vec![("a", 1)]).unwrap();
     h.watermark(Timestamp(9)).unwrap();
@@ -129,12 +119,7 @@ fn allowed_lateness_refires_with_the_update_then_purges() {
 
 #[test]
 fn sliding_windows_count_each_event_in_every_window() {
-    let mut h = harness(
-        SlidingEventTimeWindows::of(ms(10), ms(5)),
-        0,
-        None,
-        ManualClock::new(0).clock(),
-    );
+    let mut h = event_time_harness(SlidingEventTimeWindows::of(ms(10), ms(5)), 0, None);
     h.open().unwrap();
     h.process(vec![("a", 7), ("a", 12)]).unwrap();
     h.watermark(Timestamp::MAX).unwrap();
@@ -151,12 +136,7 @@ fn sliding_windows_count_each_event_in_every_window() {
 #[test]
 fn a_partly_late_event_counts_only_in_its_open_windows() {
     let tag = OutputTag::new("late");
-    let mut h = harness(
-        SlidingEventTimeWindows::of(ms(10), ms(5)),
-        0,
-        Some(&tag),
-        ManualClock::new(0).clock(),
-    );
+    let mut h = event_time_harness(SlidingEventTimeWindows::of(ms(10), ms(5)), 0, Some(&tag));
     h.open().unwrap();
     h.watermark(Timestamp(9)).unwrap();
     // 7 is in [0,10) (fired) and [5,15) (open).
@@ -169,12 +149,7 @@ fn a_partly_late_event_counts_only_in_its_open_windows() {
 
 #[test]
 fn sessions_merge_and_span_first_event_to_last_plus_gap() {
-    let mut h = harness(
-        EventTimeSessionWindows::with_gap(ms(10)),
-        0,
-        None,
-        ManualClock::new(0).clock(),
-    );
+    let mut h = event_time_harness(EventTimeSessionWindows::with_gap(ms(10)), 0, None);
     h.open().unwrap();
     h.process(vec![("a", 0), ("a", 25), ("a", 8), ("b", 3), ("a", 16)])
         .unwrap();
@@ -236,13 +211,7 @@ fn processing_time_windows_fire_by_the_injected_clock() {
 #[test]
 fn a_restored_window_fires_once_and_a_fired_one_never_again() {
     let tag = OutputTag::new("late");
-    let clock = ManualClock::new(0).clock();
-    let mut h = harness(
-        TumblingEventTimeWindows::of(ms(10)),
-        0,
-        Some(&tag),
-        clock.clone(),
-    );
+    let mut h = event_time_harness(TumblingEventTimeWindows::of(ms(10)), 0, Some(&tag));
     h.open().unwrap();
     h.process(vec![("a", 1), ("a", 15)]).unwrap();
     h.watermark(Timestamp(9)).unwrap();
@@ -251,14 +220,8 @@ fn a_restored_window_fires_once_and_a_fired_one_never_again() {
     assert_eq!(time_state_summary(&state).unwrap(), (Some(9), 1));
 
     // After a crash: the replayed event of the fired window is late, not a second firing.
-    let mut r = harness(TumblingEventTimeWindows::of(ms(10)), 0, Some(&tag), clock);
-    r.restore_from(
-        CheckpointId(1),
-        KeyGroupRange::for_task(0, 1, 128),
-        vec![state],
-    )
-    .unwrap();
-    r.open().unwrap();
+    let mut r = event_time_harness(TumblingEventTimeWindows::of(ms(10)), 0, Some(&tag));
+    restore_and_open(&mut r, CheckpointId(1), state);
     r.watermark(Timestamp(5)).unwrap(); // replayed watermark, behind the restored one
     r.process(vec![("a", 2)]).unwrap();
     let (main, side) = split(r.take_output());
@@ -270,12 +233,7 @@ fn a_restored_window_fires_once_and_a_fired_one_never_again() {
 
 #[test]
 fn state_shrinks_as_windows_fire_over_a_long_stream() {
-    let mut h = harness(
-        TumblingEventTimeWindows::of(ms(100)),
-        0,
-        None,
-        ManualClock::new(0).clock(),
-    );
+    let mut h = event_time_harness(TumblingEventTimeWindows::of(ms(100)), 0, None);
     h.open().unwrap();
     let users = ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"];
     let mut fired = 0;
