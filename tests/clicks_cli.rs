@@ -3,37 +3,42 @@
 
 #[path = "../examples/support/clicks_job.rs"]
 mod clicks_job;
+#[path = "support/example_bin.rs"]
+mod example_bin;
 #[path = "../examples/support/output.rs"]
 mod output;
 #[path = "../examples/support/rng.rs"]
 mod rng;
 
 use clicks_job::WindowKind;
-use std::path::{Path, PathBuf};
+use example_bin::example_bin;
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// The example binary that `cargo test` built next to this test.
-fn clicks_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps")
-        .join("examples")
-        .join(format!("clicks{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run through `cargo test`",
-        bin.display()
-    );
-    bin
-}
-
 fn clicks(args: &[&str]) -> Output {
-    Command::new(clicks_bin())
+    Command::new(example_bin("clicks"))
         .args(args)
         .output()
         .expect("start clicks")
+}
+
+/// Runs the example with `args`, which must succeed; returns its stdout.
+fn clicks_succeeds(args: &[&str]) -> String {
+    let result = clicks(args);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
+    assert!(
+        result.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    stdout
+}
+
+/// The lines committed under `dir`, sorted.
+fn sorted_lines(dir: &Path) -> Vec<String> {
+    let mut lines = output::committed_lines(dir).unwrap();
+    lines.sort();
+    lines
 }
 
 #[test]
@@ -50,7 +55,7 @@ fn every_window_kind_writes_what_the_sequential_computation_says() {
             dir.path().join(format!("out{i}")),
             dir.path().join(format!("late{i}")),
         );
-        let result = clicks(&[
+        clicks_succeeds(&[
             "--input",
             input.to_str().unwrap(),
             "--output",
@@ -68,18 +73,11 @@ fn every_window_kind_writes_what_the_sequential_computation_says() {
             "--checkpoint-interval-ms",
             "10",
         ]);
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
         let kind: WindowKind = window.parse().unwrap();
         let want = clicks_job::expected(&text, kind, 2000);
-        let mut got = output::committed_lines(&out).unwrap();
-        got.sort();
+        let got = sorted_lines(&out);
         assert_eq!(got, want.output_lines(), "{window}");
-        let mut got_late = output::committed_lines(&late).unwrap();
-        got_late.sort();
+        let got_late = sorted_lines(&late);
         assert_eq!(got_late, want.late, "{window}");
         assert!(got_late.iter().any(|l| l.starts_with("malformed\t")));
         assert!(got_late.iter().any(|l| l.starts_with("late\t")));
@@ -98,7 +96,7 @@ fn a_hand_checked_input() {
     )
     .unwrap();
     let (out, late) = (dir.path().join("out"), dir.path().join("late"));
-    let result = clicks(&[
+    clicks_succeeds(&[
         "--input",
         input.to_str().unwrap(),
         "--output",
@@ -112,13 +110,7 @@ fn a_hand_checked_input() {
         "--out-of-orderness-ms",
         "0",
     ]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    let mut got = output::committed_lines(&out).unwrap();
-    got.sort();
+    let got = sorted_lines(&out);
     assert_eq!(
         got,
         vec![
@@ -128,15 +120,14 @@ fn a_hand_checked_input() {
             "bob\t1000\t2000\t1",
         ]
     );
-    let mut got_late = output::committed_lines(&late).unwrap();
-    got_late.sort();
+    let got_late = sorted_lines(&late);
     assert_eq!(got_late, vec!["malformed\t7,ann", "malformed\tx,ann,home"]);
 }
 
 #[test]
 fn without_arguments_it_checks_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let result = clicks(&[
+    let stdout = clicks_succeeds(&[
         "--clicks",
         "20000",
         "--parallelism",
@@ -144,12 +135,6 @@ fn without_arguments_it_checks_itself() {
         "--checkpoint-dir",
         dir.path().join("chk").to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(
-        result.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
     assert!(
         stdout.contains("matches the sequential computation"),
         "{stdout}"

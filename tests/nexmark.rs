@@ -2,9 +2,12 @@
 //! 1 and 2, equals the sequential computation of the same query (as multisets of rows); and a
 //! windowed query killed mid-run resumes from its checkpoint to the same result, exactly once.
 
+#[path = "support/example_bin.rs"]
+mod example_bin;
 #[path = "../examples/support/output.rs"]
 mod output;
 
+use example_bin::example_bin;
 use snapflow::engine::{FailureInjector, RestartStrategy};
 use snapflow::prelude::*;
 use snapflow_nexmark::event::{event_time, generate};
@@ -206,28 +209,11 @@ fn a_killed_query_recovers_to_the_sequential_result() {
     }
 }
 
-/// The example binary that `cargo test` built next to this test.
-fn nexmark_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps")
-        .join("examples")
-        .join(format!("nexmark{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run through `cargo test`",
-        bin.display()
-    );
-    bin
-}
-
 /// Runs the example with `args`; with `kill_after`, SIGKILLs it once it reported that many
 /// completed checkpoints (its `--log-checkpoints` lines: no timing). Returns its stdout.
 fn run_example(args: &[&str], kill_after: Option<u64>) -> String {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(nexmark_bin())
+    let mut child = std::process::Command::new(example_bin("nexmark"))
         .args(args)
         .arg("--log-checkpoints")
         .stdout(std::process::Stdio::piped())

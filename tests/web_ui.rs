@@ -9,6 +9,10 @@
 //! as root, `npm ci`); `.ci/run` installs them up front. Only when that is impossible is the
 //! test skipped, with a message saying so.
 
+#[path = "support/example_bin.rs"]
+mod example_bin;
+
+use example_bin::example_bin;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,24 +22,6 @@ use std::time::Duration;
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The longest wait for the example to print its web address; only marks a failure.
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The example binary that `cargo test` built next to this test.
-fn wordcount_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("wordcount{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run this test through `cargo test`, which builds the examples",
-        bin.display()
-    );
-    bin
-}
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -137,7 +123,7 @@ fn the_live_page_shows_the_running_job_in_chromium() {
     // At 2000 lines/s, 200 k lines keep the job running for 100 s: far longer than the
     // browser needs, and the test stops it as soon as the browser is done.
     write_input(&input, 200_000);
-    let child = Command::new(wordcount_bin())
+    let child = Command::new(example_bin("wordcount"))
         .arg("--input")
         .arg(&input)
         .arg("--checkpoint-dir")
