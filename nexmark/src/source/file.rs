@@ -230,19 +230,10 @@ impl SourceReader<Event> for FileReader {
 mod tests {
     use super::*;
     use crate::event::generate;
-    use snapflow_engine::{CheckpointId, OperatorId};
     use std::io::Write;
 
     fn task(index: usize, parallelism: usize) -> TaskInfo {
-        TaskInfo {
-            operator: OperatorId(0),
-            name: Arc::from("nexmark-file"),
-            uid: Arc::from("nexmark-file"),
-            index,
-            parallelism,
-            max_parallelism: 128,
-            first_checkpoint: CheckpointId(1),
-        }
+        crate::source::test_task("nexmark-file", index, parallelism)
     }
 
     fn read_all(path: &Path, p: usize) -> Result<Vec<Event>, BoxError> {

@@ -116,19 +116,9 @@ impl SourceReader<Event> for GeneratedReader {
 mod tests {
     use super::*;
     use crate::event::generate;
-    use snapflow_engine::{CheckpointId, OperatorId};
-    use std::sync::Arc;
 
     fn task(index: usize, parallelism: usize) -> TaskInfo {
-        TaskInfo {
-            operator: OperatorId(0),
-            name: Arc::from("nexmark"),
-            uid: Arc::from("nexmark"),
-            index,
-            parallelism,
-            max_parallelism: 128,
-            first_checkpoint: CheckpointId(1),
-        }
+        crate::source::test_task("nexmark", index, parallelism)
     }
 
     fn read_to_end(reader: &mut dyn SourceReader<Event>, out: &mut Vec<Event>) {

@@ -15,3 +15,18 @@ use snapflow_engine::Timestamp;
 fn split_watermark(max_seen: Option<u64>) -> Option<Timestamp> {
     max_seen.map(|t| Timestamp(crate::event::watermark_after(t)))
 }
+
+/// Instance `index` of `parallelism` of a source task named `name`, for the sources' tests.
+#[cfg(test)]
+fn test_task(name: &str, index: usize, parallelism: usize) -> snapflow_engine::TaskInfo {
+    use std::sync::Arc;
+    snapflow_engine::TaskInfo {
+        operator: snapflow_engine::OperatorId(0),
+        name: Arc::from(name),
+        uid: Arc::from(name),
+        index,
+        parallelism,
+        max_parallelism: 128,
+        first_checkpoint: snapflow_engine::CheckpointId(1),
+    }
+}
