@@ -20,6 +20,8 @@ mod bounds;
 mod checkpoint_log;
 #[path = "support/checkpoint_report.rs"]
 mod checkpoint_report;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/clicks_job.rs"]
 mod clicks_job;
 #[path = "support/defaults.rs"]
@@ -68,13 +70,7 @@ struct Args {
 }
 
 fn main() {
-    match run(Args::parse()) {
-        Ok(()) => {}
-        Err(error) => {
-            eprintln!("clicks: error: {error:#}");
-            std::process::exit(1);
-        }
-    }
+    cli::exit_on_error("clicks", run(Args::parse()));
 }
 
 fn run(args: Args) -> Result<()> {
@@ -83,8 +79,7 @@ fn run(args: Args) -> Result<()> {
     let d = args.out_of_orderness_ms;
     match (&args.input, &args.output, &args.late) {
         (Some(input), Some(output), Some(late)) => {
-            std::fs::metadata(input)
-                .with_context(|| format!("cannot open input file {}", input.display()))?;
+            cli::check_input(input)?;
             let job = clicks_job::build(input, output, late, args.window, d);
             let handle = job.launch(&config)?;
             graceful::stop_on_signal(handle.stopper());

@@ -21,6 +21,8 @@ mod bounds;
 mod checkpoint_log;
 #[path = "support/checkpoint_report.rs"]
 mod checkpoint_report;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/cpu_report.rs"]
 mod cpu_report;
 #[path = "support/defaults.rs"]
@@ -76,13 +78,7 @@ struct Args {
 }
 
 fn main() {
-    match run(Args::parse()) {
-        Ok(()) => {}
-        Err(error) => {
-            eprintln!("nexmark: error: {error:#}");
-            std::process::exit(1);
-        }
-    }
+    cli::exit_on_error("nexmark", run(Args::parse()));
 }
 
 fn run(args: Args) -> Result<()> {
@@ -91,8 +87,7 @@ fn run(args: Args) -> Result<()> {
     }
     let query = args.query.expect("clap requires --query");
     if let Some(input) = &args.input {
-        std::fs::metadata(input)
-            .with_context(|| format!("cannot open input file {}", input.display()))?;
+        cli::check_input(input)?;
     }
     let checkpoint_dir = (!args.no_checkpoints)
         .then(|| defaults::checkpoint_dir(args.engine.checkpoint_dir.clone(), "nexmark"));
