@@ -34,6 +34,35 @@ fn clicks_succeeds(args: &[&str]) -> String {
     stdout
 }
 
+/// Runs the example on the clicks file `input` with `options`, writing into `dir` (output,
+/// late and checkpoint directories named with `run`); it must succeed. Returns the committed
+/// output lines and late lines, each sorted.
+fn clicks_on_file(
+    dir: &Path,
+    input: &Path,
+    run: &str,
+    options: &[&str],
+) -> (Vec<String>, Vec<String>) {
+    let (out, late, chk) = (
+        dir.join(format!("out{run}")),
+        dir.join(format!("late{run}")),
+        dir.join(format!("chk{run}")),
+    );
+    let mut args = vec![
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--late",
+        late.to_str().unwrap(),
+        "--checkpoint-dir",
+        chk.to_str().unwrap(),
+    ];
+    args.extend_from_slice(options);
+    clicks_succeeds(&args);
+    (sorted_lines(&out), sorted_lines(&late))
+}
+
 /// The lines committed under `dir`, sorted.
 fn sorted_lines(dir: &Path) -> Vec<String> {
     let mut lines = output::committed_lines(dir).unwrap();
@@ -51,33 +80,24 @@ fn every_window_kind_writes_what_the_sequential_computation_says() {
         .iter()
         .enumerate()
     {
-        let (out, late) = (
-            dir.path().join(format!("out{i}")),
-            dir.path().join(format!("late{i}")),
+        let (got, got_late) = clicks_on_file(
+            dir.path(),
+            &input,
+            &i.to_string(),
+            &[
+                "--window",
+                window,
+                "--out-of-orderness-ms",
+                "2000",
+                "--parallelism",
+                "2",
+                "--checkpoint-interval-ms",
+                "10",
+            ],
         );
-        clicks_succeeds(&[
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--late",
-            late.to_str().unwrap(),
-            "--checkpoint-dir",
-            dir.path().join(format!("chk{i}")).to_str().unwrap(),
-            "--window",
-            window,
-            "--out-of-orderness-ms",
-            "2000",
-            "--parallelism",
-            "2",
-            "--checkpoint-interval-ms",
-            "10",
-        ]);
         let kind: WindowKind = window.parse().unwrap();
         let want = clicks_job::expected(&text, kind, 2000);
-        let got = sorted_lines(&out);
         assert_eq!(got, want.output_lines(), "{window}");
-        let got_late = sorted_lines(&late);
         assert_eq!(got_late, want.late, "{window}");
         assert!(got_late.iter().any(|l| l.starts_with("malformed\t")));
         assert!(got_late.iter().any(|l| l.starts_with("late\t")));
@@ -95,22 +115,12 @@ fn a_hand_checked_input() {
         "1000,ann,home\n1500,bob,cart\n\n2500,ann,item\n999,ann,home\nx,ann,home\n7,ann\n",
     )
     .unwrap();
-    let (out, late) = (dir.path().join("out"), dir.path().join("late"));
-    clicks_succeeds(&[
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--late",
-        late.to_str().unwrap(),
-        "--checkpoint-dir",
-        dir.path().join("chk").to_str().unwrap(),
-        "--window",
-        "tumbling:1000",
-        "--out-of-orderness-ms",
-        "0",
-    ]);
-    let got = sorted_lines(&out);
+    let (got, got_late) = clicks_on_file(
+        dir.path(),
+        &input,
+        "",
+        &["--window", "tumbling:1000", "--out-of-orderness-ms", "0"],
+    );
     assert_eq!(
         got,
         vec![
@@ -120,7 +130,6 @@ fn a_hand_checked_input() {
             "bob\t1000\t2000\t1",
         ]
     );
-    let got_late = sorted_lines(&late);
     assert_eq!(got_late, vec!["malformed\t7,ann", "malformed\tx,ann,home"]);
 }
 
