@@ -140,18 +140,23 @@ fn q18_last_bid() {
     check_generated(Query::Q18);
 }
 
+/// Writes [`events`] to `path` as the JSON lines the Flink peer reads.
+fn write_event_file(path: &Path) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for e in events() {
+        serde_json::to_writer(&mut file, e).unwrap();
+        file.write_all(b"\n").unwrap();
+    }
+    file.into_inner().unwrap().sync_all().unwrap();
+}
+
 /// The event file (the JSON lines the Flink peer reads), split by byte range over the tasks,
 /// gives the same results as the generator.
 #[test]
 fn the_event_file_gives_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.json");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    for e in events() {
-        serde_json::to_writer(&mut file, e).unwrap();
-        file.write_all(b"\n").unwrap();
-    }
-    file.into_inner().unwrap().sync_all().unwrap();
+    write_event_file(&path);
     for query in [Query::Q5, Query::Q8, Query::Q11] {
         for parallelism in [1, 2] {
             let got = run_collect(query, parallelism, |job| {
@@ -256,12 +261,7 @@ fn run_example(args: &[&str], kill_after: Option<u64>) -> String {
 fn a_killed_nexmark_process_resumes_to_the_sequential_result() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.json");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-    for e in events() {
-        serde_json::to_writer(&mut w, e).unwrap();
-        w.write_all(b"\n").unwrap();
-    }
-    w.into_inner().unwrap().sync_all().unwrap();
+    write_event_file(&file);
     let events_arg = EVENTS.to_string();
     for (query, input) in [(Query::Q7, Some(&file)), (Query::Q18, None)] {
         let out = dir.path().join(format!("out-{query}"));
