@@ -42,6 +42,22 @@ impl TaskCounters {
         }
     }
 
+    /// Counts one input batch of an operator chained to another (which shares its thread);
+    /// returns whether to sample this batch call's CPU time, once every [`CPU_SAMPLE_EVERY`].
+    #[inline]
+    pub(crate) fn chained_batch_in(&self, n: u64) -> bool {
+        self.records_in.fetch_add(n, Ordering::Relaxed);
+        let batches = self.batches_in.fetch_add(1, Ordering::Relaxed);
+        batches.is_multiple_of(CPU_SAMPLE_EVERY)
+    }
+
+    /// Adds the CPU time of one sampled batch call of a chained operator, weighted by the
+    /// batches it stands for: the operator's CPU time is estimated from its samples.
+    pub(crate) fn add_sampled_cpu_time(&self, sample: Duration) {
+        let estimate = nanos(sample).saturating_mul(CPU_SAMPLE_EVERY);
+        self.cpu_nanos.fetch_add(estimate, Ordering::Relaxed);
+    }
+
     pub(crate) fn add_out(&self, n: u64) {
         self.records_out.fetch_add(n, Ordering::Relaxed);
     }
@@ -185,7 +201,7 @@ impl WaitClock {
 
 /// The CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`). `None` where
 /// the clock fails.
-fn thread_cpu_time() -> Option<Duration> {
+pub(crate) fn thread_cpu_time() -> Option<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
