@@ -128,7 +128,7 @@ fn rate_limited_tasks_count_idle_time_and_every_thread_cpu_time() {
 }
 
 #[test]
-fn chained_operators_report_their_own_records_and_cpu_time() {
+fn chained_operators_report_their_own_records_and_a_share_of_the_cpu_time() {
     let job = Job::new("chained");
     job.source(GeneratorSource::new(200_000, |i| i))
         .name("numbers")
@@ -143,13 +143,11 @@ fn chained_operators_report_their_own_records_and_cpu_time() {
     let report = bounded("join", move || handle.join()).expect("the job finishes");
     let even = report.operator("even").expect("even").records_out;
     assert!(even > 0 && even < 200_000, "{even}");
-    for op in &report.operators {
-        assert!(
-            op.cpu_time > Duration::ZERO,
-            "{} used no CPU: {op:?}",
-            op.name
-        );
-    }
+    // The thread's time is split between them: the sink's share is its own timed calls.
+    let sink = &report.operators[3];
+    assert!(sink.cpu_time > Duration::ZERO, "{sink:?}");
+    let total: Duration = report.operators.iter().map(|op| op.cpu_time).sum();
+    assert!(total > sink.cpu_time, "{:?}", report.operators);
     assert_eq!(report.operator("mix").expect("mix").records_in, 200_000);
     assert_eq!(report.operator("even").expect("even").records_in, 200_000);
     assert_eq!(report.operators[3].records_in, even);

@@ -142,7 +142,7 @@ impl<T: Send, H: InputHandler<T, Infallible> + Send> ChainLink<T> for ChainedInp
             let sample = this.counters.chained_batch_in(batch.len() as u64);
             this.faults
                 .check(this.counters.records_in(), this.handler.completed_id());
-            // Every CPU_SAMPLE_EVERY-th call is timed (two clock reads), including the
+            // One call in 8 is timed (two clock reads), including the
             // operators chained after this one that it calls.
             let before = sample.then(thread_cpu_time).flatten();
             this.handler.first(batch)?;

@@ -63,6 +63,7 @@ pub(crate) fn launch(
     }
 
     let counters: Vec<Arc<TaskCounters>> = plan.tasks.iter().map(|_| Arc::default()).collect();
+    chain_counters(&shape, &plan, &counters);
     let stats = StatsLog::default();
     let metrics = metrics(&plan, &counters, &stats);
     let web = match web {
@@ -255,6 +256,22 @@ fn connect(
         }
     }
     wiring
+}
+
+/// Tells each task's counters which tasks are chained directly after it, so that its CPU time
+/// (measured with theirs) is reported without theirs.
+fn chain_counters(shape: &GraphShape, plan: &PhysicalPlan, counters: &[Arc<TaskCounters>]) {
+    let mut chained: Vec<Vec<Arc<TaskCounters>>> = vec![Vec::new(); counters.len()];
+    for (edge, _) in shape.edges.iter().zip(&plan.chained).filter(|(_, &c)| c) {
+        let parallelism = plan.tasks[plan.position((edge.from, 0))].parallelism;
+        for task in 0..parallelism {
+            let to = plan.position((edge.to, task));
+            chained[plan.position((edge.from, task))].push(counters[to].clone());
+        }
+    }
+    for (counters, chained) in counters.iter().zip(chained) {
+        counters.set_chained(chained);
+    }
 }
 
 /// A source task's key, trigger sender and counters, for the coordinator.
