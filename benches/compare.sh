@@ -9,6 +9,7 @@
 #   baseline-count    one thread, no engine, count only
 #   snapflow-discard  p tasks per operator, exactly-once checkpoints every 1 s, discard sink
 #   snapflow-nockpt   the same without checkpoints (for the checkpoint overhead)
+#   snapflow-unchained  as snapflow-discard with --no-chaining (a thread per operator task)
 #   snapflow-file     checkpoints every 1 s, exactly-once file sink (output in a scratch dir)
 #   flink             only with FLINK_PEER=../shared/peers/flink/run.sh: Apache Flink 2.3, p=2,
 #                     exactly-once checkpoints every 1 s (installs itself on first use)
@@ -60,6 +61,7 @@ for r in $(seq 1 "$REPS"); do
   run baseline-emit "$BIN/baseline" --input "$CORPUS" --mode emit
   run snapflow-discard wordcount --sink discard --checkpoint-dir "$SCRATCH/ckpt"
   run snapflow-nockpt wordcount --sink discard --no-checkpoints
+  run snapflow-unchained wordcount --sink discard --checkpoint-dir "$SCRATCH/ckpt" --no-chaining
   run snapflow-file wordcount --output "$SCRATCH/out" --checkpoint-dir "$SCRATCH/ckpt"
   run baseline-count "$BIN/baseline" --input "$CORPUS" --mode count
   if [ -n "${FLINK_PEER:-}" ]; then run flink flink; fi
@@ -68,7 +70,7 @@ done
 python3 - "$SCRATCH" <<'PY'
 import statistics, sys, os
 d = sys.argv[1]
-names = ["baseline-emit", "baseline-count", "snapflow-discard", "snapflow-nockpt", "snapflow-file"]
+names = ["baseline-emit", "baseline-count", "snapflow-discard", "snapflow-nockpt", "snapflow-unchained", "snapflow-file"]
 if os.path.exists(os.path.join(d, "flink")):
     names.append("flink")
 rows = {}
@@ -85,7 +87,7 @@ base = rows["baseline-emit"][0]
 # Without a Flink run in this batch, the figure measured in ../shared/peers/README.md.
 flink, where = (rows["flink"][0], "in this batch") if "flink" in rows else (2.42, "as in ../shared/peers")
 print()
-for n in ["snapflow-discard", "snapflow-file"]:
+for n in ["snapflow-discard", "snapflow-unchained", "snapflow-file"]:
     m = rows[n][0]
     print(f"{n}: {m / base:.2f}x the single-thread baseline (emit), {m / flink:.1f}x Flink ({flink:.2f} M, {where})")
 on, off = rows["snapflow-discard"][0], rows["snapflow-nockpt"][0]

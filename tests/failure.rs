@@ -370,6 +370,9 @@ fn failure_stops_an_operator_in_another_branch_that_keeps_emitting() {
         numbers
             .clone()
             .flat_map(|n: u64| n..u64::MAX)
+            // On a thread of its own: chained, it would keep the source's thread (and so the
+            // checker, chained there too) busy with its first record.
+            .disable_chaining()
             .sink(DiscardSink::new());
         numbers
             .unary("checker", |_| Checker { bad: 500 })

@@ -61,7 +61,9 @@ fn a_sender_blocked_on_a_full_channel_counts_backpressure_while_it_is_blocked() 
     let job = Job::new("backpressure");
     job.source(GeneratorSource::new(100_000, |i| i))
         .name("numbers")
-        .sink(TokenSink { tokens, holding });
+        .sink(TokenSink { tokens, holding })
+        // A channel between the two, as chaining would call the sink directly.
+        .disable_chaining();
     let config = JobConfig::default()
         .with_batch_size(10)
         .with_channel_capacity(1);
@@ -103,8 +105,11 @@ fn rate_limited_tasks_count_idle_time_and_every_thread_cpu_time() {
         .map(|i: u64| i + 1)
         .name("plus-one")
         .sink(CollectSink::new());
-    // 2000 records at 4000/s: the source waits for its turns, the others for records.
-    let config = JobConfig::default().with_max_rate(Some(4_000));
+    // 2000 records at 4000/s: the source waits for its turns, the others for records. Each
+    // operator on a thread of its own, so that each waits for input itself.
+    let config = JobConfig::default()
+        .with_max_rate(Some(4_000))
+        .with_chaining(false);
     let handle = job.launch(&config).expect("launch");
     let report = bounded("join", move || handle.join()).expect("the job finishes");
     for op in &report.operators {
@@ -120,4 +125,30 @@ fn rate_limited_tasks_count_idle_time_and_every_thread_cpu_time() {
         );
         assert_eq!(op.records_in, 2_000, "{op:?}");
     }
+}
+
+#[test]
+fn chained_operators_report_their_own_records_and_a_share_of_the_cpu_time() {
+    let job = Job::new("chained");
+    job.source(GeneratorSource::new(200_000, |i| i))
+        .name("numbers")
+        .map(|i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .name("mix")
+        .filter(|i: &u64| i.is_multiple_of(2))
+        .name("even")
+        .sink(CollectSink::new());
+    // One thread runs all four (the default: chaining on, forward edges, parallelism 1).
+    let config = JobConfig::default().with_batch_size(64);
+    let handle = job.launch(&config).expect("launch");
+    let report = bounded("join", move || handle.join()).expect("the job finishes");
+    let even = report.operator("even").expect("even").records_out;
+    assert!(even > 0 && even < 200_000, "{even}");
+    // The thread's time is split between them: the sink's share is its own timed calls.
+    let sink = &report.operators[3];
+    assert!(sink.cpu_time > Duration::ZERO, "{sink:?}");
+    let total: Duration = report.operators.iter().map(|op| op.cpu_time).sum();
+    assert!(total > sink.cpu_time, "{:?}", report.operators);
+    assert_eq!(report.operator("mix").expect("mix").records_in, 200_000);
+    assert_eq!(report.operator("even").expect("even").records_in, 200_000);
+    assert_eq!(report.operators[3].records_in, even);
 }

@@ -39,6 +39,7 @@ pub struct JobConfig {
     pub(crate) injector: FailureInjector,
     pub(crate) allow_non_restored_state: bool,
     pub(crate) web: Option<String>,
+    pub(crate) chaining: bool,
 }
 
 impl Default for JobConfig {
@@ -57,11 +58,20 @@ impl Default for JobConfig {
             injector: FailureInjector::default(),
             allow_non_restored_state: false,
             web: None,
+            chaining: true,
         }
     }
 }
 
 impl JobConfig {
+    /// Whether operators may be chained into one thread (default true; see the README's
+    /// "Operator chaining"). Off, every operator task runs on a thread of its own, as
+    /// Flink's `disableOperatorChaining`. Checkpoints are compatible either way.
+    pub fn with_chaining(mut self, chaining: bool) -> Self {
+        self.chaining = chaining;
+        self
+    }
+
     /// Parallelism of every operator that does not set its own (default 1).
     pub fn with_parallelism(mut self, parallelism: usize) -> Self {
         self.parallelism = parallelism;

@@ -44,6 +44,11 @@ pub struct EngineArgs {
     /// default.
     #[arg(long, value_name = "ADDR")]
     pub web: Option<String>,
+    /// Run every operator task on a thread of its own (`JobConfig::with_chaining(false)`):
+    /// for comparing against the default, where forward edges between equal parallelisms
+    /// chain operators into one thread.
+    #[arg(long)]
+    pub no_chaining: bool,
 }
 
 impl EngineArgs {
@@ -59,7 +64,8 @@ impl EngineArgs {
         let mut config = JobConfig::default()
             .with_parallelism(self.parallelism())
             .with_max_rate(self.max_rate)
-            .with_allow_non_restored_state(self.allow_non_restored_state);
+            .with_allow_non_restored_state(self.allow_non_restored_state)
+            .with_chaining(!self.no_chaining);
         if let Some(dir) = checkpoint_dir {
             config =
                 config.with_checkpointing(dir, Duration::from_millis(self.checkpoint_interval_ms));

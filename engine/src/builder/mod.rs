@@ -10,7 +10,7 @@ use crate::config::JobConfig;
 use crate::coordinator::restart::is_restartable;
 use crate::error::JobError;
 use crate::error_chain::ErrorChain;
-use crate::graph::{JobGraph, NodeKind, NodeSpec};
+use crate::graph::{Chaining, JobGraph, NodeKind, NodeSpec};
 use crate::operator::Source;
 use crate::runtime::factory::SourceFactory;
 use crate::runtime::{JobHandle, JobReport};
@@ -78,6 +78,7 @@ impl Job {
             kind: NodeKind::Source,
             ports: 0,
             factory: Arc::new(SourceFactory(source)),
+            chaining: Chaining::default(),
         });
         Stream::new(self.graph.clone(), node)
     }

@@ -2,7 +2,7 @@
 
 use crate::data::{Data, Key};
 use crate::error::BuildError;
-use crate::graph::{EdgeSpec, JobGraph, NodeKind, NodeSpec};
+use crate::graph::{Chaining, EdgeSpec, JobGraph, NodeKind, NodeSpec};
 use crate::operator::{BinaryOperator, Sink, TaskInfo, UnaryOperator};
 use crate::partition::Partitioning;
 use crate::runtime::factory::{BinaryFactory, NodeFactory, SinkFactory, TypedEdge, UnaryFactory};
@@ -119,6 +119,23 @@ impl<T: Data> Stream<T> {
         } else {
             set_node(&self.graph, self.node, |n| n.uid = Some(uid));
         }
+        self
+    }
+
+    /// Runs the operator that produces this stream on threads of its own, never chained to
+    /// its neighbours (Flink's `disableChaining`).
+    pub fn disable_chaining(self) -> Self {
+        for node in self.sides.into_iter().chain([self.node]) {
+            set_node(&self.graph, node, |n| n.chaining = Chaining::Never);
+        }
+        self
+    }
+
+    /// Starts a new chain at the operator that produces this stream: it is not chained to
+    /// its upstream neighbour, but what follows may chain to it (Flink's `startNewChain`).
+    pub fn start_new_chain(self) -> Self {
+        let head = self.sides.unwrap_or(self.node);
+        set_node(&self.graph, head, |n| n.chaining = Chaining::Head);
         self
     }
 
@@ -298,6 +315,7 @@ impl<T: Data> Stream<T> {
             kind,
             ports,
             factory: Arc::new(factory),
+            chaining: Chaining::default(),
         })
     }
 
@@ -514,6 +532,12 @@ impl SinkStream {
     /// Gives the sink a stable uid.
     pub fn uid(self, uid: impl Into<String>) -> Self {
         set_node(&self.graph, self.node, |n| n.uid = Some(uid.into()));
+        self
+    }
+
+    /// Runs the sink on threads of its own, never chained to the operator before it.
+    pub fn disable_chaining(self) -> Self {
+        set_node(&self.graph, self.node, |n| n.chaining = Chaining::Never);
         self
     }
 

@@ -33,6 +33,20 @@ pub(crate) struct NodeSpec {
     /// Number of input ports: 0 for sources, 2 for two-input operators, 1 otherwise.
     pub ports: usize,
     pub factory: Arc<dyn NodeFactory>,
+    /// Whether the operator may run in one thread with its neighbours.
+    pub chaining: Chaining,
+}
+
+/// How an operator may be chained (Flink's `ChainingStrategy`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Chaining {
+    /// Chains with its upstream and downstream neighbours wherever the rules allow.
+    #[default]
+    Always,
+    /// Starts a new chain: never chained to its upstream neighbour, but may head a chain.
+    Head,
+    /// Never chained, in either direction.
+    Never,
 }
 
 /// One stream flowing from a node into an input port of another.

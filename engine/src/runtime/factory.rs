@@ -12,11 +12,13 @@ use crate::operator::{
     BinaryOperator, Committer, Sink, Source, SourcePosition, TaskInfo, UnaryOperator,
 };
 use crate::partition::Partitioning;
+use crate::runtime::chain::{ChainCursor, ChainedInput};
 use crate::runtime::gate::InputGate;
 use crate::runtime::restore::{RestorePoint, RestoredState};
 use crate::runtime::router::{EdgeWriter, KeyHasher, Output};
 use crate::runtime::task::{
-    failed, AsBinary, BinaryHandler, InputTask, SinkHandler, SourceTask, Task, TaskEnv,
+    failed, AsBinary, BinaryHandler, InputHandler, InputTask, SinkHandler, SourceTask, Task,
+    TaskEnv,
 };
 use crate::Data;
 use crossbeam_channel::{bounded, Receiver};
@@ -64,6 +66,23 @@ pub(crate) trait NodeFactory: Send + Sync {
         wiring: TaskWiring,
         env: TaskEnv,
     ) -> Result<Box<dyn Task>, TaskError>;
+
+    /// Creates one task of a node chained after another (at `place` in its chain), as the upstream end of the chained
+    /// edge into it (an `EdgeWriter` of the node's input type). Only nodes with one input
+    /// port are chained (the plan decides so); others never get here.
+    ///
+    /// # Errors
+    /// The operator failed to restore or open, or the sink writer to open.
+    fn create_link(
+        &self,
+        _info: TaskInfo,
+        _wiring: TaskWiring,
+        _env: TaskEnv,
+        _place: usize,
+        _cursor: ChainCursor,
+    ) -> Result<AnyEnd, TaskError> {
+        unreachable!("only one-input nodes are chained (engine bug otherwise)")
+    }
 
     /// The global committer of a two-phase sink node.
     fn committer(&self) -> Option<Arc<dyn Committer>> {
@@ -242,22 +261,75 @@ where
         wiring: TaskWiring,
         env: TaskEnv,
     ) -> Result<Box<dyn Task>, TaskError> {
-        let mut op = AsBinary::new((self.make)(&info));
-        restore_operator(&mut op, &info, &env)?;
-        op.open().map_err(failed)?;
         let ([input], outputs) = ports::<1>(wiring);
         Ok(Box::new(InputTask {
             gate: InputGate::<I, Infallible>::new(receivers(input), Vec::new()),
-            handler: BinaryHandler {
-                op,
-                out: output(outputs, &env),
-                snapshots: env.snapshots.clone(),
-                _inputs: PhantomData,
-            },
+            handler: self.handler(&info, outputs, &env)?,
             counters: env.counters,
             faults: env.faults,
         }))
     }
+
+    fn create_link(
+        &self,
+        info: TaskInfo,
+        wiring: TaskWiring,
+        env: TaskEnv,
+        place: usize,
+        cursor: ChainCursor,
+    ) -> Result<AnyEnd, TaskError> {
+        let handler = self.handler(&info, wiring.outputs, &env)?;
+        Ok(link::<I, _>(handler, env, place, cursor))
+    }
+}
+
+impl<I, O, Op, F> UnaryFactory<I, O, F>
+where
+    I: Data,
+    O: Data,
+    Op: UnaryOperator<I, O>,
+    F: Fn(&TaskInfo) -> Op + Send + Sync,
+{
+    /// The operator of one task, restored and opened, with its output.
+    #[allow(clippy::type_complexity)]
+    fn handler(
+        &self,
+        info: &TaskInfo,
+        outputs: Vec<AnyEnd>,
+        env: &TaskEnv,
+    ) -> Result<BinaryHandler<I, Infallible, O, AsBinary<Op, I>>, TaskError> {
+        let mut op = AsBinary::new((self.make)(info));
+        restore_operator(&mut op, info, env)?;
+        op.open().map_err(failed)?;
+        Ok(BinaryHandler {
+            op,
+            out: output(outputs, env),
+            snapshots: env.snapshots.clone(),
+            _inputs: PhantomData,
+        })
+    }
+}
+
+/// The upstream end of a chained edge into the task that `handler` runs.
+fn link<T: Data, H: InputHandler<T, Infallible> + Send + 'static>(
+    handler: H,
+    env: TaskEnv,
+    member: usize,
+    cursor: ChainCursor,
+) -> AnyEnd {
+    let chained = ChainedInput {
+        handler,
+        counters: env.counters,
+        faults: env.faults,
+        member,
+        cursor,
+        _input: PhantomData,
+    };
+    Box::new(EdgeWriter::<T>::chained(
+        Box::new(chained),
+        env.batch_size,
+        env.stop,
+    ))
 }
 
 /// Recipe of a two-input operator node.
@@ -326,5 +398,20 @@ impl<T: Data, S: Sink<T>> NodeFactory for SinkFactory<T, S> {
             counters: env.counters,
             faults: env.faults,
         }))
+    }
+
+    fn create_link(
+        &self,
+        info: TaskInfo,
+        _wiring: TaskWiring,
+        env: TaskEnv,
+        place: usize,
+        cursor: ChainCursor,
+    ) -> Result<AnyEnd, TaskError> {
+        let handler = SinkHandler {
+            writer: self.sink.create_writer(&info).map_err(failed)?,
+            snapshots: env.snapshots.clone(),
+        };
+        Ok(link::<T, _>(handler, env, place, cursor))
     }
 }

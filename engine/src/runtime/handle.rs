@@ -3,6 +3,7 @@
 use crate::coordinator::{CheckpointStats, CoordinatorExit, StatsLog};
 use crate::error::{JobError, TaskError};
 use crate::ownership::claim::ClaimedDirs;
+use crate::runtime::chain::ChainCursor;
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics};
 use crate::runtime::plan::panic_message;
 use crate::web::WebServer;
@@ -42,12 +43,22 @@ impl JobStopper {
     }
 }
 
+/// The thread of one chain of tasks (one task when unchained).
 pub(crate) struct TaskThread {
+    /// The chain's tasks, its head first, in the order of their place in the chain.
+    pub members: Vec<TaskName>,
+    /// Which member failed, when the thread ends in failure.
+    pub cursor: ChainCursor,
+    pub join: Option<JoinHandle<Result<(), (u64, TaskError)>>>,
+}
+
+/// What names a task in a failure.
+#[derive(Clone)]
+pub(crate) struct TaskName {
     pub name: Arc<str>,
     pub uid: Arc<str>,
     pub index: usize,
     pub parallelism: usize,
-    pub join: Option<JoinHandle<Result<(), (u64, TaskError)>>>,
 }
 
 /// What a finished job reports.
@@ -265,7 +276,11 @@ impl JobHandle {
     }
 
     fn task_failed(&self, i: usize, source: TaskError) -> JobError {
-        let t = &self.threads[i];
+        let thread = &self.threads[i];
+        let t = thread
+            .members
+            .get(thread.cursor.failing())
+            .unwrap_or(&thread.members[0]);
         JobError::TaskFailed {
             operator: t.name.to_string(),
             uid: t.uid.to_string(),

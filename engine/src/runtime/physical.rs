@@ -9,7 +9,7 @@
 
 use crate::config::JobConfig;
 use crate::coordinator::pending::TaskKey;
-use crate::graph::{JobGraph, ResolvedGraph};
+use crate::graph::{Chaining, JobGraph, ResolvedGraph};
 use crate::partition::Partitioning;
 use petgraph::visit::EdgeRef;
 use snapflow_checkpoint::{CheckpointId, KeyGroupRange, Manifest};
@@ -22,6 +22,8 @@ pub(crate) struct GraphShape {
     pub ports: Vec<usize>,
     /// The edges, by edge index.
     pub edges: Vec<EdgeShape>,
+    /// Each node's chaining setting, by node index.
+    pub chaining: Vec<Chaining>,
 }
 
 /// One edge of the graph: from node `from` into input port `port` of node `to`.
@@ -38,6 +40,7 @@ impl GraphShape {
         let g = &graph.graph;
         GraphShape {
             ports: g.node_weights().map(|n| n.ports).collect(),
+            chaining: g.node_weights().map(|n| n.chaining).collect(),
             edges: g
                 .edge_references()
                 .map(|e| EdgeShape {
@@ -55,8 +58,15 @@ impl GraphShape {
 pub(crate) struct PhysicalPlan {
     /// The tasks, node by node and by index within a node.
     pub tasks: Vec<PlannedTask>,
-    /// The channels, edge by edge, then by sending task, then by receiving task.
+    /// The channels, edge by edge, then by sending task, then by receiving task. A chained
+    /// edge has none: its tasks call each other directly.
     pub channels: Vec<PlannedChannel>,
+    /// The threads: each a chain of tasks (positions in `tasks`), its head first, then the
+    /// tasks chained to it in the order their edges lead to them. An unchained task is a
+    /// chain of one.
+    pub chains: Vec<Vec<usize>>,
+    /// Whether each edge is chained, by edge index.
+    pub chained: Vec<bool>,
     /// The id of the first checkpoint this run takes.
     pub first_checkpoint: CheckpointId,
     /// Whether the checkpoint resumed from is the job's final one: nothing is left to run.
@@ -194,8 +204,12 @@ pub(crate) fn plan(
             });
         }
     }
+    let chained = chained_edges(shape, resolved, config);
     let mut channels = Vec::new();
     for (e, edge) in shape.edges.iter().enumerate() {
+        if chained[e] {
+            continue;
+        }
         let partitioning = resolved.edges[e];
         let downstream = resolved.nodes[edge.to].parallelism;
         for u in 0..resolved.nodes[edge.from].parallelism {
@@ -212,14 +226,87 @@ pub(crate) fn plan(
             }));
         }
     }
+    let chains = chains(shape, &chained, &node_offsets, tasks.len());
     PhysicalPlan {
         tasks,
         channels,
+        chains,
+        chained,
         first_checkpoint,
         finished: restore.is_some_and(|m| m.is_final),
         node_offsets,
         partitionings: resolved.edges.clone(),
     }
+}
+
+/// Which edges are chained (Flink's rules): the job allows chaining; the edge is forward
+/// between nodes of equal parallelism; the downstream node has one input port and this one
+/// edge into it (so it has no other input to align) and may chain to its upstream neighbour;
+/// and the upstream node may chain at all.
+pub(crate) fn chained_edges(
+    shape: &GraphShape,
+    resolved: &ResolvedGraph,
+    config: &JobConfig,
+) -> Vec<bool> {
+    shape
+        .edges
+        .iter()
+        .enumerate()
+        .map(|(e, edge)| {
+            let inputs = shape.edges.iter().filter(|x| x.to == edge.to).count();
+            config.chaining
+                && resolved.edges[e] == Partitioning::Forward
+                && resolved.nodes[edge.from].parallelism == resolved.nodes[edge.to].parallelism
+                && shape.ports[edge.to] == 1
+                && inputs == 1
+                && shape.chaining[edge.to] == Chaining::Always
+                && shape.chaining[edge.from] != Chaining::Never
+        })
+        .collect()
+}
+
+/// Groups the tasks into chains: task `i` of a node heads a chain unless its node's one input
+/// edge is chained; a chained edge adds task `i` of its downstream node to the chain of task
+/// `i` of its upstream node.
+fn chains(
+    shape: &GraphShape,
+    chained: &[bool],
+    node_offsets: &[usize],
+    task_count: usize,
+) -> Vec<Vec<usize>> {
+    let is_member = |node: usize| {
+        shape
+            .edges
+            .iter()
+            .zip(chained)
+            .any(|(edge, &c)| c && edge.to == node)
+    };
+    let mut chains = Vec::new();
+    for (node, &offset) in node_offsets.iter().enumerate() {
+        if is_member(node) {
+            continue;
+        }
+        let parallelism = node_offsets.get(node + 1).unwrap_or(&task_count) - offset;
+        for index in 0..parallelism {
+            // Breadth first from the head: each member follows the member it is chained to.
+            let mut nodes = vec![node];
+            let mut at = 0;
+            while at < nodes.len() {
+                let from = nodes[at];
+                for (edge, _) in shape
+                    .edges
+                    .iter()
+                    .zip(chained)
+                    .filter(|(e, &c)| c && e.from == from)
+                {
+                    nodes.push(edge.to);
+                }
+                at += 1;
+            }
+            chains.push(nodes.iter().map(|&n| node_offsets[n] + index).collect());
+        }
+    }
+    chains
 }
 
 fn restore_of(
@@ -262,6 +349,7 @@ mod tests {
                 .iter()
                 .map(|&(from, to, port, _)| EdgeShape { from, to, port })
                 .collect(),
+            chaining: vec![Chaining::Always; nodes.len()],
         };
         let resolved = ResolvedGraph {
             nodes: nodes
@@ -294,7 +382,19 @@ mod tests {
         )
     }
 
+    /// The plan of a fresh start without chaining: a task per thread, a channel per edge.
     fn fresh(shape: &GraphShape, resolved: &ResolvedGraph) -> PhysicalPlan {
+        plan(
+            shape,
+            resolved,
+            &JobConfig::default().with_chaining(false),
+            None,
+            CheckpointId(1),
+        )
+    }
+
+    /// The plan of a fresh start with chaining (the default).
+    fn chained(shape: &GraphShape, resolved: &ResolvedGraph) -> PhysicalPlan {
         plan(
             shape,
             resolved,
@@ -302,6 +402,151 @@ mod tests {
             None,
             CheckpointId(1),
         )
+    }
+
+    #[test]
+    fn forward_edges_at_equal_parallelism_chain_and_others_do_not() {
+        // source(2) -> map(2) forward: chained; map -> count(3) hash: not (records move
+        // between tasks); count -> sink(1) rebalance: not.
+        let (shape, resolved) = pipeline(2, 3);
+        let plan = chained(&shape, &resolved);
+        assert_eq!(plan.chained, [true, false, false]);
+        // Positions: source 0-1, map 2-3, count 4-6, sink 7.
+        assert_eq!(
+            plan.chains,
+            [vec![0, 2], vec![1, 3], vec![4], vec![5], vec![6], vec![7]]
+        );
+        assert!(plan.channels.iter().all(|c| c.edge != 0));
+        assert_eq!(plan.channels.len(), 2 * 3 + 3);
+        // Every task is in exactly one chain.
+        let mut all: Vec<usize> = plan.chains.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..plan.tasks.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_forward_edge_between_different_parallelisms_does_not_chain() {
+        let (shape, resolved) = graph(
+            &[("source", 0, 2), ("map", 1, 1)],
+            &[(0, 1, 0, Partitioning::Forward)],
+        );
+        assert_eq!(chained(&shape, &resolved).chained, [false]);
+    }
+
+    #[test]
+    fn a_whole_forward_pipeline_is_one_chain_per_index() {
+        // Word count's shape after the keyed count: count -> map -> sink, all forward.
+        let (shape, resolved) = graph(
+            &[("count", 1, 2), ("format", 1, 2), ("sink", 1, 2)],
+            &[
+                (0, 1, 0, Partitioning::Forward),
+                (1, 2, 0, Partitioning::Forward),
+            ],
+        );
+        let plan = chained(&shape, &resolved);
+        assert_eq!(plan.chains, [vec![0, 2, 4], vec![1, 3, 5]]);
+        assert!(plan.channels.is_empty());
+    }
+
+    #[test]
+    fn two_input_operators_and_operators_with_two_inputs_are_never_members() {
+        // a(1) -> join port 0, b(1) -> join port 1 (both forward, equal parallelism);
+        // join -> sink forward: the join heads a chain with the sink.
+        let (shape, resolved) = graph(
+            &[("a", 0, 1), ("b", 0, 1), ("join", 2, 1), ("sink", 1, 1)],
+            &[
+                (0, 2, 0, Partitioning::Forward),
+                (1, 2, 1, Partitioning::Forward),
+                (2, 3, 0, Partitioning::Forward),
+            ],
+        );
+        let plan = chained(&shape, &resolved);
+        assert_eq!(plan.chained, [false, false, true]);
+        assert_eq!(plan.chains, [vec![0], vec![1], vec![2, 3]]);
+        // A one-port operator fed by two edges (a union) is not a member either.
+        let (shape, resolved) = graph(
+            &[("a", 0, 1), ("b", 0, 1), ("union", 1, 1)],
+            &[
+                (0, 2, 0, Partitioning::Forward),
+                (1, 2, 0, Partitioning::Forward),
+            ],
+        );
+        assert_eq!(chained(&shape, &resolved).chained, [false, false]);
+    }
+
+    #[test]
+    fn one_operator_may_chain_to_several_consumers() {
+        // A splitter with a main and a side consumer, both forward: one chain, a tree.
+        let (shape, resolved) = graph(
+            &[("source", 0, 1), ("main", 1, 1), ("side", 1, 1)],
+            &[
+                (0, 1, 0, Partitioning::Forward),
+                (0, 2, 0, Partitioning::Forward),
+            ],
+        );
+        let plan = chained(&shape, &resolved);
+        assert_eq!(plan.chains, [vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn the_builder_switches_and_the_job_switch_break_chains() {
+        let (mut shape, resolved) = graph(
+            &[("source", 0, 1), ("a", 1, 1), ("b", 1, 1), ("c", 1, 1)],
+            &[
+                (0, 1, 0, Partitioning::Forward),
+                (1, 2, 0, Partitioning::Forward),
+                (2, 3, 0, Partitioning::Forward),
+            ],
+        );
+        assert_eq!(chained(&shape, &resolved).chains, [vec![0, 1, 2, 3]]);
+        // `start_new_chain` on b: a | b -> c.
+        shape.chaining[2] = Chaining::Head;
+        let plan = chained(&shape, &resolved);
+        assert_eq!(plan.chained, [true, false, true]);
+        assert_eq!(plan.chains, [vec![0, 1], vec![2, 3]]);
+        // `disable_chaining` on b: b chains with neither neighbour.
+        shape.chaining[2] = Chaining::Never;
+        let plan = chained(&shape, &resolved);
+        assert_eq!(plan.chained, [true, false, false]);
+        assert_eq!(plan.chains, [vec![0, 1], vec![2], vec![3]]);
+        // The job-wide switch: nothing chains.
+        shape.chaining[2] = Chaining::Always;
+        let plan = fresh(&shape, &resolved);
+        assert_eq!(plan.chained, [false, false, false]);
+        assert_eq!(plan.chains, [vec![0], vec![1], vec![2], vec![3]]);
+        assert_eq!(plan.channels.len(), 3);
+    }
+
+    #[test]
+    fn chaining_changes_threads_never_what_a_task_restores() {
+        let (shape, resolved) = pipeline(2, 2);
+        let m = manifest(
+            &[("count", 0), ("count", 1)],
+            &[("source", 0), ("source", 1)],
+            false,
+        );
+        let with = plan(
+            &shape,
+            &resolved,
+            &JobConfig::default(),
+            Some(&m),
+            CheckpointId(8),
+        );
+        let without = plan(
+            &shape,
+            &resolved,
+            &JobConfig::default().with_chaining(false),
+            Some(&m),
+            CheckpointId(8),
+        );
+        assert_ne!(with.chains, without.chains);
+        let restores = |p: &PhysicalPlan| {
+            p.tasks
+                .iter()
+                .map(|t| (t.key, t.uid.clone(), t.restore.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(restores(&with), restores(&without));
     }
 
     fn manifest(snapshots: &[(&str, u32)], sources: &[(&str, u32)], is_final: bool) -> Manifest {

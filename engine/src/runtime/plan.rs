@@ -1,5 +1,5 @@
 //! Launches a job: plans it (see [`physical`](crate::runtime::physical)), creates the planned
-//! channels and starts one thread per planned task plus the checkpoint coordinator.
+//! channels and starts one thread per planned chain of tasks plus the checkpoint coordinator.
 
 use crate::config::JobConfig;
 use crate::coordinator::pending::TaskKey;
@@ -9,8 +9,9 @@ use crate::error::{JobError, TaskError};
 use crate::graph::{resolve, JobGraph};
 use crate::id::OperatorId;
 use crate::operator::TaskInfo;
+use crate::runtime::chain::{self, ChainCursor, ChainMember, ChainedTo};
 use crate::runtime::factory::TaskWiring;
-use crate::runtime::handle::{JobHandle, Shared, TaskThread};
+use crate::runtime::handle::{JobHandle, Shared, TaskName, TaskThread};
 use crate::runtime::metrics::{JobMetrics, OperatorInfo, TaskCounters};
 use crate::runtime::physical::{plan, GraphShape, PhysicalPlan, PlannedRestore, PlannedTask};
 use crate::runtime::prepare::{prepare, Prepared};
@@ -22,6 +23,7 @@ use crate::web::{BoundServer, WebState};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use petgraph::graph::NodeIndex;
 use snapflow_checkpoint::CheckpointLayout;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,6 +63,7 @@ pub(crate) fn launch(
     }
 
     let counters: Vec<Arc<TaskCounters>> = plan.tasks.iter().map(|_| Arc::default()).collect();
+    chain_counters(&shape, &plan, &counters);
     let stats = StatsLog::default();
     let metrics = metrics(&plan, &counters, &stats);
     let web = match web {
@@ -225,6 +228,16 @@ fn connect(
     {
         let upstream = plan.tasks[plan.position((edge.from, 0))].parallelism;
         let downstream = plan.tasks[plan.position((edge.to, 0))].parallelism;
+        if plan.chained[e] {
+            // Task `i` calls task `i` of the next node on its own thread: no channel.
+            for task in 0..upstream {
+                let to = plan.position((edge.to, task));
+                wiring[plan.position((edge.from, task))]
+                    .outputs
+                    .push(Box::new(ChainedTo(to)));
+            }
+            continue;
+        }
         let partitioning = plan.partitioning(e);
         let channels = spec.factory.connect(
             partitioning,
@@ -245,10 +258,26 @@ fn connect(
     wiring
 }
 
+/// Tells each task's counters which tasks are chained directly after it, so that its CPU time
+/// (measured with theirs) is reported without theirs.
+fn chain_counters(shape: &GraphShape, plan: &PhysicalPlan, counters: &[Arc<TaskCounters>]) {
+    let mut chained: Vec<Vec<Arc<TaskCounters>>> = vec![Vec::new(); counters.len()];
+    for (edge, _) in shape.edges.iter().zip(&plan.chained).filter(|(_, &c)| c) {
+        let parallelism = plan.tasks[plan.position((edge.from, 0))].parallelism;
+        for task in 0..parallelism {
+            let to = plan.position((edge.to, task));
+            chained[plan.position((edge.from, task))].push(counters[to].clone());
+        }
+    }
+    for (counters, chained) in counters.iter().zip(chained) {
+        counters.set_chained(chained);
+    }
+}
+
 /// A source task's key, trigger sender and counters, for the coordinator.
 type SourceEnds = (TaskKey, Sender<Trigger>, Arc<TaskCounters>);
 
-/// Starts a thread for every planned task, in plan order; on failure, returns the threads
+/// Starts a thread for every planned chain, in plan order; on failure, returns the threads
 /// started so far and the error.
 #[allow(clippy::type_complexity)]
 fn spawn_tasks(
@@ -262,14 +291,27 @@ fn spawn_tasks(
 ) -> Result<(Vec<TaskThread>, Vec<SourceEnds>), (Vec<TaskThread>, std::io::Error)> {
     let mut threads = Vec::new();
     let mut sources = Vec::new();
-    for ((task, task_wiring), counters) in plan.tasks.iter().zip(wiring).zip(counters) {
-        let triggers = task.is_source().then(|| {
-            let (tx, rx) = unbounded::<Trigger>();
-            sources.push((task.key, tx, counters.clone()));
-            rx
-        });
-        let env = runtime.env(task, counters.clone(), triggers, config, shared);
-        match spawn_task(graph, plan, task, config, task_wiring, env, shared) {
+    let mut wiring: Vec<Option<TaskWiring>> = wiring.into_iter().map(Some).collect();
+    for chain in &plan.chains {
+        let mut members = HashMap::with_capacity(chain.len());
+        for (place, &at) in chain.iter().enumerate() {
+            let task = &plan.tasks[at];
+            let triggers = task.is_source().then(|| {
+                let (tx, rx) = unbounded::<Trigger>();
+                sources.push((task.key, tx, counters[at].clone()));
+                rx
+            });
+            let env = runtime.env(task, counters[at].clone(), triggers, config, shared);
+            let member = ChainMember {
+                factory: graph.graph[NodeIndex::new(task.key.0)].factory.clone(),
+                info: task_info(plan, task, config),
+                wiring: wiring[at].take().expect("a task is in one chain"),
+                env,
+                member: place,
+            };
+            members.insert(at, member);
+        }
+        match spawn_chain(plan, chain, members, &counters[chain[0]], shared) {
             Ok(thread) => threads.push(thread),
             Err(e) => return Err((threads, e)),
         }
@@ -277,18 +319,9 @@ fn spawn_tasks(
     Ok((threads, sources))
 }
 
-/// Starts a planned task's thread.
-fn spawn_task(
-    graph: &JobGraph,
-    plan: &PhysicalPlan,
-    task: &PlannedTask,
-    config: &JobConfig,
-    wiring: TaskWiring,
-    env: TaskEnv,
-    shared: &Arc<Shared>,
-) -> std::io::Result<TaskThread> {
-    let factory = graph.graph[NodeIndex::new(task.key.0)].factory.clone();
-    let info = TaskInfo {
+/// What a planned task tells its operator about itself.
+fn task_info(plan: &PhysicalPlan, task: &PlannedTask, config: &JobConfig) -> TaskInfo {
+    TaskInfo {
         operator: OperatorId(task.key.0 as u32),
         name: task.name.clone(),
         uid: task.uid.clone(),
@@ -296,23 +329,47 @@ fn spawn_task(
         parallelism: task.parallelism,
         max_parallelism: config.max_parallelism,
         first_checkpoint: plan.first_checkpoint,
-    };
+    }
+}
+
+/// Starts the thread of a planned chain, which builds the chain's tasks and runs its head.
+fn spawn_chain(
+    plan: &PhysicalPlan,
+    chain: &[usize],
+    members: HashMap<usize, ChainMember>,
+    head_counters: &Arc<TaskCounters>,
+    shared: &Arc<Shared>,
+) -> std::io::Result<TaskThread> {
+    let head = &plan.tasks[chain[0]];
+    let names = chain
+        .iter()
+        .map(|&at| {
+            let t = &plan.tasks[at];
+            TaskName {
+                name: t.name.clone(),
+                uid: t.uid.clone(),
+                index: t.index,
+                parallelism: t.parallelism,
+            }
+        })
+        .collect();
+    let cursor = ChainCursor::default();
+    let thread_cursor = cursor.clone();
     let thread_shared = shared.clone();
-    let task_counters = env.counters.clone();
+    let task_counters = head_counters.clone();
+    let head_at = chain[0];
     let join = std::thread::Builder::new()
-        .name(format!("{}#{}", task.name, task.index))
+        .name(format!("{}#{}", head.name, head.index))
         .spawn(move || {
             let result = run_task(&thread_shared, move || {
-                factory.create_task(info, wiring, env)?.run()
+                chain::build(head_at, members, &thread_cursor)?.run()
             });
             task_counters.record_thread_cpu_time();
             result
         })?;
     Ok(TaskThread {
-        name: task.name.clone(),
-        uid: task.uid.clone(),
-        index: task.index,
-        parallelism: task.parallelism,
+        members: names,
+        cursor,
         join: Some(join),
     })
 }

@@ -26,6 +26,26 @@ pub(crate) enum Route<T> {
         hasher: KeyHasher<T>,
         groups: KeyGroupRouter,
     },
+    /// A chained edge: batches and control messages go straight into the next operator of
+    /// the chain, on this thread.
+    Chained(Box<dyn ChainLink<T>>),
+}
+
+/// The next operator of a chain, as the operator before it sees it: what a channel would
+/// have carried is handed over by a call on the same thread (see [`crate::runtime::chain`]).
+pub(crate) trait ChainLink<T>: Send {
+    /// A batch of records: the upstream operator's output batch, moved, not copied.
+    fn batch(&mut self, batch: Vec<T>) -> Result<(), TaskError>;
+    /// A watermark, idleness, barrier or end-of-stream, after every batch sent before it.
+    fn control(&mut self, message: Message<T>) -> Result<(), TaskError>;
+    /// Send partly filled output batches: the chain is about to wait for input.
+    fn flush(&mut self) -> Result<(), TaskError>;
+    /// The earliest processing time wanted by this operator or one chained after it.
+    fn next_processing_time(&self) -> Option<u64>;
+    /// Fires the processing-time timers due at `now` here and further down the chain.
+    fn processing_time(&mut self, now: u64) -> Result<(), TaskError>;
+    /// Tells this operator and those after it about newly completed checkpoints.
+    fn notify_completed(&mut self) -> Result<(), TaskError>;
 }
 
 /// One task's end of one outgoing edge.
@@ -62,7 +82,25 @@ impl<T: Data> EdgeWriter<T> {
             },
             (Partitioning::Hash, None) => unreachable!("hash edges are created with a key hasher"),
         };
-        let buffer_count = if matches!(route, Route::Hash { .. }) {
+        Self::with_route(senders, route, batch_size, stop)
+    }
+
+    /// The upstream end of a chained edge into `link`.
+    pub(crate) fn chained(
+        link: Box<dyn ChainLink<T>>,
+        batch_size: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        Self::with_route(Vec::new(), Route::Chained(link), batch_size, stop)
+    }
+
+    fn with_route(
+        senders: Vec<Sender<Message<T>>>,
+        route: Route<T>,
+        batch_size: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let buffer_count = if let Route::Hash { .. } = &route {
             senders.len()
         } else {
             1
@@ -76,6 +114,14 @@ impl<T: Data> EdgeWriter<T> {
                 .collect(),
             batch_size,
             counters: Arc::default(),
+        }
+    }
+
+    /// The chain link this edge feeds, if it is chained.
+    fn link(&mut self) -> Option<&mut dyn ChainLink<T>> {
+        match &mut self.route {
+            Route::Chained(link) => Some(link.as_mut()),
+            _ => None,
         }
     }
 
@@ -142,6 +188,7 @@ impl<T: Data> EdgeWriter<T> {
                 *next = (target + 1) % self.senders.len();
                 send_one(&self.senders[target], batch)?;
             }
+            Route::Chained(link) => link.batch(batch)?,
             Route::Broadcast => {
                 let (last, rest) = self.senders.split_last().expect("an edge has a receiver");
                 for tx in rest {
@@ -167,6 +214,9 @@ impl<T: Data> EdgeWriter<T> {
         self.flush()?;
         for tx in &self.senders {
             send(tx, message(), &self.counters)?;
+        }
+        if let Some(link) = self.link() {
+            link.control(message())?;
         }
         Ok(())
     }
@@ -329,12 +379,47 @@ impl<T: Data> Output<T> {
         }
     }
 
-    /// Sends every partly filled batch now.
+    /// Sends every partly filled batch now, also those of the operators chained after this
+    /// one.
     pub(crate) fn flush(&mut self) -> Result<(), TaskError> {
         self.check()?;
         for edge in &mut self.edges {
             let sent = edge.flush()?;
             self.counters.add_out(sent as u64);
+            if let Some(link) = edge.link() {
+                link.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest processing time an operator chained after this one wants, if any.
+    pub(crate) fn chained_processing_time(&self) -> Option<u64> {
+        self.edges
+            .iter()
+            .filter_map(|edge| match &edge.route {
+                Route::Chained(link) => link.next_processing_time(),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Fires the processing-time timers due at `now` of the operators chained after this one.
+    pub(crate) fn fire_chained_processing_time(&mut self, now: u64) -> Result<(), TaskError> {
+        for edge in &mut self.edges {
+            if let Some(link) = edge.link() {
+                link.processing_time(now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the operators chained after this one about newly completed checkpoints.
+    pub(crate) fn notify_chained(&mut self) -> Result<(), TaskError> {
+        for edge in &mut self.edges {
+            if let Some(link) = edge.link() {
+                link.notify_completed()?;
+            }
         }
         Ok(())
     }

@@ -78,6 +78,14 @@ impl<T: Data> Task for SourceTask<T> {
             if let Some(id) = env.snapshots.newly_completed() {
                 reader.notify_checkpoint_complete(id)?;
             }
+            out.notify_chained()?;
+            // Operators chained to the source may have processing-time timers.
+            if let Some(due) = out.chained_processing_time() {
+                let now = now_millis();
+                if due <= now {
+                    out.fire_chained_processing_time(now)?;
+                }
+            }
             // Triggers are taken between batches: the position recorded is exactly after the
             // last record sent before the barrier.
             match triggers.try_recv() {
@@ -135,7 +143,24 @@ impl<T: Data> Task for SourceTask<T> {
         out.flush()?;
         env.snapshots.exhausted();
         loop {
-            let trigger = triggers.recv().map_err(|_| TaskError::Cancelled)?;
+            // Operators chained to the source still fire their processing-time timers while
+            // it waits for the next trigger.
+            let trigger = match out.chained_processing_time() {
+                None => triggers.recv().map_err(|_| TaskError::Cancelled)?,
+                Some(due) => {
+                    let wait = Duration::from_millis(due.saturating_sub(now_millis()).max(1));
+                    match triggers.recv_timeout(wait) {
+                        Ok(trigger) => trigger,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            out.fire_chained_processing_time(now_millis())?;
+                            out.flush()?;
+                            continue;
+                        }
+                        Err(_) => return Err(TaskError::Cancelled),
+                    }
+                }
+            };
+            out.notify_chained()?;
             if emit_barrier(trigger, reader.as_ref(), &mut out, &env)? {
                 return Ok(());
             }
@@ -194,8 +219,8 @@ pub(crate) trait InputHandler<A, B> {
     fn idle(&mut self) -> Result<(), TaskError>;
     /// When the operator next wants `processing_time` (ms since the Unix epoch), if ever.
     fn next_processing_time(&self) -> Option<u64>;
-    /// The time `next_processing_time` asked for has come.
-    fn processing_time(&mut self) -> Result<(), TaskError>;
+    /// The time `next_processing_time` asked for has come: fire what is due at `now`.
+    fn processing_time(&mut self, now: u64) -> Result<(), TaskError>;
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError>;
     /// Every input ended: the barrier of the final checkpoint `checkpoint`.
     fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
@@ -231,7 +256,7 @@ impl<A: Send, B: Send, H: InputHandler<A, B> + Send> Task for InputTask<A, B, H>
                 Some(due) => {
                     let mut now = now_millis();
                     if due <= now {
-                        handler.processing_time()?;
+                        handler.processing_time(now)?;
                         now = now_millis();
                     }
                     // Input is read between firings even when the operator still wants one
@@ -391,12 +416,19 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
     }
 
     fn next_processing_time(&self) -> Option<u64> {
-        self.op.next_processing_time()
+        let own = self.op.next_processing_time();
+        match self.out.chained_processing_time() {
+            None => own,
+            Some(chained) => Some(own.map_or(chained, |own| own.min(chained))),
+        }
     }
 
-    fn processing_time(&mut self) -> Result<(), TaskError> {
-        self.op.on_processing_time(&mut self.out)?;
-        self.out.check()
+    fn processing_time(&mut self, now: u64) -> Result<(), TaskError> {
+        if self.op.next_processing_time().is_some_and(|due| due <= now) {
+            self.op.on_processing_time(&mut self.out)?;
+            self.out.check()?;
+        }
+        self.out.fire_chained_processing_time(now)
     }
 
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
@@ -421,13 +453,12 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
     }
 
     fn notify_completed(&mut self) -> Result<(), TaskError> {
-        match self.snapshots.newly_completed() {
-            Some(id) => self
-                .op
+        if let Some(id) = self.snapshots.newly_completed() {
+            self.op
                 .notify_checkpoint_complete(id)
-                .map_err(TaskError::Failed),
-            None => Ok(()),
+                .map_err(TaskError::Failed)?;
         }
+        self.out.notify_chained()
     }
 
     fn completed_id(&self) -> u64 {
@@ -465,7 +496,7 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
         None
     }
 
-    fn processing_time(&mut self) -> Result<(), TaskError> {
+    fn processing_time(&mut self, _now: u64) -> Result<(), TaskError> {
         Ok(())
     }
 
