@@ -1,0 +1,88 @@
+//! The connector's errors. Those that a later attempt may not meet (a broker that cannot be
+//! reached, a commit cut short) are wrapped in [`Unavailable`] by [`unavailable`], so that a
+//! restart strategy retries them.
+
+use rdkafka::error::KafkaError as ClientError;
+use snapflow_engine::{BoxError, Unavailable};
+
+/// What went wrong talking to Kafka or reading its answers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KafkaError {
+    /// No broker answered within the timeout.
+    #[error("no Kafka broker at '{bootstrap}' answered within {timeout_ms} ms ({source})")]
+    BrokerUnreachable {
+        /// The bootstrap servers tried.
+        bootstrap: String,
+        /// How long the client waited.
+        timeout_ms: u64,
+        /// The client's error.
+        source: Box<ClientError>,
+    },
+    /// The topic does not exist (topics are never created on first use by the connector).
+    #[error("Kafka topic '{topic}' does not exist on '{bootstrap}'")]
+    TopicMissing {
+        /// The topic.
+        topic: String,
+        /// The bootstrap servers asked.
+        bootstrap: String,
+    },
+    /// A client call failed.
+    #[error("Kafka at '{bootstrap}': {action}: {source}")]
+    Client {
+        /// The bootstrap servers.
+        bootstrap: String,
+        /// What the connector was doing.
+        action: String,
+        /// The client's error.
+        source: Box<ClientError>,
+    },
+    /// A record could not be turned into the stream's type.
+    #[error("Kafka topic '{topic}' partition {partition} offset {offset}: {message}")]
+    BadRecord {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// What the deserializer said.
+        message: String,
+    },
+    /// A checkpoint's state (a source position or a sink's staged records) is not one the
+    /// connector wrote, or the output disagrees with it.
+    #[error("{0}")]
+    Checkpoint(String),
+    /// A configuration value that cannot work.
+    #[error("Kafka connector configuration: {0}")]
+    Config(String),
+}
+
+/// `error` as an [`Unavailable`] error: a later attempt may succeed.
+pub(crate) fn unavailable(error: KafkaError) -> BoxError {
+    Box::new(Unavailable(Box::new(error)))
+}
+
+/// A failed client call as [`Unavailable`] when a retry can cure it (the broker is away, a
+/// request timed out), as a plain error otherwise (a fatal producer error, bad settings).
+pub(crate) fn client(bootstrap: &str, action: impl Into<String>, source: ClientError) -> BoxError {
+    let fatal = matches!(&source, ClientError::ClientConfig(..))
+        || source.rdkafka_error_code().is_some_and(|code| {
+            matches!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
+                    | rdkafka::types::RDKafkaErrorCode::ClusterAuthorizationFailed
+                    | rdkafka::types::RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+            )
+        });
+    let error = KafkaError::Client {
+        bootstrap: bootstrap.to_owned(),
+        action: action.into(),
+        source: Box::new(source),
+    };
+    if fatal {
+        Box::new(error)
+    } else {
+        unavailable(error)
+    }
+}

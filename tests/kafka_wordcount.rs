@@ -1,0 +1,246 @@
+//! Kafka -> word count -> Kafka against a real Apache Kafka broker (one per test binary,
+//! started on 127.0.0.1 by examples/support/kafka_server.rs; each test has its own topics):
+//! a `read_committed` consumer of the output topic must see every `word<TAB>count` exactly
+//! once, equal to the sequential count, whatever was killed along the way:
+//!
+//! - task kills (the job restarts from its latest checkpoint and the source seeks to the
+//!   checkpoint's offsets);
+//! - a crash of the sink's commit after the checkpoint is durable and before anything reached
+//!   Kafka, in the middle of the Kafka transaction (records produced, not committed), and
+//!   right after the Kafka commit (the engine does not know it happened).
+//!
+//! And the errors: a missing topic and an unreachable broker are clear errors naming them.
+
+mod common;
+#[path = "../examples/support/corpus.rs"]
+mod corpus;
+#[path = "../examples/support/kafka_server.rs"]
+mod kafka_server;
+#[path = "../examples/support/kafka_topics.rs"]
+mod kafka_topics;
+#[path = "../examples/support/kafka_wordcount.rs"]
+mod kafka_wordcount;
+#[path = "../examples/support/rng.rs"]
+mod rng;
+#[path = "../examples/support/wordcount_job.rs"]
+mod wordcount_job;
+
+use common::bounded;
+use kafka_server::KafkaServer;
+use kafka_wordcount::KafkaJob;
+use snapflow::engine::{ErrorChain, FailureInjector, JobReport, RestartStrategy};
+use snapflow::kafka::{CommitFault, CommitPoint, DeliveryMode, FaultAction, KafkaConfig};
+use snapflow::prelude::*;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The broker all tests of this binary share (killed when the binary exits).
+fn broker() -> &'static KafkaServer {
+    static BROKER: OnceLock<KafkaServer> = OnceLock::new();
+    BROKER.get_or_init(|| KafkaServer::start().expect("starting the Kafka broker"))
+}
+
+/// Input partitions: more than one, so that the two source tasks both read.
+const PARTITIONS: i32 = 3;
+
+/// `lines` lines of 8 words from a 300-word vocabulary.
+fn corpus_lines(lines: u64, seed: u64) -> Vec<String> {
+    let corpus = corpus::Corpus::new(300, 8, seed);
+    (0..lines).map(|i| corpus.line(i)).collect()
+}
+
+/// Fresh input and output topics named after the test, the input filled with `lines`.
+fn topics(test: &str, lines: &[String]) -> (String, String) {
+    let bootstrap = broker().bootstrap();
+    let input = format!("{test}-in");
+    let output = format!("{test}-out");
+    kafka_topics::create_topic(&bootstrap, &input, PARTITIONS).unwrap();
+    kafka_topics::create_topic(&bootstrap, &output, 2).unwrap();
+    kafka_topics::produce_lines(&bootstrap, &input, PARTITIONS, lines).unwrap();
+    (input, output)
+}
+
+/// Checkpoints every 20 ms, the source paced so that the job spans several checkpoints.
+fn config(test: &str, injector: FailureInjector) -> JobConfig {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("snapflow-{test}-"))
+        .tempdir()
+        .unwrap()
+        .keep();
+    JobConfig::default()
+        .with_parallelism(2)
+        .with_max_rate(Some(4_000))
+        .with_checkpointing(dir, Duration::from_millis(20))
+        .with_restart_strategy(RestartStrategy::FixedDelay {
+            attempts: 5,
+            delay: Duration::ZERO,
+        })
+        .with_failure_injector(injector)
+}
+
+fn run(job: KafkaJob, config: JobConfig) -> JobReport {
+    bounded("the Kafka word count", move || job.build().run(&config))
+        .unwrap_or_else(|e| panic!("the job failed: {}", ErrorChain(&e)))
+}
+
+/// The output topic as a read_committed consumer sees it, sorted.
+fn committed_output(output: &str) -> Vec<String> {
+    let mut got = kafka_topics::read_committed(&broker().bootstrap(), output).unwrap();
+    got.sort();
+    got
+}
+
+fn expected(lines: &[String]) -> Vec<String> {
+    wordcount_job::expected_output(&lines.join("\n"))
+}
+
+/// Word count with a crash planted at `point` of the sink's 2nd commit.
+fn commit_crash(test: &str, point: CommitPoint) {
+    let lines = corpus_lines(1_500, 7);
+    let (input, output) = topics(test, &lines);
+    let fault = Arc::new(CommitFault::new(point, 2, FaultAction::Fail));
+    let mut job = KafkaJob::new(&broker().bootstrap(), &input, &output);
+    job.fault = Some(Arc::clone(&fault));
+    let report = run(job, config(test, FailureInjector::new()));
+    assert!(fault.fired(), "the commit crash never happened");
+    assert!(report.restarts >= 1, "the job did not restart");
+    assert_eq!(committed_output(&output), expected(&lines));
+}
+
+#[test]
+fn exactly_once_word_count_equals_the_sequential_count() {
+    let lines = corpus_lines(1_500, 1);
+    let (input, output) = topics("plain", &lines);
+    let report = run(
+        KafkaJob::new(&broker().bootstrap(), &input, &output),
+        config("plain", FailureInjector::new()),
+    );
+    assert!(
+        report.checkpoints.len() >= 3,
+        "only {} checkpoints: the test should span several",
+        report.checkpoints.len()
+    );
+    assert_eq!(report.restarts, 0);
+    assert_eq!(committed_output(&output), expected(&lines));
+}
+
+#[test]
+fn task_kills_replay_from_the_checkpointed_offsets_exactly_once() {
+    let lines = corpus_lines(2_000, 2);
+    let (input, output) = topics("kills", &lines);
+    let injector = FailureInjector::new()
+        .fail_task_after_checkpoint("read", 0, 2)
+        .fail_task_after_checkpoint("count", 1, 4)
+        .fail_task_after_checkpoint("write", 0, 6);
+    let report = run(
+        KafkaJob::new(&broker().bootstrap(), &input, &output),
+        config("kills", injector.clone()),
+    );
+    assert_eq!(injector.fired(), 3, "not every kill happened");
+    assert_eq!(report.restarts, 3);
+    assert_eq!(committed_output(&output), expected(&lines));
+}
+
+#[test]
+fn a_crash_after_the_checkpoint_and_before_the_kafka_commit_is_committed_once() {
+    commit_crash("before-txn", CommitPoint::BeforeTransaction);
+}
+
+#[test]
+fn a_crash_in_the_middle_of_the_kafka_transaction_is_fenced_and_committed_once() {
+    commit_crash("mid-txn", CommitPoint::BeforeCommit);
+}
+
+#[test]
+fn a_crash_right_after_the_kafka_commit_is_not_committed_again() {
+    commit_crash("after-commit", CommitPoint::AfterCommit);
+}
+
+#[test]
+fn at_least_once_loses_nothing_under_kills() {
+    let lines = corpus_lines(1_500, 3);
+    let (input, output) = topics("at-least-once", &lines);
+    let injector = FailureInjector::new().fail_task_after_checkpoint("write", 0, 1);
+    let mut job = KafkaJob::new(&broker().bootstrap(), &input, &output);
+    job.mode = DeliveryMode::AtLeastOnce;
+    run(job, config("at-least-once", injector.clone()));
+    assert_eq!(injector.fired(), 1);
+    let got = committed_output(&output);
+    let mut distinct = got.clone();
+    distinct.dedup();
+    assert_eq!(distinct, expected(&lines), "a count is missing or wrong");
+}
+
+#[test]
+fn the_source_reads_a_transactional_topic_to_its_end() {
+    // The word count's output topic ends in transaction markers, which hold offsets but no
+    // records: a bounded source must still finish, with exactly the committed records.
+    let lines = corpus_lines(500, 4);
+    let (input, output) = topics("reread", &lines);
+    run(
+        KafkaJob::new(&broker().bootstrap(), &input, &output),
+        config("reread", FailureInjector::new()),
+    );
+    let bootstrap = broker().bootstrap();
+    let config = config("reread-2", FailureInjector::new());
+    let collected = bounded("reading the output back", move || {
+        let source =
+            snapflow::kafka::KafkaSource::new(KafkaConfig::new(bootstrap), &output, |record| {
+                Ok(String::from_utf8_lossy(record.value).into_owned())
+            })
+            .bounded(true);
+        let collect = CollectSink::new();
+        let collected = collect.results();
+        let job = Job::new("reread");
+        job.source(source).sink(collect);
+        job.run(&config).map(|_| collected)
+    })
+    .unwrap();
+    let mut got = collected.take();
+    got.sort();
+    assert_eq!(got, expected(&lines));
+}
+
+#[test]
+fn a_missing_topic_is_an_error_naming_it() {
+    let bootstrap = broker().bootstrap();
+    kafka_topics::create_topic(&bootstrap, "missing-out-in", 1).unwrap();
+    let no_retry =
+        |test| config(test, FailureInjector::new()).with_restart_strategy(RestartStrategy::None);
+    for (input, output, missing) in [
+        ("no-such-input", "missing-out-in", "no-such-input"),
+        ("missing-out-in", "no-such-output", "no-such-output"),
+    ] {
+        let job = KafkaJob::new(&bootstrap, input, output);
+        let config = no_retry(missing);
+        let error = bounded("a job on a missing topic", move || job.build().run(&config))
+            .expect_err("a job on a missing topic must fail");
+        let message = ErrorChain(&error).to_string();
+        assert!(
+            message.contains(&format!("topic '{missing}' does not exist")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_broker_that_is_not_there_is_an_error_naming_it() {
+    // A port nobody listens on (taken from the OS, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let mut job = KafkaJob::new(&bootstrap, "in", "out");
+    job.config = job.config.clone().timeout(Duration::from_secs(2));
+    let config =
+        config("no-broker", FailureInjector::new()).with_restart_strategy(RestartStrategy::None);
+    let error = bounded("a job without a broker", move || job.build().run(&config))
+        .expect_err("a job without a broker must fail");
+    let message = ErrorChain(&error).to_string();
+    assert!(
+        message.contains(&format!("no Kafka broker at '{bootstrap}'")),
+        "{message}"
+    );
+}
