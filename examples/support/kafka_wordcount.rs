@@ -4,9 +4,14 @@
 //! [`KafkaSource`] of lines and a [`KafkaSink`] of `word<TAB>running_count` values (keyed by
 //! the word), so that the output is checked against the same sequential result.
 
+use crossbeam_channel::Sender;
+use snapflow::engine::{
+    BoxError, CheckpointId, Committer, Data, RestoredState, Sink, SinkWriter, TaskInfo,
+};
 use snapflow::kafka::{CommitFault, DeliveryMode, KafkaConfig, KafkaSink, KafkaSource};
 use snapflow::operators::text::words;
 use snapflow::prelude::*;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Where word count reads and writes.
@@ -28,6 +33,9 @@ pub struct KafkaJob {
     pub fault: Option<Arc<CommitFault>>,
     /// Discard the counts instead of writing them (to measure the source alone).
     pub discard: bool,
+    /// Told each time the sink's committer opens (each start and restart of the job), before
+    /// it talks to Kafka: an event a test can wait for.
+    pub opens: Option<Sender<()>>,
 }
 
 impl KafkaJob {
@@ -42,6 +50,7 @@ impl KafkaJob {
             bounded: true,
             fault: None,
             discard: false,
+            opens: None,
         }
     }
 
@@ -107,7 +116,70 @@ impl KafkaJob {
                 KafkaSink::at_least_once(self.config.clone(), &self.output_topic, serialize)
             }
         };
-        counts.sink(sink).name("write").uid("write");
+        match &self.opens {
+            Some(opens) => {
+                let committer = sink.committer().map(|inner| {
+                    Arc::new(ObservedCommitter {
+                        inner,
+                        opens: opens.clone(),
+                    }) as Arc<dyn Committer>
+                });
+                counts
+                    .sink(ObservedSink {
+                        inner: sink,
+                        committer,
+                    })
+                    .name("write")
+                    .uid("write");
+            }
+            None => {
+                counts.sink(sink).name("write").uid("write");
+            }
+        }
         job
+    }
+}
+
+/// A sink whose committer reports every `open`.
+struct ObservedSink<S> {
+    inner: S,
+    committer: Option<Arc<dyn Committer>>,
+}
+
+impl<T: Data, S: Sink<T>> Sink<T> for ObservedSink<S> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn create_writer(&self, task: &TaskInfo) -> Result<Box<dyn SinkWriter<T>>, BoxError> {
+        self.inner.create_writer(task)
+    }
+
+    fn committer(&self) -> Option<Arc<dyn Committer>> {
+        self.committer.clone()
+    }
+}
+
+struct ObservedCommitter {
+    inner: Arc<dyn Committer>,
+    opens: Sender<()>,
+}
+
+impl Committer for ObservedCommitter {
+    fn directories(&self) -> Vec<PathBuf> {
+        self.inner.directories()
+    }
+
+    fn open(&self, restored: Option<&RestoredState>) -> Result<(), BoxError> {
+        let _ = self.opens.send(());
+        self.inner.open(restored)
+    }
+
+    fn close(&self, interrupted: bool) {
+        self.inner.close(interrupted);
+    }
+
+    fn commit(&self, checkpoint: CheckpointId) -> Result<(), BoxError> {
+        self.inner.commit(checkpoint)
     }
 }

@@ -114,6 +114,9 @@ impl KafkaCommitter {
                 ("enable.idempotence", "true"),
                 ("transaction.timeout.ms", &timeout),
                 ("linger.ms", "5"),
+                // Retries of a partition's addition to the transaction while the broker
+                // still writes the previous one's markers come sooner (default 100 ms).
+                ("retry.backoff.ms", "5"),
             ])
             .create()
             .map_err(|e| error::client(self.bootstrap(), "creating a producer", e))?;
@@ -138,6 +141,7 @@ impl KafkaCommitter {
         let consumer: BaseConsumer = s
             .config
             .client_config(&[
+                // Needed by librdkafka for an assignment; nothing is committed to it.
                 ("group.id", "snapflow-marker-reader"),
                 ("enable.auto.commit", "false"),
                 ("isolation.level", "read_committed"),

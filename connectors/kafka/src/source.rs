@@ -14,7 +14,7 @@ use snapflow_engine::{
     BoxError, CheckpointId, ReadStatus, Source, SourcePosition, SourceReader, TaskInfo,
 };
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Turns a record into the stream's type; an `Err` names what is wrong with it.
 pub type Deserializer<T> = dyn Fn(RecordRef<'_>) -> Result<T, String> + Send + Sync;
@@ -29,17 +29,21 @@ const POLL_WAIT: Duration = Duration::from_millis(20);
 /// back a barrier.
 ///
 /// Each task records in every checkpoint the next offset of each of its partitions and, on
-/// restore, seeks there: the checkpoint is the only truth (Flink's `KafkaSource`). The
-/// consumer group's offsets ([`group_id`](Self::group_id)) are committed after a checkpoint
-/// completes, for monitoring tools only. Reads are `read_committed`: records of aborted or
-/// still open transactions are never seen.
+/// restore, seeks there: the checkpoint is the only truth (Flink's `KafkaSource`). With a
+/// [`group_id`](Self::group_id), the consumer group's offsets are committed after each
+/// checkpoint completes, for monitoring tools only. Reads are `read_committed`: records of
+/// aborted or still open transactions are never seen.
+///
+/// Without any broker for longer than [`KafkaConfig::timeout`], a task fails with an
+/// [`Unavailable`](snapflow_engine::Unavailable) error naming the bootstrap servers, so that
+/// the job restarts under its restart strategy instead of waiting without end.
 ///
 /// [`bounded`](Self::bounded) makes the job finish: each partition is read up to the end
 /// offset it had when the task started (Flink's `setBounded(OffsetsInitializer.latest())`).
 pub struct KafkaSource<T> {
     config: KafkaConfig,
     topic: String,
-    group_id: String,
+    group_id: Option<String>,
     bounded: bool,
     deserialize: Arc<Deserializer<T>>,
 }
@@ -61,7 +65,7 @@ impl<T> KafkaSource<T> {
     ) -> Self {
         let topic = topic.into();
         Self {
-            group_id: format!("snapflow-{topic}"),
+            group_id: None,
             config,
             topic,
             bounded: false,
@@ -76,10 +80,12 @@ impl<T> KafkaSource<T> {
         self
     }
 
-    /// The consumer group whose offsets are committed after each completed checkpoint (for
-    /// monitoring; never read back). Default `snapflow-TOPIC`.
+    /// Commits each completed checkpoint's offsets to this consumer group, for monitoring
+    /// (lag dashboards); they are never read back. Off by default: librdkafka's consumer with
+    /// a group waits for the group coordinator when it closes, so while no broker answers a
+    /// failed task's restart waits until one does.
     pub fn group_id(mut self, group_id: impl Into<String>) -> Self {
-        self.group_id = group_id.into();
+        self.group_id = Some(group_id.into());
         self
     }
 }
@@ -92,18 +98,23 @@ impl<T: snapflow_engine::Data> Source for KafkaSource<T> {
     }
 
     fn create_reader(&self, task: &TaskInfo) -> Result<Box<dyn SourceReader<T>>, BoxError> {
+        // librdkafka wants a group id also for a fixed assignment; without a user's group
+        // nothing is ever committed to it.
+        let default_group = format!("snapflow-{}", self.topic);
+        let group = self.group_id.as_deref().unwrap_or(&default_group);
+        let mut settings: Vec<(&str, &str)> = vec![("group.id", group)];
+        settings.extend([
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("isolation.level", "read_committed"),
+            ("enable.partition.eof", "true"),
+            // A checkpointed offset that the topic no longer holds (retention deleted
+            // it) is an error, never a silent jump to another offset.
+            ("auto.offset.reset", "error"),
+        ]);
         let consumer: BaseConsumer = self
             .config
-            .client_config(&[
-                ("group.id", &self.group_id),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("isolation.level", "read_committed"),
-                ("enable.partition.eof", "true"),
-                // A checkpointed offset that the topic no longer holds (retention deleted
-                // it) is an error, never a silent jump to another offset.
-                ("auto.offset.reset", "error"),
-            ])
+            .client_config(&settings)
             .create()
             .map_err(|e| error::client(&self.config.bootstrap, "creating a consumer", e))?;
         let all = client::partitions(&self.config, &consumer, &self.topic)?;
@@ -132,6 +143,8 @@ impl<T: snapflow_engine::Data> Source for KafkaSource<T> {
             partitions,
             deserialize: Arc::clone(&self.deserialize),
             reported: Mutex::new(None),
+            commits_offsets: self.group_id.is_some(),
+            down_since: None,
         };
         reader.assign()?;
         Ok(Box::new(reader))
@@ -166,6 +179,10 @@ struct KafkaReader<T> {
     /// The offsets last recorded in a checkpoint: committed to the group once it completes.
     /// Locked once per checkpoint, never per record.
     reported: Mutex<Option<Offsets>>,
+    /// A group id is set: commit `reported` when a checkpoint completes.
+    commits_offsets: bool,
+    /// Since when the client has reported every broker down (and nothing was read since).
+    down_since: Option<Instant>,
 }
 
 impl<T> KafkaReader<T> {
@@ -229,6 +246,26 @@ impl<T> KafkaReader<T> {
         Ok(())
     }
 
+    /// The client reported all brokers down. Past the timeout, and if a metadata request
+    /// still gets no answer, the task fails with an `Unavailable` error naming the bootstrap
+    /// servers, so that the job restarts under its restart strategy rather than wait forever.
+    fn on_brokers_down(&mut self) -> Result<(), BoxError> {
+        let since = *self.down_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.config.timeout {
+            return Ok(());
+        }
+        match self
+            .consumer
+            .fetch_metadata(Some(&self.topic), self.config.timeout)
+        {
+            Ok(_) => {
+                self.down_since = None;
+                Ok(())
+            }
+            Err(e) => Err(client::unreachable(&self.config, e)),
+        }
+    }
+
     fn bounded_done(&self) -> bool {
         self.partitions.iter().all(|p| p.done)
     }
@@ -240,6 +277,12 @@ impl<T: Send> SourceReader<T> for KafkaReader<T> {
         if bounded && self.bounded_done() {
             return Ok(ReadStatus::Exhausted);
         }
+        if self
+            .down_since
+            .is_some_and(|since| since.elapsed() >= self.config.timeout)
+        {
+            self.on_brokers_down()?;
+        }
         let mut wait = POLL_WAIT;
         while batch.len() < max {
             // Wait only while nothing was read: return what there is rather than hold it.
@@ -250,7 +293,12 @@ impl<T: Send> SourceReader<T> for KafkaReader<T> {
             let message = match result {
                 Ok(message) => message,
                 Err(ClientError::PartitionEOF(partition)) => {
+                    self.down_since = None;
                     self.on_partition_eof(partition)?;
+                    continue;
+                }
+                Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) => {
+                    self.on_brokers_down()?;
                     continue;
                 }
                 Err(e) => {
@@ -267,6 +315,7 @@ impl<T: Send> SourceReader<T> for KafkaReader<T> {
                     continue;
                 }
             };
+            self.down_since = None;
             let partition = message.partition();
             let offset = message.offset();
             let Some(state) = self.partitions.iter_mut().find(|p| p.id == partition) else {
@@ -332,6 +381,9 @@ impl<T: Send> SourceReader<T> for KafkaReader<T> {
     }
 
     fn notify_checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
+        if !self.commits_offsets {
+            return Ok(());
+        }
         let reported = self.reported.lock().ok().and_then(|mut r| r.take());
         let Some(offsets) = reported else {
             return Ok(());
