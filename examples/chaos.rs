@@ -7,6 +7,7 @@
 //! cargo run --release --example chaos -- --job ledger --kills 20 --mode threads
 //! cargo run --release --example chaos -- --job ledger --sink postgres --kills 20 \
 //!     [--postgres URL] [--postgres-mode transactional|two-phase]
+//! cargo run --release --example chaos -- --job wordcount --sink kafka --kills 20 [--kafka B]
 //! ```
 //!
 //! `--mode process` (default) SIGKILLs the example's process and reruns the same command;
@@ -16,6 +17,13 @@
 //! `--sink postgres` has the ledger write its tables into PostgreSQL: a private server started
 //! for the run, or with `--postgres URL` a fresh schema `chaos_<pid>_<seed>` there, dropped
 //! after a clean run and kept for inspection after a violation.
+//!
+//! `--sink kafka` has word count read its lines from a Kafka topic and write its counts
+//! exactly once into another: a private Apache Kafka broker started for the run, or with
+//! `--kafka BOOTSTRAP` fresh topics `chaos-<pid>-<seed>-in/out` there. Besides SIGKILLs at
+//! random moments, about a third of the kills crash the job inside the sink's Kafka commit
+//! (before the transaction, in its middle, or right after it: `wordcount --kafka-crash-at`).
+//! A `read_committed` consumer checks the output all along and at the end.
 
 #[path = "support/bounds.rs"]
 mod bounds;
@@ -23,6 +31,12 @@ mod bounds;
 mod chaos_pg;
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/kafka_server.rs"]
+mod kafka_server;
+#[path = "support/kafka_topics.rs"]
+mod kafka_topics;
+#[path = "support/kafka_wordcount.rs"]
+mod kafka_wordcount;
 #[path = "support/ledger_job.rs"]
 mod ledger_job;
 #[path = "support/ledger_model.rs"]
@@ -43,6 +57,7 @@ use chaos_pg::{PgCommit, PgInvariants, PgTarget};
 use clap::{Parser, ValueEnum};
 use rng::SplitMix64;
 use snapflow::engine::{FailureInjector, RestartStrategy};
+use snapflow::kafka::{CommitFault, CommitPoint, FaultAction};
 use snapflow::prelude::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -72,6 +87,8 @@ enum SinkKind {
     File,
     /// The ledger's PostgreSQL tables (--job ledger only).
     Postgres,
+    /// Word count from a Kafka topic into another, exactly once (--job wordcount only).
+    Kafka,
 }
 
 /// Kill a streaming job at random moments and check that its output stays exact.
@@ -105,6 +122,10 @@ struct Args {
     /// writes into a fresh schema there.
     #[arg(long)]
     postgres: Option<String>,
+    /// Kafka bootstrap servers for --sink kafka (default: a private broker for the run); the
+    /// run uses fresh topics there.
+    #[arg(long)]
+    kafka: Option<String>,
     /// How the PostgreSQL sink commits (default transactional).
     #[arg(long, value_enum)]
     postgres_mode: Option<PgCommit>,
@@ -130,6 +151,45 @@ enum Sink {
     /// `Paths::out` (and `Paths::dead`).
     File,
     Postgres(PgTarget, PgCommit),
+    Kafka(KafkaTarget),
+}
+
+/// The broker and topics of `--sink kafka`.
+struct KafkaTarget {
+    bootstrap: String,
+    input_topic: String,
+    output_topic: String,
+    /// The private broker, when no --kafka was given.
+    _server: Option<kafka_server::KafkaServer>,
+}
+
+impl KafkaTarget {
+    fn open(bootstrap: Option<&str>, name: &str, partitions: i32) -> Result<KafkaTarget> {
+        let server = match bootstrap {
+            Some(_) => None,
+            None => Some(kafka_server::KafkaServer::start()?),
+        };
+        let bootstrap = match (&server, bootstrap) {
+            (Some(server), _) => server.bootstrap(),
+            (None, Some(bootstrap)) => bootstrap.to_owned(),
+            (None, None) => unreachable!("a server is started without --kafka"),
+        };
+        let target = KafkaTarget {
+            input_topic: format!("{name}-in"),
+            output_topic: format!("{name}-out"),
+            bootstrap,
+            _server: server,
+        };
+        kafka_topics::create_topic(&target.bootstrap, &target.input_topic, partitions)?;
+        kafka_topics::create_topic(&target.bootstrap, &target.output_topic, partitions)?;
+        Ok(target)
+    }
+
+    /// The output as a read_committed consumer sees it now.
+    fn committed(&self) -> Result<Vec<String>, String> {
+        kafka_topics::read_committed(&self.bootstrap, &self.output_topic)
+            .map_err(|e| format!("{e:#}"))
+    }
 }
 
 fn main() {
@@ -149,7 +209,21 @@ fn run(args: Args) -> Result<bool> {
             if args.postgres.is_some() || args.postgres_mode.is_some() {
                 bail!("--postgres and --postgres-mode go with --sink postgres");
             }
+            if args.kafka.is_some() {
+                bail!("--kafka goes with --sink kafka");
+            }
             Sink::File
+        }
+        (SinkKind::Kafka, JobKind::Ledger) => {
+            bail!("--sink kafka is for --job wordcount")
+        }
+        (SinkKind::Kafka, JobKind::Wordcount) => {
+            let name = format!("chaos-{}-{}", std::process::id(), args.seed);
+            Sink::Kafka(KafkaTarget::open(
+                args.kafka.as_deref(),
+                &name,
+                args.parallelism as i32,
+            )?)
         }
         (SinkKind::Postgres, JobKind::Wordcount) => {
             bail!("--sink postgres is for --job ledger: word count writes files only")
@@ -180,6 +254,11 @@ fn run(args: Args) -> Result<bool> {
         JobKind::Ledger => ledger_model::workload(args.size, 1_000, args.seed),
     };
     std::fs::write(&paths.input, &text).context("cannot write the input")?;
+    if let Sink::Kafka(target) = &sink {
+        let lines: Vec<&str> = text.lines().collect();
+        let partitions = args.parallelism as i32;
+        kafka_topics::produce_lines(&target.bootstrap, &target.input_topic, partitions, &lines)?;
+    }
     let reference = (args.job == JobKind::Ledger).then(|| ledger_model::reference(&text));
     let lines = text.lines().count() as u64;
     // Enough input time for every kill to land mid-run: each attempt runs 1 to 3 checkpoints.
@@ -203,19 +282,27 @@ fn run(args: Args) -> Result<bool> {
                 _ => None,
             };
             while !stop.load(Ordering::Relaxed) {
-                let checked = match &mut pg {
-                    Some((target, invariants)) => invariants
+                let checked = match (&mut pg, &sink) {
+                    (Some((target, invariants)), _) => invariants
                         .check(target)
                         .map_err(|e| format!("{e} (snapflow_commits now: {})", target.commits())),
-                    None => check_invariants(args.job, &paths.out),
+                    (None, Sink::Kafka(target)) => target
+                        .committed()
+                        .and_then(|lines| check_lines(args.job, &lines)),
+                    (None, _) => check_invariants(args.job, &paths.out),
                 };
                 if let Err(violation) = checked {
                     eprintln!("chaos: VIOLATION while running: {violation}");
                     violations.fetch_add(1, Ordering::Relaxed);
                 }
                 checks.fetch_add(1, Ordering::Relaxed);
-                // Leave the cores to the job most of the time (a database read costs more).
-                let pause = if pg.is_some() { 20 } else { 5 };
+                // Leave the cores to the job most of the time (a database or topic read
+                // costs more).
+                let pause = match (&pg, &sink) {
+                    (Some(_), _) => 20,
+                    (None, Sink::Kafka(_)) => 200,
+                    (None, _) => 5,
+                };
                 std::thread::sleep(Duration::from_millis(pause));
             }
         });
@@ -231,6 +318,9 @@ fn run(args: Args) -> Result<bool> {
         (Sink::Postgres(target, _), Some(reference)) => {
             chaos_pg::verify(target, reference).map_err(|e| format!("{e:#}"))
         }
+        (Sink::Kafka(target), _) => target
+            .committed()
+            .and_then(|lines| verify_wordcount(lines, &text)),
         _ => verify(args.job, &paths, &text),
     };
     if let Err(e) = &final_check {
@@ -266,6 +356,12 @@ fn run(args: Args) -> Result<bool> {
         "  attempts {}, kills {}, failures without a kill {}",
         outcome.attempts, outcome.kills, outcome.failures
     );
+    if matches!(sink, Sink::Kafka(_)) {
+        println!(
+            "  of the kills, crashes inside the Kafka commit: {}",
+            outcome.commit_crashes
+        );
+    }
     println!(
         "  time to first checkpoint after each restart: [{}]",
         recoveries.join(", ")
@@ -273,6 +369,12 @@ fn run(args: Args) -> Result<bool> {
     println!("  checkpoints completed {}", outcome.checkpoints);
     println!("  invariant checks made {}", checks.load(Ordering::Relaxed));
     println!("  violations {violations}");
+    if let Sink::Kafka(target) = &sink {
+        println!(
+            "  sink kafka ({}, topics {} -> {}, exactly once)",
+            target.bootstrap, target.input_topic, target.output_topic
+        );
+    }
     if let Sink::Postgres(target, _) = &sink {
         if violations == 0 {
             target
@@ -293,6 +395,8 @@ struct Outcome {
     recovery: Vec<Duration>,
     /// Attempts that failed without being killed (and were rerun).
     failures: u32,
+    /// Of the kills, crashes planted inside the Kafka sink's commit.
+    commit_crashes: u32,
 }
 
 /// How many times in a row a rerun after a kill may fail on its own before the driver gives up.
@@ -323,9 +427,10 @@ fn run_processes(
         );
     }
     let mut command = Command::new(&binary);
+    if !matches!(sink, Sink::Kafka(_)) {
+        command.arg("--input").arg(&paths.input);
+    }
     command
-        .arg("--input")
-        .arg(&paths.input)
         .arg("--checkpoint-dir")
         .arg(&paths.checkpoints)
         .args(["--parallelism", &args.parallelism.to_string()])
@@ -348,6 +453,12 @@ fn run_processes(
                 .args(["--schema", &target.schema])
                 .args(["--postgres-mode", commit.arg()]);
         }
+        Sink::Kafka(target) => {
+            command
+                .args(["--kafka", &target.bootstrap])
+                .args(["--input-topic", &target.input_topic])
+                .args(["--output-topic", &target.output_topic]);
+        }
     }
     let mut outcome = Outcome {
         attempts: 0,
@@ -355,12 +466,25 @@ fn run_processes(
         checkpoints: 0,
         recovery: Vec::new(),
         failures: 0,
+        commit_crashes: 0,
     };
     let mut failures_in_a_row = 0;
     loop {
         outcome.attempts += 1;
+        let killing = outcome.kills < args.kills;
+        // Kafka: about a third of the kills are crashes inside the sink's Kafka commit.
+        let mut attempt = Command::new(command.get_program());
+        attempt.args(command.get_args());
+        let commit_crash =
+            killing && matches!(sink, Sink::Kafka(_)) && rng.next().is_multiple_of(3);
+        if commit_crash {
+            let point =
+                ["before-transaction", "before-commit", "after-commit"][(rng.next() % 3) as usize];
+            let nth = 1 + rng.next() % 3;
+            attempt.args(["--kafka-crash-at", &format!("{point}:{nth}")]);
+        }
         let spawned = Instant::now();
-        let mut child = command
+        let mut child = attempt
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -375,10 +499,9 @@ fn run_processes(
                 }
             }
         });
-        let killing = outcome.kills < args.kills;
         let mut seen = Vec::new();
         let mut killed = false;
-        if killing {
+        if killing && !commit_crash {
             // Kill after 1 to 3 checkpoints of this attempt (so every attempt makes progress)
             // plus a random part of an interval: a random moment of the checkpoint cycle.
             let wait_for = 1 + rng.next() % 3;
@@ -397,6 +520,15 @@ fn run_processes(
             }
         }
         let status = child.wait()?;
+        if commit_crash && !status.success() {
+            use std::os::unix::process::ExitStatusExt;
+            // SIGABRT: the planted crash in the Kafka commit.
+            if status.signal() == Some(6) {
+                outcome.kills += 1;
+                outcome.commit_crashes += 1;
+                killed = true;
+            }
+        }
         let _ = reader.join();
         seen.extend(completed_rx.try_iter());
         outcome.checkpoints += seen.len() as u64;
@@ -474,26 +606,53 @@ fn run_threads(
             Duration::from_millis(args.checkpoint_interval_ms),
         )
         .with_restart_strategy(RestartStrategy::FixedDelay {
-            attempts: args.kills,
+            // One more for the planted crash in a Kafka commit.
+            attempts: args.kills + 1,
             delay: Duration::ZERO,
         })
         .with_failure_injector(injector.clone());
+    let mut fault: Option<Arc<CommitFault>> = None;
     let job = match (args.job, sink) {
+        (JobKind::Wordcount, Sink::Kafka(target)) => {
+            let mut job = kafka_wordcount::KafkaJob::new(
+                &target.bootstrap,
+                &target.input_topic,
+                &target.output_topic,
+            );
+            let points = [
+                CommitPoint::BeforeTransaction,
+                CommitPoint::BeforeCommit,
+                CommitPoint::AfterCommit,
+            ];
+            let point = points[(rng.next() % 3) as usize];
+            let planted = Arc::new(CommitFault::new(
+                point,
+                1 + rng.next() % 3,
+                FaultAction::Fail,
+            ));
+            fault = Some(Arc::clone(&planted));
+            job.fault = Some(planted);
+            job.build()
+        }
         (JobKind::Wordcount, _) => {
             wordcount_job::build(&paths.input, Some(&paths.out), Arc::default())
         }
-        (JobKind::Ledger, Sink::File) => ledger_job::build(&paths.input, &paths.out, &paths.dead),
+        (JobKind::Ledger, Sink::File | Sink::Kafka(_)) => {
+            ledger_job::build(&paths.input, &paths.out, &paths.dead)
+        }
         (JobKind::Ledger, Sink::Postgres(target, commit)) => {
             ledger_job::build_postgres(&paths.input, &target.url, &target.schema, commit.mode())
         }
     };
     let report = job.run(&config)?;
+    let commit_crashes = u32::from(fault.is_some_and(|f| f.fired()));
     Ok(Outcome {
         attempts: report.restarts + 1,
-        kills: injector.fired() as u32,
+        kills: injector.fired() as u32 + commit_crashes,
         checkpoints: report.checkpoints.len() as u64,
         recovery: Vec::new(),
         failures: 0,
+        commit_crashes,
     })
 }
 
@@ -501,8 +660,13 @@ fn run_threads(
 /// ledger versions per account exactly 1..k and latest balances summing to zero.
 fn check_invariants(job: JobKind, out: &Path) -> Result<(), String> {
     let lines = output::committed_lines(out).map_err(|e| e.to_string())?;
+    check_lines(job, &lines)
+}
+
+/// [`check_invariants`] of output lines however read.
+fn check_lines(job: JobKind, lines: &[String]) -> Result<(), String> {
     let mut per_key: HashMap<String, Vec<(u64, i128)>> = HashMap::new();
-    for line in &lines {
+    for line in lines {
         let fields: Vec<&str> = line.split('\t').collect();
         let (key, number, value) = match (job, fields.as_slice()) {
             (JobKind::Wordcount, [word, n]) => (word, n, "0"),
@@ -544,16 +708,7 @@ fn verify(job: JobKind, paths: &Paths, text: &str) -> Result<(), String> {
     let mut got = output::committed_lines(&paths.out).map_err(|e| e.to_string())?;
     got.sort();
     match job {
-        JobKind::Wordcount => {
-            let expected = wordcount_job::expected_output(text);
-            if got != expected {
-                return Err(format!(
-                    "{} output lines, {} expected, or different ones",
-                    got.len(),
-                    expected.len()
-                ));
-            }
-        }
+        JobKind::Wordcount => verify_wordcount(got, text)?,
         JobKind::Ledger => {
             check_invariants(job, &paths.out)?;
             let reference = ledger_model::reference(text);
@@ -566,6 +721,20 @@ fn verify(job: JobKind, paths: &Paths, text: &str) -> Result<(), String> {
                 return Err("dead letters differ from the sequential ledger".into());
             }
         }
+    }
+    Ok(())
+}
+
+/// Word count's output lines equal the sequential count.
+fn verify_wordcount(mut got: Vec<String>, text: &str) -> Result<(), String> {
+    got.sort();
+    let expected = wordcount_job::expected_output(text);
+    if got != expected {
+        return Err(format!(
+            "{} output lines, {} expected, or different ones",
+            got.len(),
+            expected.len()
+        ));
     }
     Ok(())
 }

@@ -132,3 +132,45 @@ pub fn read_committed(bootstrap: &str, topic: &str) -> Result<Vec<String>> {
     }
     Ok(values)
 }
+
+/// How many partitions `topic` has.
+///
+/// # Errors
+/// The broker is away or the topic does not exist.
+pub fn partition_count(bootstrap: &str, topic: &str) -> Result<i32> {
+    Ok(watermarks(bootstrap, topic)?.len() as i32)
+}
+
+/// How many offsets `topic` holds (records and transaction markers), over all partitions.
+///
+/// # Errors
+/// The broker is away or the topic does not exist.
+pub fn count_records(bootstrap: &str, topic: &str) -> Result<i64> {
+    Ok(watermarks(bootstrap, topic)?
+        .iter()
+        .map(|(low, high)| high - low)
+        .sum())
+}
+
+fn watermarks(bootstrap: &str, topic: &str) -> Result<Vec<(i64, i64)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating a consumer")?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), READ_TIMEOUT)
+        .with_context(|| format!("reading the metadata of '{topic}'"))?;
+    let mut marks = Vec::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        if t.error().is_some() {
+            bail!("topic '{topic}' does not exist");
+        }
+        for p in t.partitions() {
+            marks.push(consumer.fetch_watermarks(topic, p.id(), READ_TIMEOUT)?);
+        }
+    }
+    if marks.is_empty() {
+        bail!("topic '{topic}' does not exist");
+    }
+    Ok(marks)
+}
