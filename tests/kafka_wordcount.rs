@@ -60,18 +60,13 @@ fn topics(test: &str, lines: &[String]) -> (String, String) {
     (input, output)
 }
 
-/// Checkpoints every 20 ms (in practice as often as the Kafka commits allow, about every
-/// 100 ms), the source paced so that the job spans several checkpoints.
-fn config(test: &str, injector: FailureInjector) -> JobConfig {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("snapflow-{test}-"))
-        .tempdir()
-        .unwrap()
-        .keep();
+/// Checkpoints into `dir` every 20 ms (in practice as often as the Kafka commits allow, about
+/// every 100 ms), the source paced so that the job spans several checkpoints.
+fn config(dir: &tempfile::TempDir, injector: FailureInjector) -> JobConfig {
     JobConfig::default()
         .with_parallelism(2)
         .with_max_rate(Some(1_500))
-        .with_checkpointing(dir, Duration::from_millis(20))
+        .with_checkpointing(dir.path(), Duration::from_millis(20))
         .with_restart_strategy(RestartStrategy::FixedDelay {
             attempts: 5,
             delay: Duration::ZERO,
@@ -102,7 +97,8 @@ fn commit_crash(test: &str, point: CommitPoint) {
     let fault = Arc::new(CommitFault::new(point, 2, FaultAction::Fail));
     let mut job = KafkaJob::new(&broker().bootstrap(), &input, &output);
     job.fault = Some(Arc::clone(&fault));
-    let report = run(job, config(test, FailureInjector::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(job, config(&dir, FailureInjector::new()));
     assert!(fault.fired(), "the commit crash never happened");
     assert!(report.restarts >= 1, "the job did not restart");
     assert_eq!(committed_output(&output), expected(&lines));
@@ -110,11 +106,12 @@ fn commit_crash(test: &str, point: CommitPoint) {
 
 #[test]
 fn exactly_once_word_count_equals_the_sequential_count() {
+    let dir_plain = tempfile::tempdir().unwrap();
     let lines = corpus_lines(1_500, 1);
     let (input, output) = topics("plain", &lines);
     let report = run(
         KafkaJob::new(&broker().bootstrap(), &input, &output),
-        config("plain", FailureInjector::new()),
+        config(&dir_plain, FailureInjector::new()),
     );
     assert!(
         report.checkpoints.len() >= 3,
@@ -127,6 +124,7 @@ fn exactly_once_word_count_equals_the_sequential_count() {
 
 #[test]
 fn task_kills_replay_from_the_checkpointed_offsets_exactly_once() {
+    let dir_kills = tempfile::tempdir().unwrap();
     let lines = corpus_lines(2_000, 2);
     let (input, output) = topics("kills", &lines);
     let injector = FailureInjector::new()
@@ -135,7 +133,7 @@ fn task_kills_replay_from_the_checkpointed_offsets_exactly_once() {
         .fail_task_after_checkpoint("write", 0, 3);
     let report = run(
         KafkaJob::new(&broker().bootstrap(), &input, &output),
-        config("kills", injector.clone()),
+        config(&dir_kills, injector.clone()),
     );
     assert_eq!(injector.fired(), 3, "not every kill happened");
     assert_eq!(report.restarts, 3);
@@ -159,12 +157,13 @@ fn a_crash_right_after_the_kafka_commit_is_not_committed_again() {
 
 #[test]
 fn at_least_once_loses_nothing_under_kills() {
+    let dir_at_least_once = tempfile::tempdir().unwrap();
     let lines = corpus_lines(1_500, 3);
     let (input, output) = topics("at-least-once", &lines);
     let injector = FailureInjector::new().fail_task_after_checkpoint("write", 0, 1);
     let mut job = KafkaJob::new(&broker().bootstrap(), &input, &output);
     job.mode = DeliveryMode::AtLeastOnce;
-    run(job, config("at-least-once", injector.clone()));
+    run(job, config(&dir_at_least_once, injector.clone()));
     assert_eq!(injector.fired(), 1);
     let got = committed_output(&output);
     let mut distinct = got.clone();
@@ -174,16 +173,18 @@ fn at_least_once_loses_nothing_under_kills() {
 
 #[test]
 fn the_source_reads_a_transactional_topic_to_its_end() {
+    let dir_reread_2 = tempfile::tempdir().unwrap();
+    let dir_reread = tempfile::tempdir().unwrap();
     // The word count's output topic ends in transaction markers, which hold offsets but no
     // records: a bounded source must still finish, with exactly the committed records.
     let lines = corpus_lines(500, 4);
     let (input, output) = topics("reread", &lines);
     run(
         KafkaJob::new(&broker().bootstrap(), &input, &output),
-        config("reread", FailureInjector::new()),
+        config(&dir_reread, FailureInjector::new()),
     );
     let bootstrap = broker().bootstrap();
-    let config = config("reread-2", FailureInjector::new());
+    let config = config(&dir_reread_2, FailureInjector::new());
     let collected = bounded("reading the output back", move || {
         let source =
             snapflow::kafka::KafkaSource::new(KafkaConfig::new(bootstrap), &output, |record| {
@@ -206,8 +207,9 @@ fn the_source_reads_a_transactional_topic_to_its_end() {
 fn a_missing_topic_is_an_error_naming_it() {
     let bootstrap = broker().bootstrap();
     kafka_topics::create_topic(&bootstrap, "missing-out-in", 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let no_retry =
-        |test| config(test, FailureInjector::new()).with_restart_strategy(RestartStrategy::None);
+        |_| config(&dir, FailureInjector::new()).with_restart_strategy(RestartStrategy::None);
     for (input, output, missing) in [
         ("no-such-input", "missing-out-in", "no-such-input"),
         ("missing-out-in", "no-such-output", "no-such-output"),
@@ -226,6 +228,7 @@ fn a_missing_topic_is_an_error_naming_it() {
 
 #[test]
 fn a_broker_that_is_not_there_is_an_error_naming_it() {
+    let dir_no_broker = tempfile::tempdir().unwrap();
     // A port nobody listens on (taken from the OS, then released).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -236,7 +239,7 @@ fn a_broker_that_is_not_there_is_an_error_naming_it() {
     let mut job = KafkaJob::new(&bootstrap, "in", "out");
     job.config = job.config.clone().timeout(Duration::from_secs(2));
     let config =
-        config("no-broker", FailureInjector::new()).with_restart_strategy(RestartStrategy::None);
+        config(&dir_no_broker, FailureInjector::new()).with_restart_strategy(RestartStrategy::None);
     let error = bounded("a job without a broker", move || job.build().run(&config))
         .expect_err("a job without a broker must fail");
     let message = ErrorChain(&error).to_string();

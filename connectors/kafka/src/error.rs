@@ -53,6 +53,14 @@ pub enum KafkaError {
     /// connector wrote, or the output disagrees with it.
     #[error("{0}")]
     Checkpoint(String),
+    /// The broker did not take a record (at-least-once delivery).
+    #[error("Kafka at '{bootstrap}': {message}")]
+    Delivery {
+        /// The bootstrap servers.
+        bootstrap: String,
+        /// What failed, naming the topic.
+        message: String,
+    },
     /// A configuration value that cannot work.
     #[error("Kafka connector configuration: {0}")]
     Config(String),

@@ -311,7 +311,10 @@ impl<T> DirectWriter<T> {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         match failed {
-            Some(message) => Err(error::unavailable(KafkaError::Config(message))),
+            Some(message) => Err(error::unavailable(KafkaError::Delivery {
+                bootstrap: self.config.bootstrap.clone(),
+                message,
+            })),
             None => Ok(()),
         }
     }

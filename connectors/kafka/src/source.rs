@@ -142,6 +142,7 @@ impl<T: snapflow_engine::Data> Source for KafkaSource<T> {
             topic: self.topic.clone(),
             partitions,
             deserialize: Arc::clone(&self.deserialize),
+            bounded: self.bounded,
             reported: Mutex::new(None),
             commits_offsets: self.group_id.is_some(),
             down_since: None,
@@ -176,6 +177,8 @@ struct KafkaReader<T> {
     topic: String,
     partitions: Vec<PartitionState>,
     deserialize: Arc<Deserializer<T>>,
+    /// Reads to the end offsets captured at start, then is exhausted.
+    bounded: bool,
     /// The offsets last recorded in a checkpoint: committed to the group once it completes.
     /// Locked once per checkpoint, never per record.
     reported: Mutex<Option<Offsets>>,
@@ -273,7 +276,7 @@ impl<T> KafkaReader<T> {
 
 impl<T: Send> SourceReader<T> for KafkaReader<T> {
     fn read_batch(&mut self, batch: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
-        let bounded = self.partitions.iter().all(|p| p.end.is_some());
+        let bounded = self.bounded;
         if bounded && self.bounded_done() {
             return Ok(ReadStatus::Exhausted);
         }
