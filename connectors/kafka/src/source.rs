@@ -136,18 +136,21 @@ impl<T: snapflow_engine::Data> Source for KafkaSource<T> {
                 done: false,
             });
         }
-        let mut reader = KafkaReader {
+        let reader = KafkaReader {
             consumer,
             config: self.config.clone(),
             topic: self.topic.clone(),
             partitions,
             deserialize: Arc::clone(&self.deserialize),
             bounded: self.bounded,
+            assigned: false,
             reported: Mutex::new(None),
             commits_offsets: self.group_id.is_some(),
             down_since: None,
         };
-        reader.assign()?;
+        // Assigned at the first read, after a restore's `seek`: an assignment made now would
+        // start fetching from the beginning, and a fetch already under way could deliver
+        // records from before the restored offsets.
         Ok(Box::new(reader))
     }
 }
@@ -179,6 +182,8 @@ struct KafkaReader<T> {
     deserialize: Arc<Deserializer<T>>,
     /// Reads to the end offsets captured at start, then is exhausted.
     bounded: bool,
+    /// The partitions are assigned to the consumer (at the first read).
+    assigned: bool,
     /// The offsets last recorded in a checkpoint: committed to the group once it completes.
     /// Locked once per checkpoint, never per record.
     reported: Mutex<Option<Offsets>>,
@@ -205,7 +210,9 @@ impl<T> KafkaReader<T> {
         }
         self.consumer
             .assign(&list)
-            .map_err(|e| error::client(&self.config.bootstrap, "assigning partitions", e))
+            .map_err(|e| error::client(&self.config.bootstrap, "assigning partitions", e))?;
+        self.assigned = true;
+        Ok(())
     }
 
     fn offsets(&self) -> Offsets {
@@ -276,6 +283,9 @@ impl<T> KafkaReader<T> {
 
 impl<T: Send> SourceReader<T> for KafkaReader<T> {
     fn read_batch(&mut self, batch: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        if !self.assigned {
+            self.assign()?;
+        }
         let bounded = self.bounded;
         if bounded && self.bounded_done() {
             return Ok(ReadStatus::Exhausted);
@@ -326,6 +336,10 @@ impl<T: Send> SourceReader<T> for KafkaReader<T> {
             };
             if state.done || state.end.is_some_and(|end| offset >= end) {
                 // Past the bounded end: not part of this run.
+                continue;
+            }
+            if offset < state.next {
+                // Already returned (a fetch from before a seek): never twice.
                 continue;
             }
             let record = RecordRef {
@@ -380,7 +394,9 @@ impl<T: Send> SourceReader<T> for KafkaReader<T> {
         for (state, (_, next)) in self.partitions.iter_mut().zip(&offsets.next) {
             state.next = *next;
         }
-        self.assign()
+        // Assigned at the next read, at these offsets.
+        self.assigned = false;
+        Ok(())
     }
 
     fn notify_checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
