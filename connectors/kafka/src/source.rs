@@ -211,6 +211,11 @@ impl<T> KafkaReader<T> {
         self.consumer
             .assign(&list)
             .map_err(|e| error::client(&self.config.bootstrap, "assigning partitions", e))?;
+        // A partition paused at its bounded end stays paused through a new assignment (the
+        // pause is the application's): a seek back must fetch it again.
+        self.consumer
+            .resume(&list)
+            .map_err(|e| error::client(&self.config.bootstrap, "resuming partitions", e))?;
         self.assigned = true;
         Ok(())
     }
