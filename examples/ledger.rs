@@ -425,6 +425,7 @@ fn run_kafka(args: &Args) -> Result<()> {
         &args.input_topic,
         &args.output_topic,
         &args.dead_letter_topic,
+        [None, None],
     );
     let Some(report) = run_job(&job, args, &checkpoint_dir, "output is committed")? else {
         return Ok(());

@@ -411,3 +411,57 @@ fn a_reader_restored_at_a_position_returns_exactly_the_records_after_it() {
         );
     }
 }
+
+#[test]
+fn another_producers_open_transaction_does_not_hide_the_sinks_marker() {
+    // A read_committed read stops at the last stable offset: below the first record of any
+    // transaction still open on the partition. Another producer (another sink, another job)
+    // holds a transaction open on `snapflow-commits`, the topic all sinks' markers once shared,
+    // from before the job's first commit. The job crashes right after its 2nd Kafka commit;
+    // the restart must still see that commit's marker and not commit the records again.
+    use snapflow::kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let bootstrap = broker().bootstrap();
+    kafka_topics::create_topic(&bootstrap, "snapflow-commits", 1).unwrap();
+    let other: BaseProducer = snapflow::kafka::rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "another-producer")
+        .set("transaction.timeout.ms", "300000")
+        .create()
+        .unwrap();
+    other.init_transactions(Duration::from_secs(30)).unwrap();
+    other.begin_transaction().unwrap();
+    other
+        .send(
+            BaseRecord::<[u8], [u8]>::to("snapflow-commits")
+                .key(b"another")
+                .payload(b"open"),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    other.flush(Duration::from_secs(30)).unwrap();
+
+    commit_crash("foreign-txn", CommitPoint::AfterCommit);
+
+    // A sink told to share that topic cannot read its marker past the open transaction: it
+    // fails clearly (here at its start, when it reads the marker for its run's epoch) rather
+    // than decide from a marker it cannot see.
+    let lines = corpus_lines(100, 8);
+    let (input, output) = topics("shared-marker", &lines);
+    let mut job = KafkaJob::new(&bootstrap, &input, &output);
+    job.marker_topic = Some("snapflow-commits".into());
+    job.config = job.config.clone().timeout(Duration::from_secs(3));
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        config(&dir, FailureInjector::new()).with_restart_strategy(RestartStrategy::FixedDelay {
+            attempts: 1,
+            delay: Duration::ZERO,
+        });
+    let error = bounded("the Kafka word count", move || job.build().run(&config))
+        .expect_err("the sink read its marker past another producer's open transaction");
+    let message = ErrorChain(&error).to_string();
+    assert!(
+        message.contains("'snapflow-commits' could not be read to its end"),
+        "{message}"
+    );
+    other.abort_transaction(Duration::from_secs(30)).unwrap();
+}

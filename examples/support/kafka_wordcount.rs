@@ -31,6 +31,8 @@ pub struct KafkaJob {
     pub bounded: bool,
     /// A fault planted in the sink's committer.
     pub fault: Option<Arc<CommitFault>>,
+    /// The exactly-once sink's marker topic, if not its own default.
+    pub marker_topic: Option<String>,
     /// Discard the counts instead of writing them (to measure the source alone).
     pub discard: bool,
     /// Told each time the sink's committer opens (each start and restart of the job), before
@@ -49,6 +51,7 @@ impl KafkaJob {
             mode: DeliveryMode::ExactlyOnce,
             bounded: true,
             fault: None,
+            marker_topic: None,
             discard: false,
             opens: None,
         }
@@ -109,6 +112,9 @@ impl KafkaJob {
                 );
                 if let Some(fault) = &self.fault {
                     sink = sink.commit_fault(Arc::clone(fault));
+                }
+                if let Some(topic) = &self.marker_topic {
+                    sink = sink.marker_topic(topic);
                 }
                 sink
             }

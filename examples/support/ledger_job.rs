@@ -345,13 +345,16 @@ where
 /// The ledger from a Kafka topic of transfer lines (read to the end offsets it has at the
 /// start) into two Kafka topics, exactly once:
 /// balance lines keyed by account into `output_topic`, dead letters into `dead_letter_topic`
-/// (transactional ids `ledger-TOPIC`).
+/// (transactional ids `ledger-TOPIC`). `faults` plants crashes in the commits of the balance
+/// sink and of the dead-letter sink (tests).
 pub fn build_kafka(
     config: &KafkaConfig,
     input_topic: &str,
     output_topic: &str,
     dead_letter_topic: &str,
+    faults: [Option<Arc<snapflow::kafka::CommitFault>>; 2],
 ) -> Job {
+    let [balances_fault, dead_letter_fault] = faults;
     let job = Job::new("ledger");
     let source = KafkaSource::new(config.clone(), input_topic, |record| {
         let line = std::str::from_utf8(record.value)
@@ -375,24 +378,41 @@ pub fn build_kafka(
         .uid("parse")
         .parallelism(READ_PARALLELISM);
     let outputs = Outputs {
-        balances: KafkaSink::exactly_once(
-            config.clone(),
-            output_topic,
-            format!("ledger-{output_topic}"),
-            |b: &Balance, key: &mut Vec<u8>, value: &mut Vec<u8>| {
-                key.extend_from_slice(b.account.as_bytes());
-                b.format(value);
-            },
+        balances: planted(
+            KafkaSink::exactly_once(
+                config.clone(),
+                output_topic,
+                format!("ledger-{output_topic}"),
+                |b: &Balance, key: &mut Vec<u8>, value: &mut Vec<u8>| {
+                    key.extend_from_slice(b.account.as_bytes());
+                    b.format(value);
+                },
+            ),
+            balances_fault,
         ),
-        dead_letters: KafkaSink::exactly_once(
-            config.clone(),
-            dead_letter_topic,
-            format!("ledger-{dead_letter_topic}"),
-            |d: &DeadLetter, _key: &mut Vec<u8>, value: &mut Vec<u8>| d.format(value),
+        dead_letters: planted(
+            KafkaSink::exactly_once(
+                config.clone(),
+                dead_letter_topic,
+                format!("ledger-{dead_letter_topic}"),
+                |d: &DeadLetter, _key: &mut Vec<u8>, value: &mut Vec<u8>| d.format(value),
+            ),
+            dead_letter_fault,
         ),
     };
     apply(inputs, outputs);
     job
+}
+
+/// `sink` with `fault` planted in its commits, if any.
+fn planted<T>(
+    sink: KafkaSink<T>,
+    fault: Option<Arc<snapflow::kafka::CommitFault>>,
+) -> KafkaSink<T> {
+    match fault {
+        Some(fault) => sink.commit_fault(fault),
+        None => sink,
+    }
 }
 
 /// The ledger's operators and sink, after its source.

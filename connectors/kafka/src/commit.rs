@@ -160,11 +160,24 @@ impl KafkaCommitter {
         };
         // Read every partition up to its high watermark as it is now, after
         // `init_transactions` aborted this sink's own open transaction: a read_committed
-        // consumer gets there once no older transaction on the partition is open.
+        // consumer gets there once no older transaction on the partition is open. The high
+        // watermark, not the last stable offset (which a read_committed consumer's
+        // `fetch_watermarks` answers): a marker behind another producer's open transaction
+        // must make the read wait (and, past the timeout, fail clearly), never be missed, or
+        // the restart would commit the same records again.
+        let uncommitted: BaseConsumer = s
+            .config
+            .client_config(&[
+                ("group.id", "snapflow-marker-reader"),
+                ("enable.auto.commit", "false"),
+                ("isolation.level", "read_uncommitted"),
+            ])
+            .create()
+            .map_err(|e| error::client(self.bootstrap(), "creating a consumer", e))?;
         let mut ends = Vec::new();
         let mut list = TopicPartitionList::new();
         for partition in partitions {
-            let (low, high) = consumer
+            let (low, high) = uncommitted
                 .fetch_watermarks(&s.marker_topic, partition, s.config.timeout)
                 .map_err(|e| client::unreachable(&s.config, e))?;
             if high > low {
@@ -270,6 +283,11 @@ impl KafkaCommitter {
             .payload(&value[..]);
         send(producer, record).map_err(|e| fail("producing the commit marker", e))?;
         if let Some(fault) = &self.fault {
+            // Delivered first, so that a crash here really leaves records (and the marker) in
+            // an open transaction on the broker, not only in this client's queue.
+            producer
+                .flush(s.config.timeout)
+                .map_err(|e| fail("flushing the transaction's records", e))?;
             fault.check(CommitPoint::BeforeCommit)?;
         }
         producer
@@ -295,7 +313,13 @@ impl KafkaCommitter {
         };
         let result = self.transact(producer, segments, marker);
         if result.is_err() {
-            *slot = None;
+            let failed = slot.take();
+            if let (Some(fault), Some(producer)) = (&self.fault, failed) {
+                if fault.fired() {
+                    // A planted crash: its transaction stays open, as after a real one.
+                    fault.keep(Box::new(producer));
+                }
+            }
         }
         result
     }

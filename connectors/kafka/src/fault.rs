@@ -1,7 +1,9 @@
 //! A fault a test or chaos experiment plants in the exactly-once sink's committer, to crash
 //! at the places where a two-phase sink can lose or repeat output.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Where in a commit the fault strikes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -18,8 +20,10 @@ pub enum CommitPoint {
 /// What the fault does.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum FaultAction {
-    /// The commit returns an error without cleaning up (the producer is dropped with its
-    /// transaction open, as in a crash); the job restarts under its restart strategy.
+    /// The commit returns an error without cleaning up: the producer is kept alive, unused,
+    /// by the fault (until the fault is dropped), so that its transaction stays open on the
+    /// broker as after a crash of the process (dropping it could end the transaction); the
+    /// job restarts under its restart strategy.
     Fail,
     /// The process aborts at once (for a driver that restarts the job's process).
     Abort,
@@ -27,13 +31,25 @@ pub enum FaultAction {
 
 /// Crashes the committer once, at `point` of its `nth` commit that has records to write
 /// (counted from 1 across restarts of the job in this process).
-#[derive(Debug)]
 pub struct CommitFault {
     point: CommitPoint,
     nth: u64,
     action: FaultAction,
     commits: AtomicU64,
     fired: AtomicBool,
+    /// The producer of the commit the fault failed ([`FaultAction::Fail`]).
+    kept: Mutex<Vec<Box<dyn Any + Send>>>,
+}
+
+impl std::fmt::Debug for CommitFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitFault")
+            .field("point", &self.point)
+            .field("nth", &self.nth)
+            .field("action", &self.action)
+            .field("fired", &self.fired())
+            .finish()
+    }
 }
 
 impl CommitFault {
@@ -45,7 +61,16 @@ impl CommitFault {
             action,
             commits: AtomicU64::new(0),
             fired: AtomicBool::new(false),
+            kept: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keeps the producer of a commit the fault failed alive, its transaction open.
+    pub(crate) fn keep(&self, producer: Box<dyn Any + Send>) {
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(producer);
     }
 
     /// Whether the fault has struck.

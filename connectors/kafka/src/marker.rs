@@ -17,6 +17,35 @@ use std::sync::Arc;
 /// Marks a marker record's value.
 const MAGIC: &[u8; 8] = b"SFKMARK1";
 
+/// The default marker topic of the sink with `transactional_id`: its own, one partition
+/// written by this sink alone. A `read_committed` read to the end of a partition waits for
+/// every transaction open on it; on its own partition the only one is the sink's own, which
+/// `init_transactions` has just aborted, so no other producer (another sink of the job, another
+/// job) can hold back a restart. Characters a topic name cannot hold become `_`, and then (or
+/// for a very long id) a hash of the whole id keeps names of different ids apart.
+pub(crate) fn topic_for(transactional_id: &str) -> String {
+    const PREFIX: &str = "snapflow-commits.";
+    let clean: String = transactional_id
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' => c,
+            _ => '_',
+        })
+        .collect();
+    // Kafka allows 249 characters.
+    if clean == transactional_id && PREFIX.len() + clean.len() <= 200 {
+        return format!("{PREFIX}{clean}");
+    }
+    // FNV-1a: stable across runs and builds (the std hasher is not).
+    let hash = transactional_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    let head: String = clean.chars().take(160).collect();
+    format!("{PREFIX}{head}-{hash:016x}")
+}
+
 /// What the marker topic says about one sink.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Marker {
@@ -144,6 +173,27 @@ mod tests {
 
     fn redone(plan: &OpenPlan) -> Vec<(u64, u32)> {
         plan.redo.iter().map(|s| (s.checkpoint, s.task)).collect()
+    }
+
+    #[test]
+    fn each_transactional_id_gets_its_own_valid_marker_topic() {
+        assert_eq!(topic_for("ledger-out"), "snapflow-commits.ledger-out");
+        let odd = topic_for("a/b c");
+        let other = topic_for("a_b_c");
+        assert_ne!(
+            odd, other,
+            "a replaced character must not make two ids share a topic"
+        );
+        assert!(odd.starts_with("snapflow-commits.a_b_c-"), "{odd}");
+        let long = topic_for(&"x".repeat(1_000));
+        assert!(long.len() <= 249, "{}", long.len());
+        assert_ne!(long, topic_for(&"x".repeat(1_001)));
+        for topic in [odd, other, long] {
+            assert!(topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+        }
+        assert_eq!(topic_for("a/b c"), topic_for("a/b c"), "stable");
     }
 
     #[test]

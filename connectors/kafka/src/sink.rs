@@ -69,8 +69,9 @@ pub struct KafkaSink<T> {
 impl<T> KafkaSink<T> {
     /// An exactly-once sink into `topic`. `transactional_id` names the sink: it must be the
     /// same on every run of the job (a restore compares its marker) and used by no other
-    /// sink or job. The marker topic defaults to `snapflow-commits`, created (compacted) when
-    /// missing.
+    /// sink or job. The marker topic defaults to `snapflow-commits.<transactional id>` (the
+    /// sink's own, so that no other producer's open transaction can hold back its restart),
+    /// created (compacted, one partition) when missing.
     pub fn exactly_once(
         config: KafkaConfig,
         topic: impl Into<String>,
@@ -78,12 +79,13 @@ impl<T> KafkaSink<T> {
         serialize: impl Fn(&T, &mut Vec<u8>, &mut Vec<u8>) + Send + Sync + 'static,
     ) -> Self {
         let topic = topic.into();
+        let transactional_id = transactional_id.into();
         let shared = Arc::new(Shared::default());
         let settings = Arc::new(TxnSettings {
             config: config.clone(),
             topic: topic.clone(),
-            transactional_id: transactional_id.into(),
-            marker_topic: "snapflow-commits".to_owned(),
+            marker_topic: crate::marker::topic_for(&transactional_id),
+            transactional_id,
             transaction_timeout: Duration::from_secs(60),
         });
         Self {
@@ -122,7 +124,9 @@ impl<T> KafkaSink<T> {
     }
 
     /// Exactly once: the compacted topic the commit markers go to (default
-    /// `snapflow-commits`).
+    /// `snapflow-commits.<transactional id>`). Give each sink its own: a restart reads the
+    /// topic to its end, and another producer's transaction open on it holds that read back
+    /// (until the transaction ends or `transaction.timeout.ms` passes).
     pub fn marker_topic(self, topic: impl Into<String>) -> Self {
         self.with_settings(|s| s.marker_topic = topic.into())
     }
