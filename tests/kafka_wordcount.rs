@@ -465,3 +465,55 @@ fn another_producers_open_transaction_does_not_hide_the_sinks_marker() {
     );
     other.abort_transaction(Duration::from_secs(30)).unwrap();
 }
+
+#[test]
+fn a_restored_bounded_reader_reads_to_the_first_starts_end_offsets() {
+    // A bounded run reads to the end offsets of its first start. Records written to the topic
+    // after that start and before a crash are not part of the run: the restored reader must
+    // stop at the same ends, so that the result does not depend on when something crashed.
+    use snapflow::engine::{CheckpointId, OperatorId, Source, TaskInfo};
+    let bootstrap = broker().bootstrap();
+    kafka_topics::create_topic(&bootstrap, "bounded-ends", 2).unwrap();
+    let first: Vec<String> = (0..10_000).map(|i| format!("first {i}")).collect();
+    kafka_topics::produce_lines(&bootstrap, "bounded-ends", 2, &first).unwrap();
+    let source =
+        snapflow::kafka::KafkaSource::records(KafkaConfig::new(bootstrap.as_str()), "bounded-ends")
+            .bounded(true);
+    let task = TaskInfo {
+        operator: OperatorId(0),
+        name: "read".into(),
+        uid: "read".into(),
+        index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        first_checkpoint: CheckpointId(1),
+    };
+    let mut reader = source.create_reader(&task).unwrap();
+    let mut before = Vec::new();
+    while before.len() < 3_000 {
+        let mut batch = Vec::new();
+        reader.read_batch(&mut batch, 3_000 - before.len()).unwrap();
+        before.extend(batch.iter().map(|r| (r.partition, r.offset)));
+    }
+    let position = reader.position().expect("a Kafka source has a position");
+    drop(reader); // the crash
+    let later: Vec<String> = (0..4_000).map(|i| format!("later {i}")).collect();
+    kafka_topics::produce_lines(&bootstrap, "bounded-ends", 2, &later).unwrap();
+    let mut restored = source.create_reader(&task).unwrap();
+    restored.seek(&position).unwrap();
+    let after = read_to_end(restored.as_mut());
+    let next: Vec<(i32, i64)> = [0, 1]
+        .iter()
+        .map(|&p| {
+            let last = before
+                .iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, o)| *o)
+                .max();
+            (p, last.map_or(0, |o| o + 1))
+        })
+        .collect();
+    // 5000 records per partition at the first start.
+    assert_exactly_from(&after, &next, 5_000, "the restored bounded reader");
+    assert_eq!(before.len() + after.len(), first.len());
+}

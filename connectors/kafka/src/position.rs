@@ -4,8 +4,13 @@
 
 use crate::error::KafkaError;
 
-/// Marks the encoding, so that another source's position is refused rather than misread.
-const MAGIC: &[u8; 8] = b"SFKPOS01";
+/// Marks the encoding, so that another source's position is refused rather than misread:
+/// version 1 held next offsets only; version 2 also the bounded end offsets.
+const MAGIC_V1: &[u8; 8] = b"SFKPOS01";
+const MAGIC: &[u8; 8] = b"SFKPOS02";
+
+/// No end offset (an unbounded reader) in the encoding.
+const NO_END: i64 = -1;
 
 /// The next offset of a partition from which no record was returned yet: read from its
 /// beginning (librdkafka's `OFFSET_BEGINNING`).
@@ -18,19 +23,25 @@ pub(crate) struct Offsets {
     /// `(partition, next offset)`, sorted by partition; [`FROM_BEGINNING`] where nothing was
     /// read.
     pub(crate) next: Vec<(i32, i64)>,
+    /// A bounded reader's end offset of each partition of `next` (same order), captured when
+    /// the job first started and kept through restores, so that a topic still being written
+    /// gives the same result whatever crashed; `None` for an unbounded reader.
+    pub(crate) ends: Vec<Option<i64>>,
 }
 
 impl Offsets {
     /// The bytes a checkpoint stores.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + 4 + self.topic.len() + 4 + self.next.len() * 12);
+        let mut out = Vec::with_capacity(8 + 4 + self.topic.len() + 4 + self.next.len() * 20);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.topic.len() as u32).to_le_bytes());
         out.extend_from_slice(self.topic.as_bytes());
         out.extend_from_slice(&(self.next.len() as u32).to_le_bytes());
-        for (partition, offset) in &self.next {
+        for (i, (partition, offset)) in self.next.iter().enumerate() {
             out.extend_from_slice(&partition.to_le_bytes());
             out.extend_from_slice(&offset.to_le_bytes());
+            let end = self.ends.get(i).copied().flatten().unwrap_or(NO_END);
+            out.extend_from_slice(&end.to_le_bytes());
         }
         out
     }
@@ -45,7 +56,13 @@ impl Offsets {
                 "the checkpoint's source position is not a Kafka source's position".to_owned(),
             )
         };
-        let mut rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(bad)?;
+        let (mut rest, with_ends) = match bytes.strip_prefix(MAGIC.as_slice()) {
+            Some(rest) => (rest, true),
+            None => (
+                bytes.strip_prefix(MAGIC_V1.as_slice()).ok_or_else(bad)?,
+                false,
+            ),
+        };
         let mut take = |n: usize| -> Result<&[u8], KafkaError> {
             let (head, tail) = rest.split_at_checked(n).ok_or_else(bad)?;
             rest = tail;
@@ -57,15 +74,22 @@ impl Offsets {
             .to_owned();
         let count = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?) as usize;
         let mut next = Vec::with_capacity(count.min(1 << 16));
+        let mut ends = Vec::with_capacity(count.min(1 << 16));
         for _ in 0..count {
             let partition = i32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
             let offset = i64::from_le_bytes(take(8)?.try_into().map_err(|_| bad())?);
             next.push((partition, offset));
+            let end = if with_ends {
+                i64::from_le_bytes(take(8)?.try_into().map_err(|_| bad())?)
+            } else {
+                NO_END
+            };
+            ends.push((end != NO_END).then_some(end));
         }
         if !rest.is_empty() {
             return Err(bad());
         }
-        Ok(Offsets { topic, next })
+        Ok(Offsets { topic, next, ends })
     }
 
     /// For people: "topic 'in' partition 0 at offset 15, partition 2 from the beginning".
@@ -103,9 +127,30 @@ mod tests {
         let offsets = Offsets {
             topic: "words".to_owned(),
             next: vec![(0, 15), (2, FROM_BEGINNING)],
+            ends: vec![Some(40), Some(0)],
         };
         let bytes = offsets.encode();
         assert_eq!(Offsets::decode(&bytes).unwrap(), offsets);
+        let unbounded = Offsets {
+            ends: vec![None, None],
+            ..offsets.clone()
+        };
+        assert_eq!(Offsets::decode(&unbounded.encode()).unwrap(), unbounded);
+        // A version-1 position (no end offsets) still reads.
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&5u32.to_le_bytes());
+        v1.extend_from_slice(b"words");
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&0i32.to_le_bytes());
+        v1.extend_from_slice(&15i64.to_le_bytes());
+        assert_eq!(
+            Offsets::decode(&v1).unwrap(),
+            Offsets {
+                topic: "words".to_owned(),
+                next: vec![(0, 15)],
+                ends: vec![None],
+            }
+        );
         for cut in 0..bytes.len() {
             assert!(Offsets::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }

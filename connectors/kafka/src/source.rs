@@ -39,7 +39,8 @@ const POLL_WAIT: Duration = Duration::from_millis(20);
 /// the job restarts under its restart strategy instead of waiting without end.
 ///
 /// [`bounded`](Self::bounded) makes the job finish: each partition is read up to the end
-/// offset it had when the task started (Flink's `setBounded(OffsetsInitializer.latest())`).
+/// offset it had when the job first started (Flink's `setBounded(OffsetsInitializer.latest())`);
+/// the end offsets are part of the checkpointed position, so a restore reads to the same ends.
 pub struct KafkaSource<T> {
     config: KafkaConfig,
     topic: String,
@@ -73,8 +74,9 @@ impl<T> KafkaSource<T> {
         }
     }
 
-    /// Reads each partition only up to the end offset it had when the task started, then the
-    /// source is exhausted (the job finishes). Unbounded (the default) reads forever.
+    /// Reads each partition only up to the end offset it had when the job first started (kept
+    /// in every checkpoint, so that a restore reads to the same ends), then the source is
+    /// exhausted (the job finishes). Unbounded (the default) reads forever.
     pub fn bounded(mut self, bounded: bool) -> Self {
         self.bounded = bounded;
         self
@@ -224,6 +226,7 @@ impl<T> KafkaReader<T> {
         Offsets {
             topic: self.topic.clone(),
             next: self.partitions.iter().map(|p| (p.id, p.next)).collect(),
+            ends: self.partitions.iter().map(|p| p.end).collect(),
         }
     }
 
@@ -396,8 +399,16 @@ impl<T: Send> SourceReader<T> for KafkaReader<T> {
                 self.topic
             ))));
         }
-        for (state, (_, next)) in self.partitions.iter_mut().zip(&offsets.next) {
+        for (i, (state, (_, next))) in self.partitions.iter_mut().zip(&offsets.next).enumerate() {
             state.next = *next;
+            // A bounded run keeps the end offsets of its first start: records written to the
+            // topic since then are not part of it, whatever crashed in between. (A checkpoint
+            // without them, from an unbounded run or an older version, keeps this start's.)
+            if state.end.is_some() {
+                if let Some(end) = offsets.ends.get(i).copied().flatten() {
+                    state.end = Some(end);
+                }
+            }
         }
         // Assigned at the next read, at these offsets.
         self.assigned = false;
