@@ -517,3 +517,42 @@ fn a_restored_bounded_reader_reads_to_the_first_starts_end_offsets() {
     assert_exactly_from(&after, &next, 5_000, "the restored bounded reader");
     assert_eq!(before.len() + after.len(), first.len());
 }
+
+#[test]
+fn a_bounded_reader_finishes_a_partition_whose_records_were_all_deleted() {
+    // Partition 0 had records that retention (here: DeleteRecords) removed: low == high > 0.
+    // The bounded reader must finish it and read partition 1 to its end, not wait forever.
+    use snapflow::engine::{CheckpointId, OperatorId, Source, TaskInfo};
+    use snapflow::kafka::rdkafka::admin::{AdminClient, AdminOptions};
+    use snapflow::kafka::rdkafka::client::DefaultClientContext;
+    use snapflow::kafka::rdkafka::{Offset, TopicPartitionList};
+    let bootstrap = broker().bootstrap();
+    kafka_topics::create_topic(&bootstrap, "emptied", 2).unwrap();
+    let lines: Vec<String> = (0..200).map(|i| format!("line {i}")).collect();
+    kafka_topics::produce_lines(&bootstrap, "emptied", 2, &lines).unwrap();
+    let admin: AdminClient<DefaultClientContext> = snapflow::kafka::rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset("emptied", 0, Offset::End).unwrap();
+    futures_executor::block_on(admin.delete_records(&list, &AdminOptions::new())).unwrap();
+    let source =
+        snapflow::kafka::KafkaSource::records(KafkaConfig::new(bootstrap.as_str()), "emptied")
+            .bounded(true);
+    let task = TaskInfo {
+        operator: OperatorId(0),
+        name: "read".into(),
+        uid: "read".into(),
+        index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        first_checkpoint: CheckpointId(1),
+    };
+    let read = bounded("reading an emptied partition", move || {
+        let mut reader = source.create_reader(&task).unwrap();
+        read_to_end(reader.as_mut())
+    });
+    assert_exactly_from(&read, &[(1, 0)], 100, "partition 1");
+    assert!(read.iter().all(|(p, _)| *p == 1), "deleted records were read");
+}

@@ -124,10 +124,13 @@ impl<T: snapflow_engine::Data> Source for KafkaSource<T> {
         let mut partitions = Vec::with_capacity(mine.len());
         for id in mine {
             let end = if self.bounded {
-                let (_, high) = consumer
+                let (low, high) = consumer
                     .fetch_watermarks(&self.topic, id, self.config.timeout)
                     .map_err(|e| client::unreachable(&self.config, e))?;
-                Some(high)
+                // Empty (also when retention deleted every record, low == high > 0): nothing
+                // to read, done at once. Reading it would wait for a record that never comes
+                // (the client reports no position at the end of an empty partition).
+                Some(if high <= low { 0 } else { high })
             } else {
                 None
             };
@@ -163,7 +166,7 @@ struct PartitionState {
     id: i32,
     /// The offset after the last record returned, or [`FROM_BEGINNING`].
     next: i64,
-    /// Bounded mode: the end offset captured at start.
+    /// Bounded mode: the end offset captured at start; 0 for a partition with nothing to read.
     end: Option<i64>,
     /// Bounded mode: read up to `end`.
     done: bool,
