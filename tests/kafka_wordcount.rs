@@ -535,7 +535,8 @@ fn a_bounded_reader_finishes_a_partition_whose_records_were_all_deleted() {
         .create()
         .unwrap();
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset("emptied", 0, Offset::End).unwrap();
+    list.add_partition_offset("emptied", 0, Offset::End)
+        .unwrap();
     futures_executor::block_on(admin.delete_records(&list, &AdminOptions::new())).unwrap();
     let source =
         snapflow::kafka::KafkaSource::records(KafkaConfig::new(bootstrap.as_str()), "emptied")
@@ -554,5 +555,8 @@ fn a_bounded_reader_finishes_a_partition_whose_records_were_all_deleted() {
         read_to_end(reader.as_mut())
     });
     assert_exactly_from(&read, &[(1, 0)], 100, "partition 1");
-    assert!(read.iter().all(|(p, _)| *p == 1), "deleted records were read");
+    assert!(
+        read.iter().all(|(p, _)| *p == 1),
+        "deleted records were read"
+    );
 }

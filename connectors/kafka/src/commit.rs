@@ -123,13 +123,21 @@ impl KafkaCommitter {
         producer
             .init_transactions(s.config.timeout)
             .map_err(|e| match e.rdkafka_error_code() {
-                Some(RDKafkaErrorCode::TransactionalIdAuthorizationFailed)
-                | Some(RDKafkaErrorCode::ClusterAuthorizationFailed) => error::client(
+                // No answer: the broker is away (retried under the restart strategy).
+                Some(
+                    RDKafkaErrorCode::MessageTimedOut
+                    | RDKafkaErrorCode::OperationTimedOut
+                    | RDKafkaErrorCode::RequestTimedOut
+                    | RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::NetworkException,
+                ) => client::unreachable(&s.config, e),
+                // Anything else says what it is; fatal when a restart cannot cure it.
+                _ => error::client(
                     self.bootstrap(),
                     format!("initializing transactions of '{}'", s.transactional_id),
                     e,
                 ),
-                _ => client::unreachable(&s.config, e),
             })?;
         Ok(producer)
     }

@@ -74,23 +74,79 @@ pub(crate) fn unavailable(error: KafkaError) -> BoxError {
 /// A failed client call as [`Unavailable`] when a retry can cure it (the broker is away, a
 /// request timed out), as a plain error otherwise (a fatal producer error, bad settings).
 pub(crate) fn client(bootstrap: &str, action: impl Into<String>, source: ClientError) -> BoxError {
-    let fatal = matches!(&source, ClientError::ClientConfig(..))
-        || source.rdkafka_error_code().is_some_and(|code| {
-            matches!(
-                code,
-                rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
-                    | rdkafka::types::RDKafkaErrorCode::ClusterAuthorizationFailed
-                    | rdkafka::types::RDKafkaErrorCode::TransactionalIdAuthorizationFailed
-            )
-        });
+    let mut action = action.into();
+    let hint = source.rdkafka_error_code().and_then(fatal_hint);
+    let fatal = matches!(&source, ClientError::ClientConfig(..)) || hint.is_some();
+    if let Some(hint) = hint {
+        action = format!("{action} ({hint})");
+    }
     let error = KafkaError::Client {
         bootstrap: bootstrap.to_owned(),
-        action: action.into(),
+        action,
         source: Box::new(source),
     };
     if fatal {
         Box::new(error)
     } else {
         unavailable(error)
+    }
+}
+
+/// Why an error code cannot be cured by restarting the job (it is then fatal), or `None`.
+pub(crate) fn fatal_hint(code: rdkafka::types::RDKafkaErrorCode) -> Option<&'static str> {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    Some(match code {
+        Code::TopicAuthorizationFailed
+        | Code::ClusterAuthorizationFailed
+        | Code::TransactionalIdAuthorizationFailed
+        | Code::GroupAuthorizationFailed => "not authorized: check the broker's ACLs",
+        Code::InvalidTransactionTimeout => {
+            "the broker refuses the transaction timeout: it exceeds the broker's \
+             transaction.max.timeout.ms; lower the sink's transaction_timeout or raise that"
+        }
+        Code::ProducerFenced | Code::Fenced => {
+            "another producer with the same transactional id took over: a second job or a \
+             second sink uses this transactional id"
+        }
+        Code::NotImplemented => {
+            "this client cannot handle what the broker sent (e.g. a compression codec it was \
+             built without)"
+        }
+        Code::BadMessage => "the broker sent a record this client cannot decode",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode as Code;
+
+    #[test]
+    fn fencing_and_a_refused_timeout_are_fatal_and_say_why_timeouts_are_retried() {
+        for (code, words) in [
+            (Code::ProducerFenced, "same transactional id"),
+            (
+                Code::InvalidTransactionTimeout,
+                "transaction.max.timeout.ms",
+            ),
+            (Code::NotImplemented, "compression codec"),
+        ] {
+            let error = client("b:9092", "committing", ClientError::Global(code));
+            assert!(
+                error.downcast_ref::<KafkaError>().is_some(),
+                "{code:?} must be fatal, not retried: {error}"
+            );
+            assert!(error.to_string().contains(words), "{error}");
+        }
+        let error = client(
+            "b:9092",
+            "committing",
+            ClientError::Global(Code::RequestTimedOut),
+        );
+        assert!(
+            error.downcast_ref::<KafkaError>().is_none(),
+            "a timeout is retried under the restart strategy: {error}"
+        );
     }
 }

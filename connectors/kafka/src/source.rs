@@ -440,19 +440,25 @@ impl<T: Send> SourceReader<T> for KafkaReader<T> {
     }
 }
 
-/// Consumer errors that retrying cannot cure: the partition or topic is gone, or an offset is
-/// out of range (retention deleted records a checkpoint still needs).
+/// Consumer errors that retrying cannot cure: the partition or topic is gone, an offset is
+/// out of range (retention deleted records a checkpoint still needs), or a record cannot be
+/// decoded by this client. Others are logged and retried by the client.
 fn is_fatal_consumer_error(error: &ClientError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::OffsetOutOfRange
-                | RDKafkaErrorCode::AutoOffsetReset
-                | RDKafkaErrorCode::UnknownTopicOrPartition
-                | RDKafkaErrorCode::UnknownTopic
-                | RDKafkaErrorCode::UnknownPartition
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::Fatal
+    // Also what no retry can decode (a compression codec this build lacks, a damaged record).
+    error
+        .rdkafka_error_code()
+        .and_then(error::fatal_hint)
+        .is_some()
+        || matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::OffsetOutOfRange
+                    | RDKafkaErrorCode::AutoOffsetReset
+                    | RDKafkaErrorCode::UnknownTopicOrPartition
+                    | RDKafkaErrorCode::UnknownTopic
+                    | RDKafkaErrorCode::UnknownPartition
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::Fatal
+            )
         )
-    )
 }
