@@ -19,7 +19,9 @@ pub struct KafkaConfig {
     /// How long a connection check, a metadata request or a commit may take before it counts
     /// as the broker being away (an [`Unavailable`](snapflow_engine::Unavailable) error).
     pub timeout: Duration,
-    /// More librdkafka properties (`security.protocol`, `client.id`, ...), applied last.
+    /// More librdkafka properties (`client.id`, `socket.timeout.ms`, ...), applied last. This
+    /// build of librdkafka has no TLS and no SASL: a `security.protocol` other than
+    /// `plaintext` is refused when the client is created (a fatal configuration error).
     pub properties: Vec<(String, String)>,
 }
 
