@@ -10,6 +10,7 @@
 //! cargo run --release --example chaos -- --job nexmark --query q7 --kills 20
 //! cargo run --release --example chaos -- --job ledger --sink postgres --kills 20 \
 //!     [--postgres URL] [--postgres-mode transactional|two-phase]
+//! cargo run --release --example chaos -- --job wordcount --sink kafka --kills 20 [--kafka B]
 //! ```
 //!
 //! `--mode process` (default) SIGKILLs the example's process and reruns the same command;
@@ -19,6 +20,13 @@
 //! `--sink postgres` has the ledger write its tables into PostgreSQL: a private server started
 //! for the run, or with `--postgres URL` a fresh schema `chaos_<pid>_<seed>` there, dropped
 //! after a clean run and kept for inspection after a violation.
+//!
+//! `--sink kafka` has word count read its lines from a Kafka topic and write its counts
+//! exactly once into another: a private Apache Kafka broker started for the run, or with
+//! `--kafka BOOTSTRAP` fresh topics `chaos-<pid>-<seed>-in/out` there. Besides SIGKILLs at
+//! random moments, about a third of the kills crash the job inside the sink's Kafka commit
+//! (before the transaction, in its middle, or right after it: `wordcount --kafka-crash-at`).
+//! A `read_committed` consumer checks the output all along and at the end.
 
 #[path = "support/bounds.rs"]
 mod bounds;
@@ -28,6 +36,12 @@ mod chaos_pg;
 mod clicks_job;
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/kafka_server.rs"]
+mod kafka_server;
+#[path = "support/kafka_topics.rs"]
+mod kafka_topics;
+#[path = "support/kafka_wordcount.rs"]
+mod kafka_wordcount;
 #[path = "support/ledger_job.rs"]
 mod ledger_job;
 #[path = "support/ledger_model.rs"]
@@ -50,6 +64,7 @@ use chaos_pg::{PgCommit, PgInvariants, PgTarget};
 use clap::{Parser, ValueEnum};
 use rng::SplitMix64;
 use snapflow::engine::{FailureInjector, RestartStrategy};
+use snapflow::kafka::{CommitFault, CommitPoint, FaultAction};
 use snapflow::prelude::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -85,6 +100,8 @@ enum SinkKind {
     File,
     /// The ledger's PostgreSQL tables (--job ledger only).
     Postgres,
+    /// Word count from a Kafka topic into another, exactly once (--job wordcount only).
+    Kafka,
 }
 
 /// Kill a streaming job at random moments and check that its output stays exact.
@@ -125,6 +142,10 @@ struct Args {
     /// writes into a fresh schema there.
     #[arg(long)]
     postgres: Option<String>,
+    /// Kafka bootstrap servers for --sink kafka (default: a private broker for the run); the
+    /// run uses fresh topics there.
+    #[arg(long)]
+    kafka: Option<String>,
     /// How the PostgreSQL sink commits (default transactional).
     #[arg(long, value_enum)]
     postgres_mode: Option<PgCommit>,
@@ -154,6 +175,45 @@ enum Sink {
     /// `Paths::out` (and `Paths::dead`).
     File,
     Postgres(PgTarget, PgCommit),
+    Kafka(KafkaTarget),
+}
+
+/// The broker and topics of `--sink kafka`.
+struct KafkaTarget {
+    bootstrap: String,
+    input_topic: String,
+    output_topic: String,
+    /// The private broker, when no --kafka was given.
+    _server: Option<kafka_server::KafkaServer>,
+}
+
+impl KafkaTarget {
+    fn open(bootstrap: Option<&str>, name: &str, partitions: i32) -> Result<KafkaTarget> {
+        let server = match bootstrap {
+            Some(_) => None,
+            None => Some(kafka_server::KafkaServer::start()?),
+        };
+        let bootstrap = match (&server, bootstrap) {
+            (Some(server), _) => server.bootstrap(),
+            (None, Some(bootstrap)) => bootstrap.to_owned(),
+            (None, None) => unreachable!("a server is started without --kafka"),
+        };
+        let target = KafkaTarget {
+            input_topic: format!("{name}-in"),
+            output_topic: format!("{name}-out"),
+            bootstrap,
+            _server: server,
+        };
+        kafka_topics::create_topic(&target.bootstrap, &target.input_topic, partitions)?;
+        kafka_topics::create_topic(&target.bootstrap, &target.output_topic, partitions)?;
+        Ok(target)
+    }
+
+    /// The output as a read_committed consumer sees it now.
+    fn committed(&self) -> Result<Vec<String>, String> {
+        kafka_topics::read_committed(&self.bootstrap, &self.output_topic)
+            .map_err(|e| format!("{e:#}"))
+    }
 }
 
 fn main() {
@@ -174,7 +234,21 @@ fn run(args: Args) -> Result<bool> {
             if args.postgres.is_some() || args.postgres_mode.is_some() {
                 bail!("--postgres and --postgres-mode go with --sink postgres");
             }
+            if args.kafka.is_some() {
+                bail!("--kafka goes with --sink kafka");
+            }
             Sink::File
+        }
+        (SinkKind::Kafka, JobKind::Ledger | JobKind::Clicks | JobKind::Nexmark) => {
+            bail!("--sink kafka is for --job wordcount")
+        }
+        (SinkKind::Kafka, JobKind::Wordcount) => {
+            let name = format!("chaos-{}-{}", std::process::id(), args.seed);
+            Sink::Kafka(KafkaTarget::open(
+                args.kafka.as_deref(),
+                &name,
+                args.parallelism as i32,
+            )?)
         }
         (SinkKind::Postgres, JobKind::Wordcount | JobKind::Clicks | JobKind::Nexmark) => {
             bail!("--sink postgres is for --job ledger: the other jobs write files only")
@@ -207,6 +281,11 @@ fn run(args: Args) -> Result<bool> {
         JobKind::Nexmark => nexmark_events(args.size),
     };
     std::fs::write(&paths.input, &text).context("cannot write the input")?;
+    if let Sink::Kafka(target) = &sink {
+        let lines: Vec<&str> = text.lines().collect();
+        let partitions = args.parallelism as i32;
+        kafka_topics::produce_lines(&target.bootstrap, &target.input_topic, partitions, &lines)?;
+    }
     let reference = (args.job == JobKind::Ledger).then(|| ledger_model::reference(&text));
     let nexmark_rows = (args.job == JobKind::Nexmark).then(|| nexmark_expected(&args, &text));
     let lines = text.lines().count() as u64;
@@ -231,11 +310,14 @@ fn run(args: Args) -> Result<bool> {
                 _ => None,
             };
             while !stop.load(Ordering::Relaxed) {
-                let checked = match &mut pg {
-                    Some((target, invariants)) => invariants
+                let checked = match (&mut pg, &sink) {
+                    (Some((target, invariants)), _) => invariants
                         .check(target)
                         .map_err(|e| format!("{e} (snapflow_commits now: {})", target.commits())),
-                    None => match &nexmark_rows {
+                    (None, Sink::Kafka(target)) => target
+                        .committed()
+                        .and_then(|lines| check_lines(args.job, &lines)),
+                    (None, _) => match &nexmark_rows {
                         Some(expected) => check_nexmark_rows(&paths.out, expected, false),
                         None => check_invariants(args.job, &paths.out),
                     },
@@ -245,8 +327,13 @@ fn run(args: Args) -> Result<bool> {
                     violations.fetch_add(1, Ordering::Relaxed);
                 }
                 checks.fetch_add(1, Ordering::Relaxed);
-                // Leave the cores to the job most of the time (a database read costs more).
-                let pause = if pg.is_some() { 20 } else { 5 };
+                // Leave the cores to the job most of the time (a database or topic read
+                // costs more).
+                let pause = match (&pg, &sink) {
+                    (Some(_), _) => 20,
+                    (None, Sink::Kafka(_)) => 200,
+                    (None, _) => 5,
+                };
                 std::thread::sleep(Duration::from_millis(pause));
             }
         });
@@ -262,6 +349,9 @@ fn run(args: Args) -> Result<bool> {
         (Sink::Postgres(target, _), Some(reference)) => {
             chaos_pg::verify(target, reference).map_err(|e| format!("{e:#}"))
         }
+        (Sink::Kafka(target), _) => target
+            .committed()
+            .and_then(|lines| verify_wordcount(lines, &text)),
         _ => match &nexmark_rows {
             Some(expected) => check_nexmark_rows(&paths.out, expected, true),
             None => verify(&args, &paths, &text),
@@ -300,6 +390,12 @@ fn run(args: Args) -> Result<bool> {
         "  attempts {}, kills {}, failures without a kill {}",
         outcome.attempts, outcome.kills, outcome.failures
     );
+    if matches!(sink, Sink::Kafka(_)) {
+        println!(
+            "  of the kills, crashes inside the Kafka commit: {}",
+            outcome.commit_crashes
+        );
+    }
     println!(
         "  time to first checkpoint after each restart: [{}]",
         recoveries.join(", ")
@@ -307,6 +403,12 @@ fn run(args: Args) -> Result<bool> {
     println!("  checkpoints completed {}", outcome.checkpoints);
     println!("  invariant checks made {}", checks.load(Ordering::Relaxed));
     println!("  violations {violations}");
+    if let Sink::Kafka(target) = &sink {
+        println!(
+            "  sink kafka ({}, topics {} -> {}, exactly once)",
+            target.bootstrap, target.input_topic, target.output_topic
+        );
+    }
     if let Sink::Postgres(target, _) = &sink {
         if violations == 0 {
             target
@@ -327,6 +429,8 @@ struct Outcome {
     recovery: Vec<Duration>,
     /// Attempts that failed without being killed (and were rerun).
     failures: u32,
+    /// Of the kills, crashes planted inside the Kafka sink's commit.
+    commit_crashes: u32,
 }
 
 /// How many times in a row a rerun after a kill may fail on its own before the driver gives up.
@@ -359,9 +463,10 @@ fn run_processes(
         );
     }
     let mut command = Command::new(&binary);
+    if !matches!(sink, Sink::Kafka(_)) {
+        command.arg("--input").arg(&paths.input);
+    }
     command
-        .arg("--input")
-        .arg(&paths.input)
         .arg("--checkpoint-dir")
         .arg(&paths.checkpoints)
         .args(["--parallelism", &args.parallelism.to_string()])
@@ -394,6 +499,12 @@ fn run_processes(
                 .args(["--schema", &target.schema])
                 .args(["--postgres-mode", commit.arg()]);
         }
+        Sink::Kafka(target) => {
+            command
+                .args(["--kafka", &target.bootstrap])
+                .args(["--input-topic", &target.input_topic])
+                .args(["--output-topic", &target.output_topic]);
+        }
     }
     let mut outcome = Outcome {
         attempts: 0,
@@ -401,12 +512,25 @@ fn run_processes(
         checkpoints: 0,
         recovery: Vec::new(),
         failures: 0,
+        commit_crashes: 0,
     };
     let mut failures_in_a_row = 0;
     loop {
         outcome.attempts += 1;
+        let killing = outcome.kills < args.kills;
+        // Kafka: about a third of the kills are crashes inside the sink's Kafka commit.
+        let mut attempt = Command::new(command.get_program());
+        attempt.args(command.get_args());
+        let commit_crash =
+            killing && matches!(sink, Sink::Kafka(_)) && rng.next().is_multiple_of(3);
+        if commit_crash {
+            let point =
+                ["before-transaction", "before-commit", "after-commit"][(rng.next() % 3) as usize];
+            let nth = 1 + rng.next() % 3;
+            attempt.args(["--kafka-crash-at", &format!("{point}:{nth}")]);
+        }
         let spawned = Instant::now();
-        let mut child = command
+        let mut child = attempt
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -421,10 +545,9 @@ fn run_processes(
                 }
             }
         });
-        let killing = outcome.kills < args.kills;
         let mut seen = Vec::new();
         let mut killed = false;
-        if killing {
+        if killing && !commit_crash {
             // Kill after 1 to 3 checkpoints of this attempt (so every attempt makes progress)
             // plus a random part of an interval: a random moment of the checkpoint cycle.
             let wait_for = 1 + rng.next() % 3;
@@ -443,6 +566,15 @@ fn run_processes(
             }
         }
         let status = child.wait()?;
+        if commit_crash && !status.success() {
+            use std::os::unix::process::ExitStatusExt;
+            // SIGABRT: the planted crash in the Kafka commit.
+            if status.signal() == Some(6) {
+                outcome.kills += 1;
+                outcome.commit_crashes += 1;
+                killed = true;
+            }
+        }
         let _ = reader.join();
         seen.extend(completed_rx.try_iter());
         outcome.checkpoints += seen.len() as u64;
@@ -536,18 +668,43 @@ fn run_threads(
             Duration::from_millis(args.checkpoint_interval_ms),
         )
         .with_restart_strategy(RestartStrategy::FixedDelay {
-            attempts: args.kills,
+            // One more for the planted crash in a Kafka commit.
+            attempts: args.kills + 1,
             delay: Duration::ZERO,
         })
         .with_failure_injector(injector.clone());
     if let Some(addr) = &args.web {
         config = config.with_web(addr.clone());
     }
+    let mut fault: Option<Arc<CommitFault>> = None;
     let job = match (args.job, sink) {
+        (JobKind::Wordcount, Sink::Kafka(target)) => {
+            let mut job = kafka_wordcount::KafkaJob::new(
+                &target.bootstrap,
+                &target.input_topic,
+                &target.output_topic,
+            );
+            let points = [
+                CommitPoint::BeforeTransaction,
+                CommitPoint::BeforeCommit,
+                CommitPoint::AfterCommit,
+            ];
+            let point = points[(rng.next() % 3) as usize];
+            let planted = Arc::new(CommitFault::new(
+                point,
+                1 + rng.next() % 3,
+                FaultAction::Fail,
+            ));
+            fault = Some(Arc::clone(&planted));
+            job.fault = Some(planted);
+            job.build()
+        }
         (JobKind::Wordcount, _) => {
             wordcount_job::build(&paths.input, Some(&paths.out), Arc::default())
         }
-        (JobKind::Ledger, Sink::File) => ledger_job::build(&paths.input, &paths.out, &paths.dead),
+        (JobKind::Ledger, Sink::File | Sink::Kafka(_)) => {
+            ledger_job::build(&paths.input, &paths.out, &paths.dead)
+        }
         (JobKind::Clicks, _) => clicks_job::build(
             &paths.input,
             &paths.out,
@@ -561,12 +718,14 @@ fn run_threads(
         }
     };
     let report = job.run(&config)?;
+    let commit_crashes = u32::from(fault.is_some_and(|f| f.fired()));
     Ok(Outcome {
         attempts: report.restarts + 1,
-        kills: injector.fired() as u32,
+        kills: injector.fired() as u32 + commit_crashes,
         checkpoints: report.checkpoints.len() as u64,
         recovery: Vec::new(),
         failures: 0,
+        commit_crashes,
     })
 }
 
@@ -649,8 +808,13 @@ fn check_invariants(job: JobKind, out: &Path) -> Result<(), String> {
     if job == JobKind::Clicks {
         return clicks_job::check_running(&lines);
     }
+    check_lines(job, &lines)
+}
+
+/// [`check_invariants`] of output lines however read.
+fn check_lines(job: JobKind, lines: &[String]) -> Result<(), String> {
     let mut per_key: HashMap<String, Vec<(u64, i128)>> = HashMap::new();
-    for line in &lines {
+    for line in lines {
         let fields: Vec<&str> = line.split('\t').collect();
         let (key, number, value) = match (job, fields.as_slice()) {
             (JobKind::Wordcount, [word, n]) => (word, n, "0"),
@@ -698,16 +862,7 @@ fn verify(args: &Args, paths: &Paths, text: &str) -> Result<(), String> {
             let late = output::committed_lines(&paths.dead).map_err(|e| e.to_string())?;
             clicks_job::check_final(text, args.window, CLICKS_OUT_OF_ORDERNESS_MS, got, late)?;
         }
-        JobKind::Wordcount => {
-            let expected = wordcount_job::expected_output(text);
-            if got != expected {
-                return Err(format!(
-                    "{} output lines, {} expected, or different ones",
-                    got.len(),
-                    expected.len()
-                ));
-            }
-        }
+        JobKind::Wordcount => verify_wordcount(got, text)?,
         JobKind::Ledger => {
             check_invariants(job, &paths.out)?;
             let reference = ledger_model::reference(text);
@@ -720,6 +875,20 @@ fn verify(args: &Args, paths: &Paths, text: &str) -> Result<(), String> {
                 return Err("dead letters differ from the sequential ledger".into());
             }
         }
+    }
+    Ok(())
+}
+
+/// Word count's output lines equal the sequential count.
+fn verify_wordcount(mut got: Vec<String>, text: &str) -> Result<(), String> {
+    got.sort();
+    let expected = wordcount_job::expected_output(text);
+    if got != expected {
+        return Err(format!(
+            "{} output lines, {} expected, or different ones",
+            got.len(),
+            expected.len()
+        ));
     }
     Ok(())
 }

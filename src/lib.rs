@@ -30,6 +30,7 @@
 
 pub use snapflow_checkpoint as checkpoint;
 pub use snapflow_engine as engine;
+pub use snapflow_kafka as kafka;
 pub use snapflow_operators as operators;
 pub use snapflow_postgres as postgres;
 

@@ -73,3 +73,38 @@ fn workload_options_out_of_range_are_refused() {
         assert!(!stderr.contains("generating"), "nothing may run: {stderr}");
     }
 }
+
+#[test]
+fn the_ledger_through_kafka_checks_itself_against_the_sequential_ledger() {
+    // A private Apache Kafka broker for the run; the example fills the input topic with a
+    // generated workload, runs the ledger exactly once into two topics, reads them back as a
+    // read_committed consumer and fails unless they equal the sequential computation.
+    let dir = tempfile::tempdir().unwrap();
+    let result = Command::new(ledger_bin())
+        .args([
+            "--kafka",
+            "local",
+            "--transfers",
+            "20000",
+            "--accounts",
+            "500",
+        ])
+        .args(["--parallelism", "2", "--checkpoint-interval-ms", "50"])
+        .args(["--max-rate", "20000"])
+        .args([
+            "--checkpoint-dir",
+            dir.path().join("ckpt").to_str().unwrap(),
+        ])
+        .output()
+        .expect("start the ledger");
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        stdout.contains("checked against a sequential computation"),
+        "{stdout}"
+    );
+}

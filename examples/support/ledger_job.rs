@@ -40,6 +40,7 @@ use snapflow::engine::{
     CheckpointId, Committer, ReadStatus, Sink, SinkWriter, Source, SourcePosition, SourceReader,
     TaskInfo,
 };
+use snapflow::kafka::{KafkaConfig, KafkaSink, KafkaSource};
 use snapflow::operators::sink::DiscardCounter;
 use snapflow::postgres::{PgMode, PgTable, PostgresSink};
 use snapflow::prelude::*;
@@ -332,10 +333,95 @@ where
     D: Sink<DeadLetter>,
 {
     let job = Job::new("ledger");
-    job.source(TransferSource(TextFileSource::new(input)))
+    let inputs = job
+        .source(TransferSource(TextFileSource::new(input)))
+        .name("read")
+        .uid("read")
+        .parallelism(READ_PARALLELISM);
+    apply(inputs, outputs);
+    job
+}
+
+/// The ledger from a Kafka topic of transfer lines (read to the end offsets it has at the
+/// start) into two Kafka topics, exactly once:
+/// balance lines keyed by account into `output_topic`, dead letters into `dead_letter_topic`
+/// (transactional ids `ledger-TOPIC`). `faults` plants crashes in the commits of the balance
+/// sink and of the dead-letter sink (tests).
+pub fn build_kafka(
+    config: &KafkaConfig,
+    input_topic: &str,
+    output_topic: &str,
+    dead_letter_topic: &str,
+    faults: [Option<Arc<snapflow::kafka::CommitFault>>; 2],
+) -> Job {
+    let [balances_fault, dead_letter_fault] = faults;
+    let job = Job::new("ledger");
+    let source = KafkaSource::new(config.clone(), input_topic, |record| {
+        let line = std::str::from_utf8(record.value)
+            .map_err(|_| "the value is not UTF-8 text".to_owned())?;
+        Ok(Input::parse(line.to_owned()))
+    })
+    // Read to the end the topic has at the start, then finish (as the file source does).
+    .bounded(true);
+    let inputs = job
+        .source(source)
         .name("read")
         .uid("read")
         .parallelism(READ_PARALLELISM)
+        // Blank lines are dropped, as the file source's reader does.
+        .flat_map_with(|input: Option<Input>, out: &mut Output<Input>| {
+            if let Some(input) = input {
+                out.push(input);
+            }
+        })
+        .name("parse")
+        .uid("parse")
+        .parallelism(READ_PARALLELISM);
+    let outputs = Outputs {
+        balances: planted(
+            KafkaSink::exactly_once(
+                config.clone(),
+                output_topic,
+                format!("ledger-{output_topic}"),
+                |b: &Balance, key: &mut Vec<u8>, value: &mut Vec<u8>| {
+                    key.extend_from_slice(b.account.as_bytes());
+                    b.format(value);
+                },
+            ),
+            balances_fault,
+        ),
+        dead_letters: planted(
+            KafkaSink::exactly_once(
+                config.clone(),
+                dead_letter_topic,
+                format!("ledger-{dead_letter_topic}"),
+                |d: &DeadLetter, _key: &mut Vec<u8>, value: &mut Vec<u8>| d.format(value),
+            ),
+            dead_letter_fault,
+        ),
+    };
+    apply(inputs, outputs);
+    job
+}
+
+/// `sink` with `fault` planted in its commits, if any.
+fn planted<T>(
+    sink: KafkaSink<T>,
+    fault: Option<Arc<snapflow::kafka::CommitFault>>,
+) -> KafkaSink<T> {
+    match fault {
+        Some(fault) => sink.commit_fault(fault),
+        None => sink,
+    }
+}
+
+/// The ledger's operators and sink, after its source.
+fn apply<B, D>(inputs: Stream<Input>, outputs: Outputs<B, D>)
+where
+    B: Sink<Balance>,
+    D: Sink<DeadLetter>,
+{
+    inputs
         .key_by(Input::block)
         .process(
             |_: &u64, input: Input, seen: &mut ValueState<u64>, out: &mut Output<Checked>| {
@@ -397,7 +483,6 @@ where
         .sink(outputs)
         .name("write")
         .uid("write");
-    job
 }
 
 /// The lines of a text file, parsed on the reading task into [`Input`]s (blank lines
