@@ -18,7 +18,7 @@ mod wordcount_job;
 
 use common::bounded;
 use fixture::{committed_sorted, config, dirs, run, text};
-use snapflow::engine::{BoxError, FailureInjector, Timestamp, UnaryOperator};
+use snapflow::engine::{BoxError, FailureInjector, OperatorLifecycle, Timestamp, UnaryOperator};
 use snapflow::operators::time::WatermarkStrategy;
 use snapflow::prelude::*;
 
@@ -81,11 +81,6 @@ struct HoldUntilWatermark {
 }
 
 impl UnaryOperator<u64, u64> for HoldUntilWatermark {
-    fn open(&mut self) -> Result<(), BoxError> {
-        self.timer = Some(0);
-        Ok(())
-    }
-
     fn process_batch(&mut self, batch: Vec<u64>, _out: &mut Output<u64>) -> Result<(), BoxError> {
         for t in batch {
             if self.watermark.is_some_and(|w| t <= w) {
@@ -95,6 +90,13 @@ impl UnaryOperator<u64, u64> for HoldUntilWatermark {
             }
             self.pending.push(t);
         }
+        Ok(())
+    }
+}
+
+impl OperatorLifecycle<u64> for HoldUntilWatermark {
+    fn open(&mut self) -> Result<(), BoxError> {
+        self.timer = Some(0);
         Ok(())
     }
 

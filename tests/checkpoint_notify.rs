@@ -3,7 +3,8 @@
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use snapflow::engine::{
-    CheckpointEvent, CheckpointId, ReadStatus, Source, SourcePosition, SourceReader, UnaryOperator,
+    CheckpointEvent, CheckpointId, OperatorLifecycle, ReadStatus, Source, SourcePosition,
+    SourceReader, UnaryOperator,
 };
 use snapflow::prelude::*;
 use std::time::Duration;
@@ -60,7 +61,9 @@ impl UnaryOperator<u64, u64> for Notified {
         out.extend(batch);
         Ok(())
     }
+}
 
+impl OperatorLifecycle<u64> for Notified {
     fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
         let _ = self.0.send(checkpoint);
         Ok(())

@@ -4,7 +4,7 @@
 mod common;
 
 use common::bounded;
-use snapflow::engine::{CheckpointEvent, UnaryOperator};
+use snapflow::engine::{CheckpointEvent, OperatorLifecycle, UnaryOperator};
 use snapflow::prelude::*;
 use std::path::Path;
 use std::time::Duration;
@@ -22,7 +22,9 @@ impl UnaryOperator<u64, u64> for SumOnClose {
         }
         Ok(())
     }
+}
 
+impl OperatorLifecycle<u64> for SumOnClose {
     fn close(&mut self, out: &mut Output<u64>) -> Result<(), BoxError> {
         out.push(1_000_000 + self.sum);
         Ok(())

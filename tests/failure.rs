@@ -7,7 +7,8 @@ mod common;
 use common::{bounded, TIMEOUT};
 use snapflow::checkpoint::{key_group_of_hash, key_hash, task_for_key_group};
 use snapflow::engine::{
-    JobReport, ReadStatus, Sink, SinkWriter, Source, SourceReader, TaskError, UnaryOperator,
+    JobReport, OperatorLifecycle, ReadStatus, Sink, SinkWriter, Source, SourceReader, TaskError,
+    UnaryOperator,
 };
 use snapflow::prelude::*;
 
@@ -197,6 +198,8 @@ impl UnaryOperator<u64, u64> for Checker {
     }
 }
 
+impl OperatorLifecycle<u64> for Checker {}
+
 #[test]
 fn failure_in_one_branch_of_a_fan_out_stops_the_other_branch() {
     let result = bounded("fan-out job with a failing branch", || {
@@ -251,13 +254,15 @@ fn failing_sink_in_one_branch_stops_a_longer_branch() {
 struct CannotOpen;
 
 impl UnaryOperator<u64, u64> for CannotOpen {
-    fn open(&mut self) -> Result<(), BoxError> {
-        Err("no connection".into())
-    }
-
     fn process_batch(&mut self, batch: Vec<u64>, out: &mut Output<u64>) -> Result<(), BoxError> {
         out.push_batch(batch);
         Ok(())
+    }
+}
+
+impl OperatorLifecycle<u64> for CannotOpen {
+    fn open(&mut self) -> Result<(), BoxError> {
+        Err("no connection".into())
     }
 }
 

@@ -6,7 +6,7 @@ use common::{bounded, multiset};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use snapflow::checkpoint::{key_group_of_hash, key_hash, task_for_key_group};
-use snapflow::engine::{Data, ReadStatus, Source, SourceReader, UnaryOperator};
+use snapflow::engine::{Data, OperatorLifecycle, ReadStatus, Source, SourceReader, UnaryOperator};
 use snapflow::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -27,6 +27,8 @@ impl<T: Data> UnaryOperator<T, (usize, T)> for Tag {
         Ok(())
     }
 }
+
+impl<T: Data> OperatorLifecycle<(usize, T)> for Tag {}
 
 fn tag(info: &TaskInfo) -> Tag {
     Tag { index: info.index }

@@ -5,7 +5,7 @@ mod common;
 use common::{bounded, multiset};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use snapflow::engine::BinaryOperator;
+use snapflow::engine::{BinaryOperator, OperatorLifecycle};
 use snapflow::prelude::*;
 use std::collections::HashMap;
 
@@ -133,7 +133,9 @@ impl BinaryOperator<u64, String, String> for Merge {
         }
         Ok(())
     }
+}
 
+impl OperatorLifecycle<String> for Merge {
     fn close(&mut self, out: &mut Output<String>) -> Result<(), BoxError> {
         out.push(format!("closed:{}:{}", self.numbers, self.words));
         Ok(())

@@ -267,6 +267,8 @@ impl snapflow::engine::BinaryOperator<u64, String, u64> for Pair {
     }
 }
 
+impl snapflow::engine::OperatorLifecycle<u64> for Pair {}
+
 #[test]
 fn out_of_range_configuration_is_rejected() {
     let error = build_error(valid_job().run(&JobConfig::default().with_max_rate(Some(0))));

@@ -1,7 +1,7 @@
 //! How a job runs: parallelism, batching, channel sizes, rate limit.
 
-use crate::coordinator::restart::RestartStrategy;
-use crate::coordinator::CheckpointEvent;
+use crate::contract::restart::RestartStrategy;
+use crate::contract::stats::CheckpointEvent;
 use crate::error::BuildError;
 use crate::runtime::inject::FailureInjector;
 use crossbeam_channel::Sender;

@@ -250,3 +250,14 @@ fn describe_mismatch(added: &[String], removed: &[String]) -> String {
         added.join(", ")
     )
 }
+
+/// The message of a panic, from its payload: what `panic!` was given when it was a string.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}

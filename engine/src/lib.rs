@@ -28,6 +28,7 @@
 
 mod builder;
 mod config;
+mod contract;
 mod coordinator;
 mod data;
 mod error;
@@ -48,20 +49,20 @@ pub use builder::{
     ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream, TimestampAssigner,
 };
 pub use config::{CheckpointConfig, JobConfig};
-pub use coordinator::restart::RestartStrategy;
-pub use coordinator::{CheckpointEvent, CheckpointStats};
+pub use contract::restart::RestartStrategy;
+pub use contract::restored::RestoredState;
+pub use contract::stats::{CheckpointEvent, CheckpointStats};
 pub use data::{Data, Either, Key};
 pub use error::{BoxError, BuildError, JobError, TaskError, Unavailable};
 pub use error_chain::ErrorChain;
 pub use id::{OperatorId, TaskId};
 pub use message::{Message, Timestamp};
 pub use operator::{
-    BinaryOperator, Committer, ReadStatus, Sink, SinkWriter, Source, SourcePosition, SourceReader,
-    TaskInfo, UnaryOperator,
+    BinaryOperator, Committer, OperatorLifecycle, ReadStatus, Sink, SinkWriter, Source,
+    SourcePosition, SourceReader, TaskInfo, UnaryOperator,
 };
 pub use partition::Partitioning;
 pub use runtime::inject::FailureInjector;
-pub use runtime::restore::RestoredState;
 pub use runtime::task::now_millis;
 pub use runtime::{JobHandle, JobMetrics, JobReport, JobStopper, OperatorMetrics, Output};
 pub use side_output::{OutputTag, Tagged};

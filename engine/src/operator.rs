@@ -5,10 +5,10 @@
 //! runtime asks the definition for one instance per parallel task, and can ask again when it
 //! restarts the job.
 
+use crate::contract::restored::RestoredState;
 use crate::error::BoxError;
 use crate::id::{OperatorId, TaskId};
 use crate::message::Timestamp;
-use crate::runtime::restore::RestoredState;
 use crate::runtime::Output;
 use snapflow_checkpoint::{CheckpointId, KeyGroupRange};
 use std::fmt;
@@ -270,8 +270,12 @@ pub trait SinkWriter<T>: Send {
     }
 }
 
-/// One task of a one-input operator. Stateless operators implement only `process_batch`.
-pub trait UnaryOperator<I, O>: Send + 'static {
+/// The lifecycle every operator task goes through, whatever its number of inputs (Flink's
+/// `StreamOperator`): restore, open, then input with watermarks, checkpoints and timers, then
+/// close. [`UnaryOperator`] and [`BinaryOperator`] add only the hooks that take input; the
+/// runtime, chaining and the test harnesses drive everything else through this trait.
+/// Stateless operators implement it with an empty body, keeping every default.
+pub trait OperatorLifecycle<O>: Send + 'static {
     /// Called once before the first record.
     ///
     /// # Errors
@@ -279,12 +283,6 @@ pub trait UnaryOperator<I, O>: Send + 'static {
     fn open(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
-
-    /// Processes one batch of input, pushing results to `out`.
-    ///
-    /// # Errors
-    /// The job fails naming this task.
-    fn process_batch(&mut self, batch: Vec<I>, out: &mut Output<O>) -> Result<(), BoxError>;
 
     /// The barrier of `checkpoint` arrived: return the operator's state, serialized, or `None`
     /// if it has none. Runs on the task's thread while its inputs wait, so it should only copy
@@ -321,7 +319,8 @@ pub trait UnaryOperator<I, O>: Send + 'static {
     }
 
     /// The combined watermark of all inputs advanced to `watermark`. The runtime forwards the
-    /// watermark downstream after this returns.
+    /// watermark downstream after this returns (see
+    /// [`forwards_watermarks`](Self::forwards_watermarks)).
     ///
     /// # Errors
     /// The job fails naming this task.
@@ -366,16 +365,18 @@ pub trait UnaryOperator<I, O>: Send + 'static {
     }
 }
 
-/// One task of a two-input operator whose inputs may have different types.
-pub trait BinaryOperator<A, B, O>: Send + 'static {
-    /// Called once before the first record.
+/// One task of a one-input operator. Stateless operators implement only `process_batch`, and
+/// [`OperatorLifecycle`] with an empty body.
+pub trait UnaryOperator<I, O>: OperatorLifecycle<O> {
+    /// Processes one batch of input, pushing results to `out`.
     ///
     /// # Errors
     /// The job fails naming this task.
-    fn open(&mut self) -> Result<(), BoxError> {
-        Ok(())
-    }
+    fn process_batch(&mut self, batch: Vec<I>, out: &mut Output<O>) -> Result<(), BoxError>;
+}
 
+/// One task of a two-input operator whose inputs may have different types.
+pub trait BinaryOperator<A, B, O>: OperatorLifecycle<O> {
     /// Processes a batch of the first input.
     ///
     /// # Errors
@@ -387,82 +388,4 @@ pub trait BinaryOperator<A, B, O>: Send + 'static {
     /// # Errors
     /// The job fails naming this task.
     fn process_second(&mut self, batch: Vec<B>, out: &mut Output<O>) -> Result<(), BoxError>;
-
-    /// The barrier of `checkpoint` arrived: return the operator's state, serialized, or `None`
-    /// if it has none. Runs on the task's thread while its inputs wait, so it should only copy
-    /// or serialize; the runtime writes the bytes to disk on another thread.
-    ///
-    /// # Errors
-    /// The job fails naming this task.
-    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
-        Ok(None)
-    }
-
-    /// Restores the state this operator had in the checkpoint the job resumes from; called
-    /// before `open`. `state` holds what every task of the operator returned from `snapshot`,
-    /// so that keyed state can be split by key group when the parallelism changed.
-    ///
-    /// # Errors
-    /// The state cannot be decoded; the job fails naming this task. The default fails if
-    /// there is state to restore, since an operator without `restore` would silently lose it.
-    fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
-        if state.is_empty() {
-            Ok(())
-        } else {
-            Err("the operator has state in the checkpoint but does not implement restore".into())
-        }
-    }
-
-    /// Checkpoint `checkpoint` is complete: its manifest is durable and its output published
-    /// (Flink's `notifyCheckpointComplete`). Called on the task's thread at its next input.
-    ///
-    /// # Errors
-    /// The job fails naming this task.
-    fn notify_checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    /// The combined watermark of both inputs advanced.
-    ///
-    /// # Errors
-    /// The job fails naming this task.
-    fn on_watermark(
-        &mut self,
-        _watermark: Timestamp,
-        _out: &mut Output<O>,
-    ) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    /// Whether the runtime forwards the input watermark downstream after
-    /// [`on_watermark`](Self::on_watermark): true but for operators that generate watermarks
-    /// themselves (timestamp assigners), which emit through [`Output::emit_watermark`].
-    fn forwards_watermarks(&self) -> bool {
-        true
-    }
-
-    /// The processing time (milliseconds since the Unix epoch) at which the operator next
-    /// wants [`on_processing_time`](Self::on_processing_time), if any: its earliest
-    /// processing-time timer. Asked after every input event; the task waits for input no
-    /// longer than that. `None` (the default) costs the task loop nothing.
-    fn next_processing_time(&self) -> Option<u64> {
-        None
-    }
-
-    /// The processing time asked for by [`next_processing_time`](Self::next_processing_time)
-    /// has come: fire what is due.
-    ///
-    /// # Errors
-    /// The job fails naming this task.
-    fn on_processing_time(&mut self, _out: &mut Output<O>) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    /// Called once after both inputs have ended.
-    ///
-    /// # Errors
-    /// The job fails naming this task.
-    fn close(&mut self, _out: &mut Output<O>) -> Result<(), BoxError> {
-        Ok(())
-    }
 }

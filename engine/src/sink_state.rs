@@ -4,7 +4,7 @@
 //! unpacks a restored payload, and [`split_restored`] gives each inner committer its own
 //! [`RestoredState`].
 
-use crate::runtime::restore::RestoredState;
+use crate::contract::restored::RestoredState;
 
 /// Starts a combined state, so that it is told apart from any one sink's state.
 const MAGIC: &[u8; 8] = b"SFCOMBO1";

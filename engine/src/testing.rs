@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use snapflow_engine::testing::OneInputHarness;
-//! use snapflow_engine::{BoxError, Output, UnaryOperator};
+//! use snapflow_engine::{BoxError, OperatorLifecycle, Output, UnaryOperator};
 //!
 //! struct Double;
 //! impl UnaryOperator<u32, u32> for Double {
@@ -17,6 +17,7 @@
 //!         Ok(())
 //!     }
 //! }
+//! impl OperatorLifecycle<u32> for Double {}
 //!
 //! let mut harness = OneInputHarness::new(Double);
 //! harness.open().unwrap();
@@ -24,10 +25,10 @@
 //! assert_eq!(harness.take_output(), vec![2, 4, 6]);
 //! ```
 
+use crate::contract::restored::RestoredState;
 use crate::error::BoxError;
 use crate::message::{Message, Timestamp};
-use crate::operator::{BinaryOperator, UnaryOperator};
-use crate::runtime::restore::RestoredState;
+use crate::operator::{BinaryOperator, OperatorLifecycle, UnaryOperator};
 use crate::runtime::Output;
 use crate::Data;
 use crossbeam_channel::Receiver;
@@ -89,26 +90,78 @@ impl Phase {
     }
 }
 
-/// Drives one instance of a one-input operator.
-pub struct OneInputHarness<I, O> {
-    operator: Box<dyn UnaryOperator<I, O>>,
+/// One-input operators' harness: see [`OperatorHarness`].
+pub type OneInputHarness<I, O> = OperatorHarness<dyn UnaryOperator<I, O>, O>;
+
+/// Two-input operators' harness: see [`OperatorHarness`].
+pub type TwoInputHarness<A, B, O> = OperatorHarness<dyn BinaryOperator<A, B, O>, O>;
+
+/// Drives one operator instance through its [`OperatorLifecycle`]; `Op` is the boxed
+/// operator's kind, which adds the calls that take input ([`OneInputHarness::process`], or
+/// [`TwoInputHarness::process_first`] and [`TwoInputHarness::process_second`]).
+pub struct OperatorHarness<Op: ?Sized, O> {
+    operator: Box<Op>,
     collector: Collector<O>,
     phase: Phase,
 }
 
-impl<I: Data, O: Data> OneInputHarness<I, O> {
+impl<I: Data, O: Data> OperatorHarness<dyn UnaryOperator<I, O>, O> {
     /// A harness around `operator`, not yet opened.
     pub fn new(operator: impl UnaryOperator<I, O>) -> Self {
         Self::from_boxed(Box::new(operator))
     }
 
+    /// Hands `records` to the operator as one batch.
+    ///
+    /// # Errors
+    /// The operator failed, or it is not open.
+    pub fn process(&mut self, records: Vec<I>) -> Result<(), BoxError> {
+        self.input("process", |op, out| op.process_batch(records, out))
+    }
+}
+
+impl<A: Data, B: Data, O: Data> OperatorHarness<dyn BinaryOperator<A, B, O>, O> {
+    /// A harness around `operator`, not yet opened.
+    pub fn new(operator: impl BinaryOperator<A, B, O>) -> Self {
+        Self::from_boxed(Box::new(operator))
+    }
+
+    /// Hands `records` to the operator's first input as one batch.
+    ///
+    /// # Errors
+    /// The operator failed, or it is not open.
+    pub fn process_first(&mut self, records: Vec<A>) -> Result<(), BoxError> {
+        self.input("process_first", |op, out| op.process_first(records, out))
+    }
+
+    /// Hands `records` to the operator's second input as one batch.
+    ///
+    /// # Errors
+    /// The operator failed, or it is not open.
+    pub fn process_second(&mut self, records: Vec<B>) -> Result<(), BoxError> {
+        self.input("process_second", |op, out| op.process_second(records, out))
+    }
+}
+
+impl<Op: OperatorLifecycle<O> + ?Sized, O: Data> OperatorHarness<Op, O> {
     /// A harness around an operator already boxed, as operator factories return them.
-    pub fn from_boxed(operator: Box<dyn UnaryOperator<I, O>>) -> Self {
-        OneInputHarness {
+    pub fn from_boxed(operator: Box<Op>) -> Self {
+        OperatorHarness {
             operator,
             collector: Collector::new(),
             phase: Phase::Created,
         }
+    }
+
+    /// Runs `call` on the open operator with its output, then collects what it emitted.
+    fn input(
+        &mut self,
+        name: &str,
+        call: impl FnOnce(&mut Op, &mut Output<O>) -> Result<(), BoxError>,
+    ) -> Result<(), BoxError> {
+        self.phase.expect(Phase::Open, name)?;
+        call(&mut self.operator, &mut self.collector.output)?;
+        self.collector.drain()
     }
 
     /// Restores the operator from `state`, as a resuming job does before `open`.
@@ -148,26 +201,12 @@ impl<I: Data, O: Data> OneInputHarness<I, O> {
         self.operator.open()
     }
 
-    /// Hands `records` to the operator as one batch.
-    ///
-    /// # Errors
-    /// The operator failed, or it is not open.
-    pub fn process(&mut self, records: Vec<I>) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Open, "process")?;
-        self.operator
-            .process_batch(records, &mut self.collector.output)?;
-        self.collector.drain()
-    }
-
-    /// Advances the operator's input watermark to `watermark`.
+    /// Advances the operator's (combined) input watermark to `watermark`.
     ///
     /// # Errors
     /// The operator failed, or it is not open.
     pub fn watermark(&mut self, watermark: Timestamp) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Open, "watermark")?;
-        self.operator
-            .on_watermark(watermark, &mut self.collector.output)?;
-        self.collector.drain()
+        self.input("watermark", |op, out| op.on_watermark(watermark, out))
     }
 
     /// What the barrier of `checkpoint` does to the operator: returns its state, or `None`.
@@ -194,10 +233,7 @@ impl<I: Data, O: Data> OneInputHarness<I, O> {
     /// # Errors
     /// The operator failed, or it is not open.
     pub fn processing_time(&mut self) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Open, "processing_time")?;
-        self.operator
-            .on_processing_time(&mut self.collector.output)?;
-        self.collector.drain()
+        self.input("processing_time", |op, out| op.on_processing_time(out))
     }
 
     /// Takes the watermarks the operator emitted itself (through
@@ -212,145 +248,12 @@ impl<I: Data, O: Data> OneInputHarness<I, O> {
     /// # Errors
     /// The operator failed, or it is not open.
     pub fn notify_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Open, "notify_complete")?;
-        self.operator.notify_checkpoint_complete(checkpoint)?;
-        self.collector.drain()
+        self.input("notify_complete", |op, _| {
+            op.notify_checkpoint_complete(checkpoint)
+        })
     }
 
     /// Ends the input: closes the operator, which may emit its last records.
-    ///
-    /// # Errors
-    /// The operator failed, or it is not open.
-    pub fn close(&mut self) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Open, "close")?;
-        self.phase = Phase::Closed;
-        self.operator.close(&mut self.collector.output)?;
-        self.collector.drain()
-    }
-
-    /// Everything the operator emitted since the last [`take_output`](Self::take_output).
-    pub fn output(&self) -> &[O] {
-        &self.collector.records
-    }
-
-    /// Takes everything the operator emitted since the last call.
-    pub fn take_output(&mut self) -> Vec<O> {
-        std::mem::take(&mut self.collector.records)
-    }
-}
-
-/// Drives one instance of a two-input operator.
-pub struct TwoInputHarness<A, B, O> {
-    operator: Box<dyn BinaryOperator<A, B, O>>,
-    collector: Collector<O>,
-    phase: Phase,
-}
-
-impl<A: Data, B: Data, O: Data> TwoInputHarness<A, B, O> {
-    /// A harness around `operator`, not yet opened.
-    pub fn new(operator: impl BinaryOperator<A, B, O>) -> Self {
-        Self::from_boxed(Box::new(operator))
-    }
-
-    /// A harness around an operator already boxed, as operator factories return them.
-    pub fn from_boxed(operator: Box<dyn BinaryOperator<A, B, O>>) -> Self {
-        TwoInputHarness {
-            operator,
-            collector: Collector::new(),
-            phase: Phase::Created,
-        }
-    }
-
-    /// Restores the operator from `state`, as a resuming job does before `open`.
-    ///
-    /// # Errors
-    /// The operator's `restore` failed, or the operator is already open.
-    pub fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Created, "restore")?;
-        self.operator.restore(state)
-    }
-
-    /// Restores the operator from the snapshots `payloads` of checkpoint `checkpoint`, keeping
-    /// `key_groups`; see [`OneInputHarness::restore_from`].
-    ///
-    /// # Errors
-    /// As [`restore`](Self::restore).
-    pub fn restore_from(
-        &mut self,
-        checkpoint: CheckpointId,
-        key_groups: KeyGroupRange,
-        payloads: Vec<Vec<u8>>,
-    ) -> Result<(), BoxError> {
-        self.restore(&RestoredState::from_payloads(
-            checkpoint, key_groups, payloads,
-        ))
-    }
-
-    /// Opens the operator.
-    ///
-    /// # Errors
-    /// The operator's `open` failed, or it was opened before.
-    pub fn open(&mut self) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Created, "open")?;
-        self.phase = Phase::Open;
-        self.operator.open()
-    }
-
-    /// Hands `records` to the operator's first input as one batch.
-    ///
-    /// # Errors
-    /// The operator failed, or it is not open.
-    pub fn process_first(&mut self, records: Vec<A>) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Open, "process_first")?;
-        self.operator
-            .process_first(records, &mut self.collector.output)?;
-        self.collector.drain()
-    }
-
-    /// Hands `records` to the operator's second input as one batch.
-    ///
-    /// # Errors
-    /// The operator failed, or it is not open.
-    pub fn process_second(&mut self, records: Vec<B>) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Open, "process_second")?;
-        self.operator
-            .process_second(records, &mut self.collector.output)?;
-        self.collector.drain()
-    }
-
-    /// Advances the combined watermark of both inputs to `watermark`.
-    ///
-    /// # Errors
-    /// The operator failed, or it is not open.
-    pub fn watermark(&mut self, watermark: Timestamp) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Open, "watermark")?;
-        self.operator
-            .on_watermark(watermark, &mut self.collector.output)?;
-        self.collector.drain()
-    }
-
-    /// What the barrier of `checkpoint` does to the operator: returns its state, or `None`.
-    ///
-    /// # Errors
-    /// The operator failed, or it is not open.
-    pub fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
-        self.phase.expect(Phase::Open, "snapshot")?;
-        let state = self.operator.snapshot(checkpoint)?;
-        self.collector.drain()?;
-        Ok(state)
-    }
-
-    /// Tells the operator that `checkpoint` is complete.
-    ///
-    /// # Errors
-    /// The operator failed, or it is not open.
-    pub fn notify_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
-        self.phase.expect(Phase::Open, "notify_complete")?;
-        self.operator.notify_checkpoint_complete(checkpoint)?;
-        self.collector.drain()
-    }
-
-    /// Ends both inputs: closes the operator, which may emit its last records.
     ///
     /// # Errors
     /// The operator failed, or it is not open.
@@ -385,19 +288,25 @@ mod tests {
             self.0 += batch.iter().sum::<u64>();
             Ok(())
         }
+    }
+
+    impl OperatorLifecycle<u64> for Sum {
         fn snapshot(&mut self, _: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
             Ok(Some(self.0.to_le_bytes().to_vec()))
         }
+
         fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
             for payload in state.payloads() {
                 self.0 += u64::from_le_bytes(payload.try_into()?);
             }
             Ok(())
         }
+
         fn on_watermark(&mut self, _: Timestamp, out: &mut Output<u64>) -> Result<(), BoxError> {
             out.push(self.0);
             Ok(())
         }
+
         fn close(&mut self, out: &mut Output<u64>) -> Result<(), BoxError> {
             out.push(self.0);
             Ok(())
@@ -457,6 +366,8 @@ mod tests {
                 Ok(())
             }
         }
+
+        impl OperatorLifecycle<u32> for Repeat {}
         let mut harness = OneInputHarness::new(Repeat);
         harness.open().unwrap();
         harness.process(vec![40, 3]).unwrap();
@@ -489,6 +400,8 @@ mod tests {
                 Ok(())
             }
         }
+
+        impl OperatorLifecycle<String> for Tag {}
         let mut harness = TwoInputHarness::new(Tag);
         harness.open().unwrap();
         harness.process_first(vec![1]).unwrap();

@@ -14,7 +14,7 @@
 //! to each window task in file order, which clicks are late is a function of the input alone,
 //! the same after any number of crashes (watermarks are part of the checkpoint).
 
-use snapflow::engine::{Tagged, UnaryOperator};
+use snapflow::engine::{OperatorLifecycle, Tagged, UnaryOperator};
 use snapflow::operators::time::WatermarkStrategy;
 use snapflow::operators::window::{
     EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, Window,
@@ -154,6 +154,8 @@ impl UnaryOperator<String, Tagged<Click>> for Parse {
         Ok(())
     }
 }
+
+impl OperatorLifecycle<Tagged<Click>> for Parse {}
 
 /// Builds the job: counts per user per window of `window` into `output`, late and malformed
 /// lines into `late`.

@@ -4,7 +4,7 @@ use crate::process::StateKey;
 use crate::state::{KeyedState, KeyedStore};
 use snapflow_engine::{
     BinaryOperator, BoxError, CheckpointId, ConnectedKeyedStreams, Data, Either, KeySelector,
-    Output, RestoredState, Stream,
+    OperatorLifecycle, Output, RestoredState, Stream,
 };
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -83,7 +83,17 @@ where
         }
         Ok(())
     }
+}
 
+impl<K, A, B, S, O, F> OperatorLifecycle<O> for KeyedCoProcess<K, A, B, S, F>
+where
+    K: StateKey,
+    A: Data,
+    B: Data,
+    S: KeyedState,
+    O: Data,
+    F: Fn(&K, Either<A, B>, &mut S, &mut Output<O>) -> Result<(), BoxError> + Send + Sync + 'static,
+{
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         self.store.snapshot(self.max_parallelism).map(Some)
     }

@@ -1,6 +1,6 @@
 //! `filter`: keeps the records a predicate accepts.
 
-use snapflow_engine::{BoxError, Data, Output, Stream, UnaryOperator};
+use snapflow_engine::{BoxError, Data, OperatorLifecycle, Output, Stream, UnaryOperator};
 use std::sync::Arc;
 
 /// Adds `filter` to streams.
@@ -38,4 +38,11 @@ where
         out.push_batch(batch);
         Ok(())
     }
+}
+
+impl<T, F> OperatorLifecycle<T> for Filter<F>
+where
+    T: Data,
+    F: Fn(&T) -> bool + Send + Sync + 'static,
+{
 }

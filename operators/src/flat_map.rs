@@ -1,6 +1,6 @@
 //! `flat_map` and `flat_map_with`: any number of output records per input record.
 
-use snapflow_engine::{BoxError, Data, Output, Stream, UnaryOperator};
+use snapflow_engine::{BoxError, Data, OperatorLifecycle, Output, Stream, UnaryOperator};
 use std::sync::Arc;
 
 /// Adds `flat_map` and `flat_map_with` to streams.
@@ -79,6 +79,9 @@ where
     }
 }
 
+/// Stateless: every lifecycle hook keeps its default.
+impl<O, F: Send + Sync + 'static> OperatorLifecycle<O> for FlatMap<F> {}
+
 struct FlatMapWith<F> {
     f: Arc<F>,
 }
@@ -100,3 +103,6 @@ where
         Ok(())
     }
 }
+
+/// Stateless: every lifecycle hook keeps its default.
+impl<O, F: Send + Sync + 'static> OperatorLifecycle<O> for FlatMapWith<F> {}

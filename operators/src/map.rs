@@ -1,6 +1,6 @@
 //! `map`: one output record per input record.
 
-use snapflow_engine::{BoxError, Data, Output, Stream, UnaryOperator};
+use snapflow_engine::{BoxError, Data, OperatorLifecycle, Output, Stream, UnaryOperator};
 use std::sync::Arc;
 
 /// Adds `map` to streams.
@@ -47,3 +47,6 @@ where
         Ok(())
     }
 }
+
+/// Stateless: every lifecycle hook keeps its default.
+impl<O, F: Send + Sync + 'static> OperatorLifecycle<O> for Map<F> {}

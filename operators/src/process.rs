@@ -4,8 +4,8 @@ use crate::state::{KeyedState, KeyedStore};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use snapflow_engine::{
-    BoxError, CheckpointId, Data, Key, KeySelector, KeyedStream, Output, RestoredState, Stream,
-    UnaryOperator,
+    BoxError, CheckpointId, Data, Key, KeySelector, KeyedStream, OperatorLifecycle, Output,
+    RestoredState, Stream, UnaryOperator,
 };
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -98,7 +98,16 @@ where
         }
         Ok(())
     }
+}
 
+impl<K, T, S, O, F> OperatorLifecycle<O> for KeyedProcess<K, T, S, F>
+where
+    K: StateKey,
+    T: Data,
+    S: KeyedState,
+    O: Data,
+    F: Fn(&K, T, &mut S, &mut Output<O>) -> Result<(), BoxError> + Send + Sync + 'static,
+{
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         self.store.snapshot(self.max_parallelism).map(Some)
     }

@@ -7,7 +7,7 @@ pub use stream::{
 };
 
 use crate::config::JobConfig;
-use crate::coordinator::restart::is_restartable;
+use crate::contract::restart::is_restartable;
 use crate::error::JobError;
 use crate::error_chain::ErrorChain;
 use crate::graph::{Chaining, JobGraph, NodeKind, NodeSpec};

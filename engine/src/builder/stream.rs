@@ -3,7 +3,7 @@
 use crate::data::{Data, Key};
 use crate::error::BuildError;
 use crate::graph::{Chaining, EdgeSpec, JobGraph, NodeKind, NodeSpec};
-use crate::operator::{BinaryOperator, Sink, TaskInfo, UnaryOperator};
+use crate::operator::{BinaryOperator, OperatorLifecycle, Sink, TaskInfo, UnaryOperator};
 use crate::partition::Partitioning;
 use crate::runtime::factory::{BinaryFactory, NodeFactory, SinkFactory, TypedEdge, UnaryFactory};
 use crate::runtime::router::KeyHasher;
@@ -388,6 +388,8 @@ impl<T: Data> UnaryOperator<Tagged<T>, T> for SelectMain {
     }
 }
 
+impl<T: Data> OperatorLifecycle<T> for SelectMain {}
+
 /// Forwards the records of one side output, unboxed.
 struct SelectSide<S> {
     tag: u32,
@@ -414,6 +416,8 @@ impl<T: Data, S: Data + Sync> UnaryOperator<Tagged<T>, S> for SelectSide<S> {
     }
 }
 
+impl<S: Data + Sync> OperatorLifecycle<S> for SelectSide<S> {}
+
 /// Forwards batches unchanged (the union operator).
 struct PassThrough;
 
@@ -423,6 +427,8 @@ impl<T: Data> UnaryOperator<T, T> for PassThrough {
         Ok(())
     }
 }
+
+impl<T: Data> OperatorLifecycle<T> for PassThrough {}
 
 /// A stream partitioned by a key of type `K`. Only keyed streams offer keyed state.
 pub struct KeyedStream<K, T> {

@@ -14,14 +14,10 @@
 
 pub(crate) mod pending;
 pub(crate) mod protocol;
-pub(crate) mod restart;
 mod state;
-mod stats;
-
-pub(crate) use stats::{AbortedCheckpoint, StatsLog};
-pub use stats::{CheckpointEvent, CheckpointStats};
 
 use crate::config::CheckpointConfig;
+use crate::contract::stats::{AbortedCheckpoint, CheckpointEvent, CheckpointStats, StatsLog};
 use crate::error::JobError;
 use crate::error_chain::ErrorChain;
 use crate::operator::Committer;

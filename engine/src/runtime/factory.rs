@@ -6,19 +6,21 @@
 //! edge of type `T` to a node whose input or output is `T`.
 
 use crate::config::JobConfig;
+use crate::contract::restored::RestoredState;
 use crate::error::TaskError;
 use crate::message::Message;
 use crate::operator::{
-    BinaryOperator, Committer, Sink, Source, SourcePosition, TaskInfo, UnaryOperator,
+    BinaryOperator, Committer, OperatorLifecycle, Sink, Source, SourcePosition, TaskInfo,
+    UnaryOperator,
 };
 use crate::partition::Partitioning;
-use crate::runtime::chain::{ChainCursor, ChainedInput};
+use crate::runtime::chained::{ChainCursor, ChainedInput};
 use crate::runtime::gate::InputGate;
-use crate::runtime::restore::{RestorePoint, RestoredState};
+use crate::runtime::restore::RestorePoint;
 use crate::runtime::router::{EdgeWriter, KeyHasher, Output};
 use crate::runtime::task::{
-    failed, AsBinary, BinaryHandler, InputHandler, InputTask, SinkHandler, SourceTask, Task,
-    TaskEnv,
+    failed, InputHandler, InputTask, OneInput, OperatorHandler, SinkHandler, SourceTask, Task,
+    TaskEnv, TwoInputs,
 };
 use crate::Data;
 use crossbeam_channel::{bounded, Receiver};
@@ -166,8 +168,8 @@ fn ports<const N: usize>(wiring: TaskWiring) -> ([Vec<AnyEnd>; N], Vec<AnyEnd>) 
 }
 
 /// Gives an operator its state from the checkpoint the job resumes from, if it resumes.
-fn restore_operator<A, B, O>(
-    op: &mut impl BinaryOperator<A, B, O>,
+fn restore_operator<O>(
+    op: &mut impl OperatorLifecycle<O>,
     info: &TaskInfo,
     env: &TaskEnv,
 ) -> Result<(), TaskError> {
@@ -297,16 +299,15 @@ where
         info: &TaskInfo,
         outputs: Vec<AnyEnd>,
         env: &TaskEnv,
-    ) -> Result<BinaryHandler<I, Infallible, O, AsBinary<Op, I>>, TaskError> {
-        let mut op = AsBinary::new((self.make)(info));
+    ) -> Result<OperatorHandler<Op, O, OneInput<I>>, TaskError> {
+        let mut op = (self.make)(info);
         restore_operator(&mut op, info, env)?;
         op.open().map_err(failed)?;
-        Ok(BinaryHandler {
+        Ok(OperatorHandler::new(
             op,
-            out: output(outputs, env),
-            snapshots: env.snapshots.clone(),
-            _inputs: PhantomData,
-        })
+            output(outputs, env),
+            env.snapshots.clone(),
+        ))
     }
 }
 
@@ -358,12 +359,11 @@ where
         let ([first, second], outputs) = ports::<2>(wiring);
         Ok(Box::new(InputTask {
             gate: InputGate::new(receivers::<A>(first), receivers::<B>(second)),
-            handler: BinaryHandler {
+            handler: OperatorHandler::<_, _, TwoInputs<A, B>>::new(
                 op,
-                out: output(outputs, &env),
-                snapshots: env.snapshots.clone(),
-                _inputs: PhantomData,
-            },
+                output(outputs, &env),
+                env.snapshots.clone(),
+            ),
             counters: env.counters,
             faults: env.faults,
         }))

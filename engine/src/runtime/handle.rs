@@ -1,32 +1,20 @@
 //! A running job: its threads, its counters, and how it ends.
 
-use crate::coordinator::{CheckpointStats, CoordinatorExit, StatsLog};
-use crate::error::{JobError, TaskError};
+use crate::contract::stats::{CheckpointStats, StatsLog};
+use crate::coordinator::CoordinatorExit;
+use crate::error::{panic_message, JobError, TaskError};
 use crate::ownership::claim::ClaimedDirs;
-use crate::runtime::chain::ChainCursor;
+use crate::runtime::chained::ChainCursor;
 use crate::runtime::metrics::{JobMetrics, OperatorMetrics};
-use crate::runtime::plan::panic_message;
+use crate::runtime::shared::Shared;
 use crate::web::WebServer;
 use crossbeam_channel::Receiver;
 use snapflow_checkpoint::CheckpointId;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// State every task of a job shares.
-#[derive(Default)]
-pub(crate) struct Shared {
-    /// Asks the sources to stop (cancel, or another task failed).
-    pub stop: Arc<AtomicBool>,
-    /// Numbers failures in the order they happened.
-    pub failures: AtomicU64,
-    /// The job was cancelled by its owner rather than by a failure.
-    pub cancelled: AtomicBool,
-    /// A graceful stop was asked for.
-    pub stop_requested: Arc<AtomicBool>,
-}
 
 /// Asks a running job to stop gracefully, from any thread (a signal handler, say): the job
 /// takes a checkpoint, publishes its output, then stops; rerunning it resumes from there.

@@ -2,7 +2,7 @@
 //! readable from any thread while the job runs: by the end-of-job report, the web view and
 //! the Prometheus endpoint.
 
-use crate::coordinator::{CheckpointStats, StatsLog};
+use crate::contract::stats::{CheckpointStats, StatsLog};
 use crate::message::Timestamp;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -9,6 +9,7 @@
 
 pub(crate) mod align;
 pub(crate) mod chain;
+pub(crate) mod chained;
 pub(crate) mod factory;
 pub(crate) mod gate;
 pub(crate) mod handle;
@@ -19,6 +20,7 @@ pub(crate) mod plan;
 pub(crate) mod prepare;
 pub(crate) mod restore;
 pub(crate) mod router;
+pub(crate) mod shared;
 pub(crate) mod snapshot;
 pub(crate) mod task;
 

@@ -2,20 +2,23 @@
 //! channels and starts one thread per planned chain of tasks plus the checkpoint coordinator.
 
 use crate::config::JobConfig;
+use crate::contract::stats::StatsLog;
 use crate::coordinator::pending::TaskKey;
 use crate::coordinator::protocol::{TaskReport, Trigger};
-use crate::coordinator::{Coordinator, StatsLog};
-use crate::error::{JobError, TaskError};
+use crate::coordinator::Coordinator;
+use crate::error::{panic_message, JobError, TaskError};
 use crate::graph::{resolve, JobGraph};
 use crate::id::OperatorId;
 use crate::operator::TaskInfo;
-use crate::runtime::chain::{self, ChainCursor, ChainMember, ChainedTo};
+use crate::runtime::chain::{self, ChainMember, ChainedTo};
+use crate::runtime::chained::ChainCursor;
 use crate::runtime::factory::TaskWiring;
-use crate::runtime::handle::{JobHandle, Shared, TaskName, TaskThread};
+use crate::runtime::handle::{JobHandle, TaskName, TaskThread};
 use crate::runtime::metrics::{JobMetrics, OperatorInfo, TaskCounters};
 use crate::runtime::physical::{plan, GraphShape, PhysicalPlan, PlannedRestore, PlannedTask};
 use crate::runtime::prepare::{prepare, Prepared};
 use crate::runtime::restore::RestorePoint;
+use crate::runtime::shared::Shared;
 use crate::runtime::snapshot::SnapshotContext;
 use crate::runtime::task::TaskEnv;
 use crate::web::view::{EdgeView, JobView, OperatorView};
@@ -445,7 +448,7 @@ fn metrics(plan: &PhysicalPlan, counters: &[Arc<TaskCounters>], stats: &StatsLog
 /// Runs a task body on its thread: turns a panic into an error, and on failure tells the other
 /// tasks to stop and takes a sequence number so that the job can report the first failure.
 fn run_task(
-    shared: &crate::runtime::handle::Shared,
+    shared: &Shared,
     body: impl FnOnce() -> Result<(), TaskError>,
 ) -> Result<(), (u64, TaskError)> {
     // The task's channel ends are dropped while unwinding, inside `catch_unwind`: neighbours
@@ -456,14 +459,4 @@ fn run_task(
         shared.stop.store(true, Ordering::Relaxed);
         (shared.failures.fetch_add(1, Ordering::Relaxed), error)
     })
-}
-
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
-    }
 }

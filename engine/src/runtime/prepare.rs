@@ -7,6 +7,7 @@
 //! had pre-committed for it (which is its due).
 
 use crate::config::{CheckpointConfig, JobConfig};
+use crate::contract::restored::RestoredState;
 use crate::error::JobError;
 use crate::graph::fingerprint::fingerprint;
 use crate::graph::validate::ResolvedGraph;
@@ -14,7 +15,7 @@ use crate::graph::JobGraph;
 use crate::operator::{Committer, SourcePosition};
 use crate::ownership::claim::{claim_all, ClaimedDirs};
 use crate::ownership::DirRole;
-use crate::runtime::restore::{find_restore_point, NewOperator, RestorePoint, RestoredState};
+use crate::runtime::restore::{find_restore_point, NewOperator, RestorePoint};
 use petgraph::graph::NodeIndex;
 use snapflow_checkpoint::{CheckpointId, CheckpointStore, KeyGroupRange};
 use std::sync::Arc;

@@ -3,11 +3,13 @@
 use crate::coordinator::protocol::Trigger;
 use crate::error::{BoxError, TaskError};
 use crate::message::{Message, Timestamp};
-use crate::operator::{BinaryOperator, ReadStatus, SinkWriter, SourceReader, UnaryOperator};
+use crate::operator::{
+    BinaryOperator, OperatorLifecycle, ReadStatus, SinkWriter, SourceReader, UnaryOperator,
+};
 use crate::runtime::gate::{GateEvent, InputGate};
 use crate::runtime::inject::TaskFaults;
 use crate::runtime::metrics::{TaskCounters, WaitClock};
-use crate::runtime::restore::{RestorePoint, RestoredState};
+use crate::runtime::restore::RestorePoint;
 use crate::runtime::router::Output;
 use crate::runtime::snapshot::SnapshotContext;
 use crate::Data;
@@ -307,95 +309,87 @@ pub fn now_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A one-input operator seen as a two-input one whose second input never delivers, so that
-/// one handler runs both kinds.
-pub(crate) struct AsBinary<Op, I> {
-    op: Op,
-    _input: PhantomData<fn(I)>,
+/// Which process hooks an [`OperatorHandler`] calls: the input side of an operator, the only
+/// part in which one- and two-input operators differ. Every other hook comes from
+/// [`OperatorLifecycle`].
+pub(crate) trait OperatorInputs<Op, O> {
+    /// The first input's records.
+    type First;
+    /// The second input's records ([`Infallible`] for a one-input operator).
+    type Second;
+
+    /// Hands a batch of the first input to `op`.
+    fn first(op: &mut Op, batch: Vec<Self::First>, out: &mut Output<O>) -> Result<(), BoxError>;
+
+    /// Hands a batch of the second input to `op`.
+    fn second(op: &mut Op, batch: Vec<Self::Second>, out: &mut Output<O>) -> Result<(), BoxError>;
 }
 
-impl<Op, I> AsBinary<Op, I> {
-    pub(crate) fn new(op: Op) -> Self {
-        AsBinary {
-            op,
-            _input: PhantomData,
-        }
-    }
-}
+/// The inputs of a [`UnaryOperator`] with records `I`.
+pub(crate) struct OneInput<I>(PhantomData<fn(I)>);
 
-impl<I: Data, O: Data, Op: UnaryOperator<I, O>> BinaryOperator<I, Infallible, O>
-    for AsBinary<Op, I>
-{
-    fn open(&mut self) -> Result<(), BoxError> {
-        self.op.open()
+impl<I, O, Op: UnaryOperator<I, O>> OperatorInputs<Op, O> for OneInput<I> {
+    type First = I;
+    type Second = Infallible;
+
+    fn first(op: &mut Op, batch: Vec<I>, out: &mut Output<O>) -> Result<(), BoxError> {
+        op.process_batch(batch, out)
     }
 
-    fn process_first(&mut self, batch: Vec<I>, out: &mut Output<O>) -> Result<(), BoxError> {
-        self.op.process_batch(batch, out)
-    }
-
-    fn process_second(
-        &mut self,
-        batch: Vec<Infallible>,
-        _out: &mut Output<O>,
-    ) -> Result<(), BoxError> {
+    fn second(_: &mut Op, batch: Vec<Infallible>, _: &mut Output<O>) -> Result<(), BoxError> {
         match batch.into_iter().next() {
             None => Ok(()),
             Some(never) => match never {},
         }
     }
+}
 
-    fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
-        self.op.snapshot(checkpoint)
+/// The inputs of a [`BinaryOperator`] with records `A` and `B`.
+pub(crate) struct TwoInputs<A, B>(PhantomData<fn(A, B)>);
+
+impl<A, B, O, Op: BinaryOperator<A, B, O>> OperatorInputs<Op, O> for TwoInputs<A, B> {
+    type First = A;
+    type Second = B;
+
+    fn first(op: &mut Op, batch: Vec<A>, out: &mut Output<O>) -> Result<(), BoxError> {
+        op.process_first(batch, out)
     }
 
-    fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
-        self.op.restore(state)
-    }
-
-    fn on_watermark(&mut self, watermark: Timestamp, out: &mut Output<O>) -> Result<(), BoxError> {
-        self.op.on_watermark(watermark, out)
-    }
-
-    fn forwards_watermarks(&self) -> bool {
-        self.op.forwards_watermarks()
-    }
-
-    fn next_processing_time(&self) -> Option<u64> {
-        self.op.next_processing_time()
-    }
-
-    fn on_processing_time(&mut self, out: &mut Output<O>) -> Result<(), BoxError> {
-        self.op.on_processing_time(out)
-    }
-
-    fn close(&mut self, out: &mut Output<O>) -> Result<(), BoxError> {
-        self.op.close(out)
-    }
-
-    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
-        self.op.notify_checkpoint_complete(checkpoint)
+    fn second(op: &mut Op, batch: Vec<B>, out: &mut Output<O>) -> Result<(), BoxError> {
+        op.process_second(batch, out)
     }
 }
 
-/// Runs an operator: a two-input one, or a one-input one through [`AsBinary`].
-pub(crate) struct BinaryHandler<A, B, O, Op> {
+/// Runs an operator, one- or two-input as `In` says.
+pub(crate) struct OperatorHandler<Op, O, In> {
     pub op: Op,
     pub out: Output<O>,
     pub snapshots: SnapshotContext,
-    pub _inputs: PhantomData<fn(A, B)>,
+    pub _inputs: PhantomData<fn(In)>,
 }
 
-impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
-    for BinaryHandler<A, B, O, Op>
+impl<Op, O, In> OperatorHandler<Op, O, In> {
+    /// The handler of `op`, writing to `out`.
+    pub(crate) fn new(op: Op, out: Output<O>, snapshots: SnapshotContext) -> Self {
+        OperatorHandler {
+            op,
+            out,
+            snapshots,
+            _inputs: PhantomData,
+        }
+    }
+}
+
+impl<O: Data, Op: OperatorLifecycle<O>, In: OperatorInputs<Op, O>>
+    InputHandler<In::First, In::Second> for OperatorHandler<Op, O, In>
 {
-    fn first(&mut self, batch: Vec<A>) -> Result<(), TaskError> {
-        self.op.process_first(batch, &mut self.out)?;
+    fn first(&mut self, batch: Vec<In::First>) -> Result<(), TaskError> {
+        In::first(&mut self.op, batch, &mut self.out)?;
         self.out.check()
     }
 
-    fn second(&mut self, batch: Vec<B>) -> Result<(), TaskError> {
-        self.op.process_second(batch, &mut self.out)?;
+    fn second(&mut self, batch: Vec<In::Second>) -> Result<(), TaskError> {
+        In::second(&mut self.op, batch, &mut self.out)?;
         self.out.check()
     }
 

@@ -12,10 +12,10 @@ pub(crate) mod json;
 pub(crate) mod prometheus;
 pub(crate) mod view;
 
-use crate::coordinator::StatsLog;
+use crate::contract::stats::StatsLog;
 use crate::error::JobError;
-use crate::runtime::handle::Shared;
 use crate::runtime::metrics::JobMetrics;
+use crate::runtime::shared::Shared;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;

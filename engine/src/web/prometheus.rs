@@ -1,7 +1,7 @@
 //! `GET /metrics`: the job's metrics in Prometheus' text exposition format (version 0.0.4),
 //! from plain values. Every name starts with `snapflow_`; the README lists them all.
 
-use crate::coordinator::CheckpointStats;
+use crate::contract::stats::CheckpointStats;
 use crate::runtime::metrics::{OperatorMetrics, TaskMetrics};
 use crate::web::view::JobState;
 use std::fmt::Write;

@@ -1,9 +1,9 @@
 //! What the web view shows of a job besides its counters: the graph as planned, and the
 //! job's state. Plain data, built once at launch.
 
-use crate::coordinator::StatsLog;
+use crate::contract::stats::StatsLog;
 use crate::partition::Partitioning;
-use crate::runtime::handle::Shared;
+use crate::runtime::shared::Shared;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 

@@ -5,8 +5,8 @@ use crate::time::generator::BoundedOutOfOrderness;
 use crate::time::strategy::WatermarkStrategy;
 use serde::{Deserialize, Serialize};
 use snapflow_engine::{
-    BoxError, CheckpointId, Data, Output, RestoredState, Stream, TaskInfo, Timestamp,
-    TimestampAssigner, UnaryOperator,
+    BoxError, CheckpointId, Data, OperatorLifecycle, Output, RestoredState, Stream, TaskInfo,
+    Timestamp, TimestampAssigner, UnaryOperator,
 };
 
 /// Adds `assign_timestamps_and_watermarks` to streams.
@@ -100,7 +100,9 @@ impl<T: Data> UnaryOperator<T, T> for AssignTimestamps<T> {
         }
         Ok(())
     }
+}
 
+impl<T: Data> OperatorLifecycle<T> for AssignTimestamps<T> {
     fn forwards_watermarks(&self) -> bool {
         false
     }

@@ -11,8 +11,8 @@ use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use snapflow_engine::{
-    BoxError, CheckpointId, Data, KeySelector, KeyedStream, Output, OutputTag, RestoredState,
-    Stream, Tagged, TaskInfo, Timestamp, TimestampAssigner, UnaryOperator,
+    BoxError, CheckpointId, Data, KeySelector, KeyedStream, OperatorLifecycle, Output, OutputTag,
+    RestoredState, Stream, Tagged, TaskInfo, Timestamp, TimestampAssigner, UnaryOperator,
 };
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -329,7 +329,15 @@ where
         }
         Ok(())
     }
+}
 
+impl<K, T, O, F> OperatorLifecycle<Tagged<O>> for ProcessFunctionOperator<K, T, O, F>
+where
+    K: StateKey,
+    T: Data,
+    O: Data,
+    F: KeyedProcessFunction<K, T, O>,
+{
     fn on_watermark(
         &mut self,
         watermark: Timestamp,

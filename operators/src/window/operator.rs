@@ -24,8 +24,8 @@ use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use snapflow_engine::{
-    BoxError, CheckpointId, Data, KeySelector, Output, RestoredState, Tagged, TaskInfo, Timestamp,
-    TimestampAssigner, UnaryOperator,
+    BoxError, CheckpointId, Data, KeySelector, OperatorLifecycle, Output, RestoredState, Tagged,
+    TaskInfo, Timestamp, TimestampAssigner, UnaryOperator,
 };
 use std::ops::Range;
 use std::sync::Arc;
@@ -291,7 +291,14 @@ where
         }
         Ok(())
     }
+}
 
+impl<K, T, F> OperatorLifecycle<Tagged<F::Out>> for WindowOperator<K, T, F>
+where
+    K: StateKey,
+    T: Data,
+    F: WindowFunction<K, T>,
+{
     fn on_watermark(
         &mut self,
         watermark: Timestamp,
