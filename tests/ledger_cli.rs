@@ -1,25 +1,12 @@
 //! The ledger example's command line: output directories that would overwrite each other are
 //! refused before anything runs.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "support/example_bin.rs"]
+mod example_bin;
 
-/// The example binary that `cargo test` built next to this test.
-fn ledger_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps")
-        .join("examples")
-        .join(format!("ledger{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run through `cargo test`",
-        bin.display()
-    );
-    bin
-}
+use example_bin::example_bin;
+
+use std::process::Command;
 
 #[test]
 fn nested_or_equal_output_directories_are_refused() {
@@ -29,7 +16,7 @@ fn nested_or_equal_output_directories_are_refused() {
     let out = dir.path().join("out");
     let nested = out.join("dead");
     for (output, dead_letter) in [(&out, &out), (&out, &nested), (&nested, &out)] {
-        let result = Command::new(ledger_bin())
+        let result = Command::new(example_bin("ledger"))
             .args(["--input", input.to_str().unwrap()])
             .args(["--output", output.to_str().unwrap()])
             .args(["--dead-letter", dead_letter.to_str().unwrap()])
@@ -55,7 +42,7 @@ fn workload_options_out_of_range_are_refused() {
         ("--accounts", "0", "1..=10000000"),
         ("--batch-size", "1000000000000", "1..=1048576"),
     ] {
-        let result = Command::new(ledger_bin())
+        let result = Command::new(example_bin("ledger"))
             .args([option, value])
             .env("RUST_BACKTRACE", "1")
             .output()
@@ -80,7 +67,7 @@ fn the_ledger_through_kafka_checks_itself_against_the_sequential_ledger() {
     // generated workload, runs the ledger exactly once into two topics, reads them back as a
     // read_committed consumer and fails unless they equal the sequential computation.
     let dir = tempfile::tempdir().unwrap();
-    let result = Command::new(ledger_bin())
+    let result = Command::new(example_bin("ledger"))
         .args([
             "--kafka",
             "local",

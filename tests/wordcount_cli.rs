@@ -1,32 +1,19 @@
 //! The wordcount example end to end: its output over a seeded random corpus, at parallelism
 //! 1, 2 and 4, equals a sequential count; bad input gives a one-line error and a non-zero exit.
 
+#[path = "support/example_bin.rs"]
+mod example_bin;
+
+use example_bin::example_bin;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The example binary that `cargo test` built next to this test.
-fn wordcount_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("wordcount{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run this test through `cargo test`, which builds the examples",
-        bin.display()
-    );
-    bin
-}
-
 fn run_wordcount(args: &[&str]) -> Output {
-    Command::new(wordcount_bin())
+    Command::new(example_bin("wordcount"))
         .args(args)
         .output()
         .expect("start wordcount")
@@ -247,7 +234,7 @@ fn options_out_of_range_name_the_option_and_its_bounds() {
         ),
     ];
     for (args, mentions) in cases {
-        let result = Command::new(wordcount_bin())
+        let result = Command::new(example_bin("wordcount"))
             .args(*args)
             .env("RUST_BACKTRACE", "1")
             .output()
