@@ -3,7 +3,7 @@
 use crate::contract::restart::RestartStrategy;
 use crate::contract::stats::CheckpointEvent;
 use crate::error::BuildError;
-use crate::runtime::inject::FailureInjector;
+use crate::inject::FailureInjector;
 use crossbeam_channel::Sender;
 use snapflow_checkpoint::DEFAULT_MAX_PARALLELISM;
 use std::path::PathBuf;

@@ -35,11 +35,15 @@ mod error;
 mod error_chain;
 mod graph;
 mod id;
+mod inject;
 mod message;
+mod metrics;
 mod operator;
 pub mod ownership;
 mod partition;
+mod router;
 mod runtime;
+mod shared;
 pub mod side_output;
 pub mod sink_state;
 pub mod testing;
@@ -56,14 +60,16 @@ pub use data::{Data, Either, Key};
 pub use error::{BoxError, BuildError, JobError, TaskError, Unavailable};
 pub use error_chain::ErrorChain;
 pub use id::{OperatorId, TaskId};
+pub use inject::FailureInjector;
 pub use message::{Message, Timestamp};
+pub use metrics::{JobMetrics, OperatorMetrics};
 pub use operator::{
     BinaryOperator, Committer, OperatorLifecycle, ReadStatus, Sink, SinkWriter, Source,
     SourcePosition, SourceReader, TaskInfo, UnaryOperator,
 };
 pub use partition::Partitioning;
-pub use runtime::inject::FailureInjector;
+pub use router::Output;
 pub use runtime::task::now_millis;
-pub use runtime::{JobHandle, JobMetrics, JobReport, JobStopper, OperatorMetrics, Output};
+pub use runtime::{JobHandle, JobReport, JobStopper};
 pub use side_output::{OutputTag, Tagged};
 pub use snapflow_checkpoint::{CheckpointId, KeyGroup, KeyGroupRange};

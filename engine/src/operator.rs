@@ -9,7 +9,7 @@ use crate::contract::restored::RestoredState;
 use crate::error::BoxError;
 use crate::id::{OperatorId, TaskId};
 use crate::message::Timestamp;
-use crate::runtime::Output;
+use crate::router::Output;
 use snapflow_checkpoint::{CheckpointId, KeyGroupRange};
 use std::fmt;
 use std::path::PathBuf;

@@ -29,7 +29,7 @@ use crate::contract::restored::RestoredState;
 use crate::error::BoxError;
 use crate::message::{Message, Timestamp};
 use crate::operator::{BinaryOperator, OperatorLifecycle, UnaryOperator};
-use crate::runtime::Output;
+use crate::router::Output;
 use crate::Data;
 use crossbeam_channel::Receiver;
 use snapflow_checkpoint::{CheckpointId, KeyGroupRange};

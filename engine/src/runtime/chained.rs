@@ -3,10 +3,10 @@
 //! running, for failure attribution.
 
 use crate::error::TaskError;
+use crate::inject::TaskFaults;
 use crate::message::Message;
-use crate::runtime::inject::TaskFaults;
-use crate::runtime::metrics::{thread_cpu_time, TaskCounters};
-use crate::runtime::router::ChainLink;
+use crate::metrics::{thread_cpu_time, TaskCounters};
+use crate::router::ChainLink;
 use crate::runtime::task::InputHandler;
 use std::convert::Infallible;
 use std::marker::PhantomData;

@@ -14,10 +14,10 @@ use crate::operator::{
     UnaryOperator,
 };
 use crate::partition::Partitioning;
+use crate::router::{EdgeWriter, KeyHasher, Output};
 use crate::runtime::chained::{ChainCursor, ChainedInput};
 use crate::runtime::gate::InputGate;
 use crate::runtime::restore::RestorePoint;
-use crate::runtime::router::{EdgeWriter, KeyHasher, Output};
 use crate::runtime::task::{
     failed, InputHandler, InputTask, OneInput, OperatorHandler, SinkHandler, SourceTask, Task,
     TaskEnv, TwoInputs,

@@ -3,10 +3,10 @@
 use crate::contract::stats::{CheckpointStats, StatsLog};
 use crate::coordinator::CoordinatorExit;
 use crate::error::{panic_message, JobError, TaskError};
+use crate::metrics::{JobMetrics, OperatorMetrics};
 use crate::ownership::claim::ClaimedDirs;
 use crate::runtime::chained::ChainCursor;
-use crate::runtime::metrics::{JobMetrics, OperatorMetrics};
-use crate::runtime::shared::Shared;
+use crate::shared::Shared;
 use crate::web::WebServer;
 use crossbeam_channel::Receiver;
 use snapflow_checkpoint::CheckpointId;

@@ -13,17 +13,11 @@ pub(crate) mod chained;
 pub(crate) mod factory;
 pub(crate) mod gate;
 pub(crate) mod handle;
-pub(crate) mod inject;
-pub(crate) mod metrics;
 pub(crate) mod physical;
 pub(crate) mod plan;
 pub(crate) mod prepare;
 pub(crate) mod restore;
-pub(crate) mod router;
-pub(crate) mod shared;
 pub(crate) mod snapshot;
 pub(crate) mod task;
 
 pub use handle::{JobHandle, JobReport, JobStopper};
-pub use metrics::{JobMetrics, OperatorMetrics};
-pub use router::Output;

@@ -2,15 +2,15 @@
 
 use crate::coordinator::protocol::Trigger;
 use crate::error::{BoxError, TaskError};
+use crate::inject::TaskFaults;
 use crate::message::{Message, Timestamp};
+use crate::metrics::{TaskCounters, WaitClock};
 use crate::operator::{
     BinaryOperator, OperatorLifecycle, ReadStatus, SinkWriter, SourceReader, UnaryOperator,
 };
+use crate::router::Output;
 use crate::runtime::gate::{GateEvent, InputGate};
-use crate::runtime::inject::TaskFaults;
-use crate::runtime::metrics::{TaskCounters, WaitClock};
 use crate::runtime::restore::RestorePoint;
-use crate::runtime::router::Output;
 use crate::runtime::snapshot::SnapshotContext;
 use crate::Data;
 use crossbeam_channel::{Receiver, TryRecvError};

@@ -1,7 +1,7 @@
 //! The JSON documents of the web API, from plain values: no I/O, tested without a server.
 
 use crate::contract::stats::{AbortedCheckpoint, CheckpointStats};
-use crate::runtime::metrics::{OperatorMetrics, TaskMetrics};
+use crate::metrics::{OperatorMetrics, TaskMetrics};
 use crate::web::view::{partitioning_name, JobState, JobView};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

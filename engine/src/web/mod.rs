@@ -14,8 +14,8 @@ pub(crate) mod view;
 
 use crate::contract::stats::StatsLog;
 use crate::error::JobError;
-use crate::runtime::metrics::JobMetrics;
-use crate::runtime::shared::Shared;
+use crate::metrics::JobMetrics;
+use crate::shared::Shared;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;

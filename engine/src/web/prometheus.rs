@@ -2,7 +2,7 @@
 //! from plain values. Every name starts with `snapflow_`; the README lists them all.
 
 use crate::contract::stats::CheckpointStats;
-use crate::runtime::metrics::{OperatorMetrics, TaskMetrics};
+use crate::metrics::{OperatorMetrics, TaskMetrics};
 use crate::web::view::JobState;
 use std::fmt::Write;
 use std::time::Duration;

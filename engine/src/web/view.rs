@@ -3,7 +3,7 @@
 
 use crate::contract::stats::StatsLog;
 use crate::partition::Partitioning;
-use crate::runtime::shared::Shared;
+use crate::shared::Shared;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 

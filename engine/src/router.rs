@@ -2,8 +2,8 @@
 
 use crate::error::TaskError;
 use crate::message::{Message, Timestamp};
+use crate::metrics::TaskCounters;
 use crate::partition::Partitioning;
-use crate::runtime::metrics::TaskCounters;
 use crate::Data;
 use crossbeam_channel::{Sender, TrySendError};
 use snapflow_checkpoint::KeyGroupRouter;
