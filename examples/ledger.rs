@@ -24,6 +24,8 @@ mod bounds;
 mod checkpoint_log;
 #[path = "support/checkpoint_report.rs"]
 mod checkpoint_report;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/defaults.rs"]
 mod defaults;
 #[path = "support/engine_args.rs"]
@@ -132,10 +134,7 @@ struct Args {
 }
 
 fn main() {
-    if let Err(error) = run(Args::parse()) {
-        eprintln!("ledger: error: {error:#}");
-        std::process::exit(1);
-    }
+    cli::exit_on_error("ledger", run(Args::parse()));
 }
 
 fn generate(args: &Args, path: &Path) -> Result<()> {
@@ -240,19 +239,29 @@ fn run(args: Args) -> Result<()> {
     }
     if generated {
         let text = std::fs::read_to_string(&input)?;
-        let expected = ledger_model::reference(&text);
-        if balances != expected.balances {
-            bail!("the balances differ from a sequential computation");
-        }
-        let mut dead = dead;
-        dead.sort();
-        if dead != expected.dead_letters() {
-            bail!("the dead letters differ from a sequential computation");
-        }
-        println!(
-            "  checked against a sequential computation: balances, versions and dead letters match"
-        );
+        check_against_reference(&text, &balances, dead)?;
     }
+    Ok(())
+}
+
+/// Fails unless `balances` and the dead letters `dead` (in any order) are what the sequential
+/// ledger computes from the transfer lines `text`.
+fn check_against_reference(
+    text: &str,
+    balances: &HashMap<String, (i128, u64)>,
+    mut dead: Vec<String>,
+) -> Result<()> {
+    let expected = ledger_model::reference(text);
+    if *balances != expected.balances {
+        bail!("the balances differ from a sequential computation");
+    }
+    dead.sort();
+    if dead != expected.dead_letters() {
+        bail!("the dead letters differ from a sequential computation");
+    }
+    println!(
+        "  checked against a sequential computation: balances, versions and dead letters match"
+    );
     Ok(())
 }
 
@@ -300,16 +309,7 @@ fn run_postgres(args: &Args, input: &Path, generated: bool) -> Result<()> {
     }
     if generated {
         let text = std::fs::read_to_string(input)?;
-        let expected = ledger_model::reference(&text);
-        if tables.balances != expected.balances {
-            bail!("the balances differ from a sequential computation");
-        }
-        if tables.dead_letters != expected.dead_letters() {
-            bail!("the dead letters differ from a sequential computation");
-        }
-        println!(
-            "  checked against a sequential computation: balances, versions and dead letters match"
-        );
+        check_against_reference(&text, &tables.balances, tables.dead_letters)?;
     }
     Ok(())
 }
@@ -447,7 +447,7 @@ fn run_kafka(args: &Args) -> Result<()> {
     );
     let lines = kafka_topics::read_committed(&bootstrap, &args.output_topic)?;
     let balances = ledger_model::latest_balances(&lines).map_err(|e| anyhow::anyhow!(e))?;
-    let mut dead = kafka_topics::read_committed(&bootstrap, &args.dead_letter_topic)?;
+    let dead = kafka_topics::read_committed(&bootstrap, &args.dead_letter_topic)?;
     let sum: i128 = balances.values().map(|(b, _)| b).sum();
     println!(
         "  {} accounts, balances sum to {sum}; {} dead letters",
@@ -458,17 +458,7 @@ fn run_kafka(args: &Args) -> Result<()> {
         bail!("the committed balances sum to {sum}, not 0");
     }
     if let Some(text) = generated {
-        let expected = ledger_model::reference(&text);
-        if balances != expected.balances {
-            bail!("the balances differ from a sequential computation");
-        }
-        dead.sort();
-        if dead != expected.dead_letters() {
-            bail!("the dead letters differ from a sequential computation");
-        }
-        println!(
-            "  checked against a sequential computation: balances, versions and dead letters match"
-        );
+        check_against_reference(&text, &balances, dead)?;
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ mod bounds;
 mod checkpoint_log;
 #[path = "support/checkpoint_report.rs"]
 mod checkpoint_report;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/corpus.rs"]
 mod corpus;
 #[path = "support/cpu_report.rs"]
@@ -116,10 +118,7 @@ struct Args {
 }
 
 fn main() {
-    if let Err(error) = run(Args::parse()) {
-        eprintln!("wordcount: error: {error:#}");
-        std::process::exit(1);
-    }
+    cli::exit_on_error("wordcount", run(Args::parse()));
 }
 
 fn run(args: Args) -> Result<()> {
