@@ -49,6 +49,7 @@ pub use builder::{
 };
 pub use config::{CheckpointConfig, JobConfig};
 pub use coordinator::restart::RestartStrategy;
+pub use coordinator::savepoint::Savepoint;
 pub use coordinator::{CheckpointEvent, CheckpointStats};
 pub use data::{Data, Either, Key};
 pub use error::{BoxError, BuildError, JobError, TaskError, Unavailable};
@@ -65,4 +66,4 @@ pub use runtime::restore::RestoredState;
 pub use runtime::task::now_millis;
 pub use runtime::{JobHandle, JobMetrics, JobReport, JobStopper, OperatorMetrics, Output};
 pub use side_output::{OutputTag, Tagged};
-pub use snapflow_checkpoint::{CheckpointId, KeyGroup, KeyGroupRange};
+pub use snapflow_checkpoint::{CheckpointId, KeyGroup, KeyGroupRange, SavepointError};
