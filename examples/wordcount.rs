@@ -181,7 +181,7 @@ fn run(args: Args) -> Result<()> {
 
     let config = args.engine.config(checkpoint_dir.as_deref());
     let handle = job.launch(&config)?;
-    graceful::stop_on_signal(handle.stopper());
+    engine_args::stop_on_signal(&args.engine, &handle);
     engine_args::announce_web(&handle);
     let progress = progress::Progress::start(
         handle.metrics(),
@@ -226,6 +226,7 @@ fn run(args: Args) -> Result<()> {
             dir.display()
         );
     }
+    engine_args::announce_savepoint(&report);
     Ok(())
 }
 
@@ -293,7 +294,7 @@ fn run_kafka(args: &Args) -> Result<()> {
     }
     let config = args.engine.config(checkpoint_dir.as_deref());
     let handle = job.build().launch(&config)?;
-    graceful::stop_on_signal(handle.stopper());
+    engine_args::stop_on_signal(&args.engine, &handle);
     let progress = progress::Progress::start(handle.metrics(), "tokenize", "lines", None);
     let report = handle.join()?;
     drop(progress);

@@ -20,12 +20,12 @@ mod rng;
 mod wordcount_job;
 
 use changed::{assert_counted_then_uncounted, with_a_new_filter, without_count};
-use common::{bounded, gated, next_event};
+use common::{bounded, gated, keyed_state, next_event};
 use fixture::{committed_sorted, dirs, text, Dirs};
 use snapflow::checkpoint::{CheckpointLayout, CheckpointStore};
 use snapflow::engine::{CheckpointEvent, FailureInjector, Savepoint};
 use snapflow::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -326,4 +326,70 @@ fn a_source_that_cannot_rescale_is_refused_by_name() {
         report.operator("discard").map(|m| m.records_in),
         Some(1000 - 20)
     );
+}
+
+/// Flink's savepoint of a running job: the next completed checkpoint is copied while the job
+/// goes on; a job started from it at another parallelism ends with the sequential counts.
+#[test]
+fn a_savepoint_taken_while_the_job_runs_restores_at_another_parallelism() {
+    let original = text(15);
+    let d = dirs(&original);
+    let target = d.root.path().join("savepoint");
+    let (events_tx, events) = crossbeam_channel::unbounded();
+    // Counts only (discard sink): the state is what is checked.
+    let job = wordcount_job::build(&d.input, None, Arc::new(AtomicU64::new(0)));
+    let handle = job
+        .launch(&config(2, &d.checkpoints).with_checkpoint_listener(events_tx))
+        .expect("launch");
+    while !matches!(next_event(&events), CheckpointEvent::Completed(_)) {}
+    let savepoint = handle
+        .trigger_savepoint(&target)
+        .recv_timeout(Duration::from_secs(60))
+        .expect("an answer")
+        .expect("a savepoint");
+    let first = bounded("the job goes on", move || handle.join()).expect("finishes");
+    assert!(
+        first.savepoint.is_none(),
+        "it did not stop with a savepoint"
+    );
+    assert!(first.stopped_at.is_none(), "it ran to its end");
+
+    let (store, manifest) = snapflow::checkpoint::open_savepoint(&target).unwrap();
+    assert_eq!(manifest.checkpoint, savepoint.checkpoint);
+    assert!(
+        !manifest.is_final,
+        "the savepoint was taken part-way through the input"
+    );
+    let expected: HashMap<String, u64> =
+        original
+            .split_whitespace()
+            .fold(HashMap::new(), |mut m, w| {
+                *m.entry(w.to_owned()).or_insert(0) += 1;
+                m
+            });
+    let saved: HashMap<String, ValueState<u64>> = keyed_state(&store, &manifest, "count");
+    let saved_total: u64 = saved.values().filter_map(|v| v.get().copied()).sum();
+    assert!(saved_total < expected.values().sum::<u64>());
+
+    let fresh = d.root.path().join("checkpoints-2");
+    let (input, config) = (
+        d.input.clone(),
+        config(3, &fresh).with_savepoint_restore(&target),
+    );
+    let report = bounded("from the savepoint", move || {
+        wordcount_job::build(&input, None, Arc::new(AtomicU64::new(0))).run(&config)
+    })
+    .expect("finishes");
+    assert_eq!(report.restored_from, Some(savepoint.checkpoint));
+    let store = CheckpointStore::open(&fresh).unwrap();
+    let last = common::complete_checkpoints(&store)
+        .pop()
+        .expect("a final checkpoint");
+    assert!(last.is_final);
+    let counts: HashMap<String, u64> =
+        keyed_state::<String, ValueState<u64>>(&store, &last, "count")
+            .into_iter()
+            .filter_map(|(word, n)| n.get().copied().map(|n| (word, n)))
+            .collect();
+    common::assert_same_map("counts after the savepoint", &counts, &expected);
 }
