@@ -82,8 +82,9 @@ fn run(args: Args) -> Result<()> {
             cli::check_input(input)?;
             let job = clicks_job::build(input, output, late, args.window, d);
             let handle = job.launch(&config)?;
-            graceful::stop_on_signal(handle.stopper());
+            engine_args::stop_on_signal(&args.engine, &handle);
             let report = handle.join()?;
+            engine_args::announce_savepoint(&report);
             print_report(&report, &args, input);
             checkpoint_report::print(&report, &checkpoint_dir);
             Ok(())

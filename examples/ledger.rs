@@ -325,7 +325,7 @@ fn run_job(
     let config = args.engine.config(Some(checkpoint_dir));
     let handle = job.launch(&config)?;
     engine_args::announce_web(&handle);
-    graceful::stop_on_signal(handle.stopper());
+    engine_args::stop_on_signal(&args.engine, &handle);
     let progress = progress::Progress::start(handle.metrics(), "dedup", "transfers", None);
     let report = handle.join()?;
     drop(progress);
@@ -334,6 +334,7 @@ fn run_job(
             "ledger: stopped at checkpoint {id}: its {published}; to resume, rerun the same command with --checkpoint-dir {}",
             checkpoint_dir.display()
         );
+        engine_args::announce_savepoint(&report);
         return Ok(None);
     }
     Ok(Some(report))

@@ -124,8 +124,9 @@ fn run(args: Args) -> Result<()> {
         }
     };
     let handle = job.launch(&config)?;
-    graceful::stop_on_signal(handle.stopper());
+    engine_args::stop_on_signal(&args.engine, &handle);
     let report = handle.join()?;
+    engine_args::announce_savepoint(&report);
     print_report(&report, &args, query);
     if let Some(dir) = &checkpoint_dir {
         checkpoint_report::print(&report, dir);

@@ -180,7 +180,7 @@ fn run(args: Args) -> Result<()> {
 
     let config = args.engine.config(checkpoint_dir.as_deref());
     let handle = job.launch(&config)?;
-    graceful::stop_on_signal(handle.stopper());
+    engine_args::stop_on_signal(&args.engine, &handle);
     engine_args::announce_web(&handle);
     let progress = progress::Progress::start(
         handle.metrics(),
@@ -225,6 +225,7 @@ fn run(args: Args) -> Result<()> {
             dir.display()
         );
     }
+    engine_args::announce_savepoint(&report);
     Ok(())
 }
 
@@ -292,7 +293,7 @@ fn run_kafka(args: &Args) -> Result<()> {
     }
     let config = args.engine.config(checkpoint_dir.as_deref());
     let handle = job.build().launch(&config)?;
-    graceful::stop_on_signal(handle.stopper());
+    engine_args::stop_on_signal(&args.engine, &handle);
     let progress = progress::Progress::start(handle.metrics(), "tokenize", "lines", None);
     let report = handle.join()?;
     drop(progress);

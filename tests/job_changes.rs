@@ -3,6 +3,8 @@
 //! sequential result; dropping a stateful operator is refused, naming it, unless
 //! `with_allow_non_restored_state(true)`, and then the job resumes without that state.
 
+#[path = "support/changed_wordcount.rs"]
+mod changed;
 mod common;
 #[path = "../examples/support/corpus.rs"]
 mod corpus;
@@ -15,67 +17,10 @@ mod rng;
 #[path = "../examples/support/wordcount_job.rs"]
 mod wordcount_job;
 
+use changed::{with_a_new_filter, without_count};
 use common::bounded;
 use fixture::{committed_sorted, config, dirs, killed_run, text};
-use snapflow::operators::text::words;
 use snapflow::prelude::*;
-use std::collections::HashMap;
-use std::path::Path;
-
-/// Word count with a filter that keeps every line inserted between read and tokenize.
-fn with_a_new_filter(input: &Path, out: &Path, config: &JobConfig) -> Result<JobReport, JobError> {
-    let job = Job::new("wordcount");
-    job.source(TextFileSource::new(input))
-        .name("read")
-        .uid("read")
-        .filter(|_: &String| true)
-        .name("keep")
-        .uid("keep")
-        .flat_map_with(|line: String, out: &mut Output<String>| {
-            for word in words(&line) {
-                out.push(word.to_owned());
-            }
-        })
-        .name("tokenize")
-        .uid("tokenize")
-        .key_by(|word: &String| word.clone())
-        .process(
-            |_, word: String, count: &mut ValueState<u64>, out: &mut Output<String>| {
-                let n = count.get().copied().unwrap_or(0) + 1;
-                count.set(n);
-                out.push(format!("{word}\t{n}"));
-                Ok(())
-            },
-        )
-        .name("count")
-        .uid("count")
-        .sink(FileSink::new(out))
-        .name("write")
-        .uid("write");
-    job.run(config)
-}
-
-/// Word count without its counts: every word goes out as `word<TAB>0` ("not counted").
-fn without_count(input: &Path, out: &Path, config: &JobConfig) -> Result<JobReport, JobError> {
-    let job = Job::new("wordcount");
-    job.source(TextFileSource::new(input))
-        .name("read")
-        .uid("read")
-        .flat_map_with(|line: String, out: &mut Output<String>| {
-            for word in words(&line) {
-                out.push(word.to_owned());
-            }
-        })
-        .name("tokenize")
-        .uid("tokenize")
-        .map(|word: String| format!("{word}\t0"))
-        .name("uncounted")
-        .uid("uncounted")
-        .sink(FileSink::new(out))
-        .name("write")
-        .uid("write");
-    job.run(config)
-}
 
 #[test]
 fn a_new_stateless_operator_starts_empty_and_the_output_is_exact() {
@@ -131,39 +76,5 @@ fn dropping_a_stateful_operator_needs_permission() {
     .expect("the changed job resumes when dropping state is allowed");
     assert!(report.restored_from.is_some(), "it resumed");
 
-    // Every word occurrence of the input is in the output exactly once: counted by the first
-    // run up to the checkpoint it resumed from, then uncounted. The counted ones of a word are
-    // 1..=k, as the sequential count has them.
-    let committed = committed_sorted(&d.out);
-    let mut counted: HashMap<&str, Vec<u64>> = HashMap::new();
-    let mut seen: HashMap<&str, u64> = HashMap::new();
-    for line in &committed {
-        let (word, n) = line.split_once('\t').expect("word<TAB>n");
-        *seen.entry(word).or_insert(0) += 1;
-        let n: u64 = n.parse().unwrap();
-        if n > 0 {
-            counted.entry(word).or_default().push(n);
-        }
-    }
-    let mut expected: HashMap<&str, u64> = HashMap::new();
-    for word in original.split_whitespace() {
-        *expected.entry(word).or_insert(0) += 1;
-    }
-    assert!(seen == expected, "every word occurrence exactly once");
-    assert!(
-        counted.values().any(|c| !c.is_empty()),
-        "the first run counted some words"
-    );
-    assert!(
-        committed.iter().any(|l| l.ends_with("\t0")),
-        "the second run wrote uncounted words"
-    );
-    for (word, mut ns) in counted {
-        ns.sort_unstable();
-        let k = ns.len() as u64;
-        assert!(
-            ns == (1..=k).collect::<Vec<_>>(),
-            "counts of {word}: {ns:?}"
-        );
-    }
+    changed::assert_counted_then_uncounted(&committed_sorted(&d.out), &original);
 }

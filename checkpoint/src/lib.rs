@@ -84,6 +84,7 @@ mod key_group;
 mod layout;
 mod manifest;
 mod recovery;
+mod savepoint;
 mod snapshot;
 mod store;
 
@@ -104,6 +105,7 @@ pub use manifest::{Manifest, SnapshotEntry, SourceOffset};
 pub use recovery::{
     decide_latest, retention_plan, CheckpointState, CheckpointStatus, LatestDecision,
 };
+pub use savepoint::{open_savepoint, savepoint_checkpoint, write_savepoint, SavepointError};
 pub use snapshot::{
     verify_snapshot_file, write_snapshot, write_snapshot_serialized, ExpectedSnapshot, Snapshot,
     SnapshotInfo,

@@ -38,6 +38,7 @@ pub struct JobConfig {
     pub(crate) restart: RestartStrategy,
     pub(crate) injector: FailureInjector,
     pub(crate) allow_non_restored_state: bool,
+    pub(crate) savepoint_restore: Option<PathBuf>,
     pub(crate) web: Option<String>,
     pub(crate) chaining: bool,
 }
@@ -57,6 +58,7 @@ impl Default for JobConfig {
             restart: RestartStrategy::None,
             injector: FailureInjector::default(),
             allow_non_restored_state: false,
+            savepoint_restore: None,
             web: None,
             chaining: true,
         }
@@ -169,6 +171,22 @@ impl JobConfig {
     /// of refusing the restore.
     pub fn with_allow_non_restored_state(mut self, allow: bool) -> Self {
         self.allow_non_restored_state = allow;
+        self
+    }
+
+    /// Starts the job from the savepoint in `dir` (Flink's `--fromSavepoint`), written by
+    /// [`JobStopper::stop_with_savepoint`](crate::JobStopper::stop_with_savepoint) or
+    /// [`JobHandle::trigger_savepoint`](crate::JobHandle::trigger_savepoint), when the job's
+    /// checkpoint directory holds no checkpoint yet; once it does, the job resumes from its own
+    /// checkpoints, as any rerun. The savepoint is only read, never written, so it can start
+    /// any number of jobs; give each a new checkpoint directory. State maps onto operators by
+    /// uid as for a checkpoint (see
+    /// [`with_allow_non_restored_state`](Self::with_allow_non_restored_state)), at any
+    /// parallelism: keyed state by key group, and sources that can (the text file source)
+    /// reassign their splits; others are refused. A missing, incomplete or damaged savepoint,
+    /// or an input that changed since, is refused before anything runs.
+    pub fn with_savepoint_restore(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.savepoint_restore = Some(dir.into());
         self
     }
 

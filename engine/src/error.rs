@@ -238,6 +238,28 @@ pub enum JobError {
         /// What changed.
         source: BoxError,
     },
+    /// A savepoint could not be written (the job's own last checkpoint is complete: it
+    /// resumes from its checkpoint directory), or the savepoint to start from is missing,
+    /// incomplete or damaged (nothing ran).
+    #[error(transparent)]
+    Savepoint(#[from] snapflow_checkpoint::SavepointError),
+    /// A source of the restored checkpoint cannot resume at the job's new parallelism;
+    /// nothing ran.
+    #[error("source '{operator}' (uid '{uid}') cannot resume from checkpoint {checkpoint} at parallelism {to}: it was checkpointed at parallelism {from}; run it at parallelism {from} (`.parallelism({from})` on the source)")]
+    SourceCannotRescale {
+        /// The source operator's name.
+        operator: String,
+        /// Its uid.
+        uid: String,
+        /// The checkpoint being restored.
+        checkpoint: CheckpointId,
+        /// How many tasks recorded positions in the checkpoint.
+        from: usize,
+        /// The source's parallelism now.
+        to: usize,
+        /// Why the source cannot.
+        source: BoxError,
+    },
     /// The operating system refused to start a task thread.
     #[error("could not start a task thread")]
     Spawn(#[source] io::Error),

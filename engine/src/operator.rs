@@ -102,6 +102,26 @@ pub trait Source: Send + Sync + 'static {
     fn verify_restore(&self, _positions: &[SourcePosition]) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// Reassigns what `positions` (one per task of the job that took the checkpoint, by task
+    /// index) still has to read to `parallelism` new tasks, so that a job restored at another
+    /// parallelism still reads every record exactly once (Flink: the splits with their
+    /// positions are the source's state, redistributed on rescale). Returns one position per
+    /// new task, each one its [`SourceReader::seek`] accepts. Called only when the
+    /// parallelism changed, after [`verify_restore`](Self::verify_restore).
+    ///
+    /// # Errors
+    /// The source cannot resume at another parallelism (the default): the job does not start.
+    fn rescale(
+        &self,
+        _positions: &[SourcePosition],
+        _parallelism: usize,
+    ) -> Result<Vec<SourcePosition>, BoxError> {
+        Err(
+            "this source cannot resume at another parallelism (its input is split by task index)"
+                .into(),
+        )
+    }
 }
 
 /// One task's share of a source.

@@ -1,5 +1,6 @@
 //! State every task of a job shares with its handle, its coordinator and its web UI.
 
+use crate::coordinator::savepoint::SavepointRequests;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -14,4 +15,6 @@ pub(crate) struct Shared {
     pub cancelled: AtomicBool,
     /// A graceful stop was asked for.
     pub stop_requested: Arc<AtomicBool>,
+    /// Savepoints asked for (see [`JobStopper::stop_with_savepoint`](crate::JobStopper::stop_with_savepoint)).
+    pub savepoints: Arc<SavepointRequests>,
 }

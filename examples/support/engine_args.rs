@@ -49,6 +49,16 @@ pub struct EngineArgs {
     /// chain operators into one thread.
     #[arg(long)]
     pub no_chaining: bool,
+    /// Ctrl-C or SIGTERM stops the job with a savepoint in this directory (Flink's
+    /// stop-with-savepoint): a last checkpoint, its output published, copied whole into DIR
+    /// (new or empty). Start a job from it with --from-savepoint DIR.
+    #[arg(long, value_name = "DIR")]
+    pub savepoint_dir: Option<PathBuf>,
+    /// Start from the savepoint in DIR, into a checkpoint directory that holds no checkpoint
+    /// yet (once it has its own, a rerun resumes from those); any --parallelism. The
+    /// savepoint is only read.
+    #[arg(long, value_name = "DIR")]
+    pub from_savepoint: Option<PathBuf>,
 }
 
 impl EngineArgs {
@@ -76,6 +86,9 @@ impl EngineArgs {
         if let Some(batches) = self.channel_capacity {
             config = config.with_channel_capacity(batches);
         }
+        if let Some(dir) = &self.from_savepoint {
+            config = config.with_savepoint_restore(dir);
+        }
         if let Some(addr) = &self.web {
             config = config.with_web(addr.clone());
         }
@@ -91,5 +104,23 @@ impl EngineArgs {
 pub fn announce_web(handle: &JobHandle) {
     if let Some(addr) = handle.web_addr() {
         eprintln!("web view at http://{addr}/");
+    }
+}
+
+/// Makes Ctrl-C and SIGTERM stop the job gracefully, with a savepoint when `--savepoint-dir`
+/// asks for one.
+pub fn stop_on_signal(engine: &EngineArgs, handle: &JobHandle) {
+    super::graceful::stop_on_signal(handle.stopper(), engine.savepoint_dir.clone());
+}
+
+/// Tells where the savepoint the job stopped with is, and how to start from it.
+pub fn announce_savepoint(report: &JobReport) {
+    if let Some(savepoint) = &report.savepoint {
+        println!(
+            "  savepoint of checkpoint {} written to {}; start a job from it with --from-savepoint {} and a new --checkpoint-dir",
+            savepoint.checkpoint,
+            savepoint.dir.display(),
+            savepoint.dir.display()
+        );
     }
 }

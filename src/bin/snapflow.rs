@@ -6,12 +6,15 @@
 //! snapflow verify DIR [--output OUT]...
 //!                            check every file's integrity, and each file sink output directory
 //!                            against the latest checkpoint; exit status 1 naming what is wrong
+//! snapflow savepoint DIR TARGET [--checkpoint ID]
+//!                            copy the newest complete checkpoint of a stopped job (or ID) into a
+//!                            new savepoint TARGET, for `--from-savepoint` / `with_savepoint_restore`
 //! ```
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use snapflow::checkpoint::{
-    CheckpointId, CheckpointState, CheckpointStatus, CheckpointStore, Manifest,
+    write_savepoint, CheckpointId, CheckpointState, CheckpointStatus, CheckpointStore, Manifest,
 };
 use snapflow::operators::sink::file::{check_output, decode_records};
 use std::path::{Path, PathBuf};
@@ -41,12 +44,31 @@ enum Command {
         #[arg(long = "output", value_name = "OUT")]
         outputs: Vec<PathBuf>,
     },
+    /// Copy a complete checkpoint of DIR (the newest, or --checkpoint ID) into a new savepoint
+    /// in TARGET (new or empty), verifying every file; start a job from it with
+    /// `--from-savepoint TARGET`. For a job that is not running (a running one may delete the
+    /// checkpoint while it is copied: the copy then fails, and an incomplete savepoint is
+    /// never used).
+    Savepoint {
+        /// A job's checkpoint directory.
+        dir: PathBuf,
+        /// The new savepoint's directory.
+        target: PathBuf,
+        /// The checkpoint to copy (default: the newest complete one).
+        #[arg(long, value_name = "ID")]
+        checkpoint: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Checkpoints { dir } => list(&dir),
         Command::Verify { dir, outputs } => verify(&dir, &outputs),
+        Command::Savepoint {
+            dir,
+            target,
+            checkpoint,
+        } => savepoint(&dir, &target, checkpoint.map(CheckpointId)),
     };
     match result {
         Ok(code) => code,
@@ -67,6 +89,32 @@ fn open(dir: &Path) -> Result<(CheckpointStore, Vec<CheckpointStatus>)> {
         .scan()
         .with_context(|| format!("cannot read checkpoints in {}", dir.display()))?;
     Ok((store, statuses))
+}
+
+fn savepoint(dir: &Path, target: &Path, checkpoint: Option<CheckpointId>) -> Result<ExitCode> {
+    let (store, statuses) = open(dir)?;
+    let id = match checkpoint {
+        Some(id) => id,
+        None => statuses
+            .iter()
+            .rev()
+            .find(|s| s.state == CheckpointState::Complete)
+            .map(|s| s.id)
+            .with_context(|| format!("{} holds no complete checkpoint", dir.display()))?,
+    };
+    let manifest = write_savepoint(&store, id, target).with_context(|| {
+        format!(
+            "cannot write a savepoint of checkpoint {id} into {}",
+            target.display()
+        )
+    })?;
+    println!(
+        "savepoint of checkpoint {id} ({} snapshot files, {} bytes) written to {}",
+        manifest.snapshots.len(),
+        manifest.total_bytes(),
+        target.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list(dir: &Path) -> Result<ExitCode> {

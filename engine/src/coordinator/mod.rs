@@ -14,6 +14,7 @@
 
 pub(crate) mod pending;
 pub(crate) mod protocol;
+pub(crate) mod savepoint;
 mod state;
 
 use crate::config::CheckpointConfig;
@@ -63,6 +64,8 @@ pub(crate) struct Coordinator {
     pub stop: Arc<AtomicBool>,
     /// A graceful stop was asked for: take a checkpoint, then stop.
     pub stop_requested: Arc<AtomicBool>,
+    /// Savepoints asked for, on stop or of the next checkpoint.
+    pub savepoints: Arc<savepoint::SavepointRequests>,
     pub stats: StatsLog,
     pub listener: Option<Sender<CheckpointEvent>>,
     /// The highest checkpoint id that is completed or aborted, shared with the snapshot
@@ -87,7 +90,7 @@ impl Coordinator {
     /// Runs until the final checkpoint is committed or the job stops. A failure here stops the
     /// job too.
     pub(crate) fn run(mut self) -> Result<CoordinatorExit, JobError> {
-        let result = self.drive();
+        let result = self.drive().and_then(|exit| self.savepoint_at_stop(exit));
         if !matches!(result, Ok(CoordinatorExit::Finished)) {
             self.stop.store(true, Ordering::Relaxed);
         }
@@ -100,6 +103,20 @@ impl Coordinator {
             committer.close(interrupted);
         }
         result
+    }
+
+    /// Writes the savepoint asked for on stop, once the job stopped gracefully or finished:
+    /// its last checkpoint is committed and published by then.
+    fn savepoint_at_stop(&self, exit: CoordinatorExit) -> Result<CoordinatorExit, JobError> {
+        let last = match exit {
+            CoordinatorExit::StoppedAt(id) => Some(id),
+            CoordinatorExit::Finished => Some(CheckpointId(self.completed.load(Ordering::Relaxed))),
+            CoordinatorExit::Stopped => None,
+        };
+        if let (Some(id), Some((_, store))) = (last, &self.checkpoints) {
+            self.savepoints.at_stop(store, id)?;
+        }
+        Ok(exit)
     }
 
     /// The executor around `Protocol`: feeds it the stop flags, ticks and the tasks' reports
@@ -280,6 +297,8 @@ impl Coordinator {
         }
         self.completed.store(id.0, Ordering::Relaxed);
         if let Some((config, store)) = &self.checkpoints {
+            // Before retention, which may delete older checkpoints but never this one.
+            self.savepoints.after_commit(store, id);
             if let Err(e) = store.retain(config.retained) {
                 tracing::warn!(checkpoint = id.0, error = %ErrorChain(&e), "could not delete old checkpoints");
             }

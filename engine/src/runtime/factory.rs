@@ -95,6 +95,15 @@ pub(crate) trait NodeFactory: Send + Sync {
     fn verify_restore(&self, _positions: &[SourcePosition]) -> Result<(), crate::BoxError> {
         Ok(())
     }
+
+    /// For a source node: reassigns the recorded positions to `parallelism` tasks.
+    fn rescale(
+        &self,
+        _positions: &[SourcePosition],
+        _parallelism: usize,
+    ) -> Result<Vec<SourcePosition>, crate::BoxError> {
+        Err("not a source".into())
+    }
 }
 
 /// The edge recipe for records of type `T`.
@@ -180,40 +189,23 @@ fn restore_operator<O>(
     Ok(())
 }
 
-/// Where a source task resumes: the position its counterpart recorded in the checkpoint.
-/// Sources resume only at the parallelism they were checkpointed with, since how a source
-/// splits its input depends on it.
+/// Where a source task resumes: the position planned for it before the job started (the
+/// one its counterpart recorded, or its share of them when the parallelism changed).
 fn source_position(point: &RestorePoint, info: &TaskInfo) -> Result<SourcePosition, TaskError> {
-    let manifest = &point.manifest;
-    let recorded = manifest
-        .source_offsets
-        .iter()
-        .filter(|o| *o.operator_uid == *info.uid)
-        .count();
-    if recorded != info.parallelism {
-        return Err(failed(
-            format!(
-                "checkpoint {} holds positions of {recorded} tasks of source '{}', which now has {}; sources resume only at the same parallelism",
-                manifest.checkpoint, info.uid, info.parallelism
-            )
-            .into(),
-        ));
-    }
-    let offset = manifest
-        .source_offset(&info.uid, info.index as u32)
+    point
+        .source_positions
+        .get(&*info.uid)
+        .and_then(|positions| positions.get(info.index))
+        .cloned()
         .ok_or_else(|| {
             failed(
                 format!(
                     "checkpoint {} has no position for source '{}' task {}",
-                    manifest.checkpoint, info.uid, info.index
+                    point.manifest.checkpoint, info.uid, info.index
                 )
                 .into(),
             )
-        })?;
-    Ok(SourcePosition {
-        offset: offset.offset.clone(),
-        description: offset.description.clone(),
-    })
+        })
 }
 
 /// Recipe of a source node.
@@ -222,6 +214,14 @@ pub(crate) struct SourceFactory<S>(pub S);
 impl<S: Source> NodeFactory for SourceFactory<S> {
     fn verify_restore(&self, positions: &[SourcePosition]) -> Result<(), crate::BoxError> {
         self.0.verify_restore(positions)
+    }
+
+    fn rescale(
+        &self,
+        positions: &[SourcePosition],
+        parallelism: usize,
+    ) -> Result<Vec<SourcePosition>, crate::BoxError> {
+        self.0.rescale(positions, parallelism)
     }
 
     fn create_task(

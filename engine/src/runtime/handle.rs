@@ -1,6 +1,7 @@
 //! A running job: its threads, its counters, and how it ends.
 
 use crate::contract::stats::{CheckpointStats, StatsLog};
+use crate::coordinator::savepoint::Savepoint;
 use crate::coordinator::CoordinatorExit;
 use crate::error::{panic_message, JobError, TaskError};
 use crate::metrics::{JobMetrics, OperatorMetrics};
@@ -9,8 +10,9 @@ use crate::runtime::chained::ChainCursor;
 use crate::shared::Shared;
 use crate::web::WebServer;
 use crossbeam_channel::Receiver;
-use snapflow_checkpoint::CheckpointId;
+use snapflow_checkpoint::{CheckpointId, SavepointError};
 use std::convert::Infallible;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,6 +30,20 @@ impl JobStopper {
     /// `stopped_at` names the checkpoint. Without checkpointing, this cancels the job.
     pub fn stop(&self) {
         self.shared.stop_requested.store(true, Ordering::Relaxed);
+    }
+
+    /// Flink's stop-with-savepoint: the job stops gracefully (as [`stop`](Self::stop): a
+    /// last checkpoint, its output published) and that checkpoint is then copied, whole, into
+    /// the savepoint directory `dir` (created; it must be empty). `join` then returns a report
+    /// whose `savepoint` names it; start a job from it with
+    /// [`JobConfig::with_savepoint_restore`](crate::JobConfig::with_savepoint_restore). A job
+    /// whose sources end first stops at its final checkpoint, which becomes the savepoint.
+    /// Should the copy fail or be cut short, `join` fails with [`JobError::Savepoint`] and the
+    /// job still resumes from its own checkpoint directory. Without checkpointing, this
+    /// cancels the job.
+    pub fn stop_with_savepoint(&self, dir: impl Into<PathBuf>) {
+        self.shared.savepoints.on_stop(dir.into());
+        self.stop();
     }
 }
 
@@ -67,6 +83,9 @@ pub struct JobReport {
     /// Set when the job stopped gracefully at this checkpoint rather than finishing: its
     /// output up to it is published, and a rerun resumes from it.
     pub stopped_at: Option<CheckpointId>,
+    /// The savepoint written when the job stopped, if one was asked for
+    /// ([`JobStopper::stop_with_savepoint`]).
+    pub savepoint: Option<Savepoint>,
 }
 
 impl JobReport {
@@ -171,6 +190,19 @@ impl JobHandle {
         }
     }
 
+    /// Takes a savepoint without stopping: the next checkpoint to complete (after its output
+    /// is published) is copied, whole, into `dir` (created; it must be empty). The receiver
+    /// gets the savepoint, or why it could not be written (the job goes on either way); it
+    /// disconnects if the job ends before another checkpoint completes. Needs checkpointing.
+    pub fn trigger_savepoint(
+        &self,
+        dir: impl Into<PathBuf>,
+    ) -> Receiver<Result<Savepoint, SavepointError>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.shared.savepoints.of_next(dir.into(), tx);
+        rx
+    }
+
     /// Statistics of every checkpoint completed so far, oldest first.
     pub fn checkpoints(&self) -> Vec<CheckpointStats> {
         self.stats.all()
@@ -237,6 +269,7 @@ impl JobHandle {
                 restored_from: self.restored_from,
                 restarts: 0,
                 stopped_at: None,
+                savepoint: self.shared.savepoints.written(),
             }),
             (_, Ok(CoordinatorExit::StoppedAt(id))) => Ok(JobReport {
                 elapsed: self.started.elapsed(),
@@ -246,6 +279,7 @@ impl JobHandle {
                 restored_from: self.restored_from,
                 restarts: 0,
                 stopped_at: Some(id),
+                savepoint: self.shared.savepoints.written(),
             }),
             (_, Ok(_)) if cancelled => Err(JobError::Cancelled),
             (Some((true, _, i, source)), _) => Err(self.task_failed(i, source)),

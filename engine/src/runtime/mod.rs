@@ -17,6 +17,7 @@ pub(crate) mod physical;
 pub(crate) mod plan;
 pub(crate) mod prepare;
 pub(crate) mod restore;
+pub(crate) mod resume;
 pub(crate) mod snapshot;
 pub(crate) mod task;
 

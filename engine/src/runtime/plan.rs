@@ -107,6 +107,7 @@ pub(crate) fn launch(
         committers: prepared.committers,
         stop: shared.stop.clone(),
         stop_requested: shared.stop_requested.clone(),
+        savepoints: shared.savepoints.clone(),
         stats: stats.clone(),
         listener: config.listener.clone(),
         settled,

@@ -12,10 +12,11 @@ use crate::error::JobError;
 use crate::graph::fingerprint::fingerprint;
 use crate::graph::validate::ResolvedGraph;
 use crate::graph::JobGraph;
-use crate::operator::{Committer, SourcePosition};
+use crate::operator::Committer;
 use crate::ownership::claim::{claim_all, ClaimedDirs};
 use crate::ownership::DirRole;
-use crate::runtime::restore::{find_restore_point, NewOperator, RestorePoint};
+use crate::runtime::restore::{NewOperator, RestorePoint};
+use crate::runtime::resume::{choose_restore_point, plan_source_positions};
 use petgraph::graph::NodeIndex;
 use snapflow_checkpoint::{CheckpointId, CheckpointStore, KeyGroupRange};
 use std::sync::Arc;
@@ -72,52 +73,36 @@ pub(crate) fn prepare(
     let graph_fingerprint = fingerprint(graph, resolved);
     let operator_uids: Vec<String> = resolved.nodes.iter().map(|n| n.uid.to_string()).collect();
     // Resume from the latest complete checkpoint, if there is one: rerunning a job with the
-    // same checkpoint directory is all it takes.
-    let (checkpoints, restore, first_checkpoint) = match &config.checkpoint {
-        None => (None, None, CheckpointId(1)),
-        Some(c) => {
-            let store = CheckpointStore::open(&c.dir)?;
-            let operators: Vec<NewOperator<'_>> = g
-                .node_indices()
-                .map(|n| NewOperator {
-                    uid: &resolved.nodes[n.index()].uid,
-                    is_source: g[n].ports == 0,
-                })
-                .collect();
-            let restore = find_restore_point(&store, &operators, config.allow_non_restored_state)?;
-            // After every existing directory, so an id in flight when the last run died is
-            // never reused.
-            let first = store.next_id()?;
-            (Some((c.clone(), store)), restore, first)
-        }
+    // same checkpoint directory is all it takes. Else from the savepoint, if one is given.
+    let store = match &config.checkpoint {
+        Some(c) => Some((c.clone(), CheckpointStore::open(&c.dir)?)),
+        None => None,
     };
-
-    if let Some(point) = &restore {
-        for n in g.node_indices().filter(|&n| g[n].ports == 0) {
-            let node = &resolved.nodes[n.index()];
-            let mut offsets: Vec<_> = point
-                .manifest
-                .source_offsets
-                .iter()
-                .filter(|o| *o.operator_uid == *node.uid)
-                .collect();
-            offsets.sort_by_key(|o| o.task);
-            let positions: Vec<SourcePosition> = offsets
-                .into_iter()
-                .map(|o| SourcePosition {
-                    offset: o.offset.clone(),
-                    description: o.description.clone(),
-                })
-                .collect();
-            g[n].factory
-                .verify_restore(&positions)
-                .map_err(|source| JobError::InputChanged {
-                    operator: node.name.to_string(),
-                    checkpoint: point.manifest.checkpoint,
-                    source,
-                })?;
-        }
+    let operators: Vec<NewOperator<'_>> = g
+        .node_indices()
+        .map(|n| NewOperator {
+            uid: &resolved.nodes[n.index()].uid,
+            is_source: g[n].ports == 0,
+        })
+        .collect();
+    let mut restore = choose_restore_point(
+        store.as_ref().map(|(_, s)| s),
+        config.savepoint_restore.as_deref(),
+        &operators,
+        config.allow_non_restored_state,
+    )?;
+    // After every existing directory, so an id in flight when the last run died is never
+    // reused; and after the restored checkpoint, which may come from a savepoint.
+    let mut first_checkpoint = match &store {
+        Some((_, s)) => s.next_id()?,
+        None => CheckpointId(1),
+    };
+    if let Some(point) = &mut restore {
+        first_checkpoint = first_checkpoint.max(point.manifest.checkpoint.next());
+        plan_source_positions(point, graph, resolved)?;
     }
+    let restore = restore.map(Arc::new);
+    let checkpoints = store;
 
     // Sinks check their output against the checkpoint and resolve what an earlier run left
     // staged, before any writer stages anything new.

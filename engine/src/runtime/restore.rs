@@ -2,14 +2,19 @@
 
 use crate::contract::restored::RestoredState;
 use crate::error::{BoxError, JobError};
+use crate::operator::SourcePosition;
 use snapflow_checkpoint::{CheckpointStore, KeyGroupRange, Manifest};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// The checkpoint a job resumes from, shared by all its tasks.
 pub(crate) struct RestorePoint {
     pub store: CheckpointStore,
     pub manifest: Manifest,
+    /// Where each task of each source resumes, by source uid and new task index: the
+    /// recorded positions, reassigned when the source's parallelism changed (filled in by
+    /// [`prepare`](crate::runtime::prepare::prepare)).
+    pub source_positions: HashMap<String, Vec<SourcePosition>>,
 }
 
 impl RestoredState {
@@ -155,7 +160,8 @@ pub(crate) fn map_state(
     Ok(StateMapping { added, dropped })
 }
 
-/// Decides where a job resumes from: the newest complete checkpoint in `store`, if any.
+/// Decides where a job resumes from its own checkpoints: the newest complete checkpoint in
+/// `store`, if any.
 ///
 /// Refuses (rather than falls back) when a checkpoint newer than that one is corrupt, since
 /// its output may already be published, and when the checkpoint's state does not map onto
@@ -166,7 +172,7 @@ pub(crate) fn find_restore_point(
     store: &CheckpointStore,
     operators: &[NewOperator<'_>],
     allow_non_restored_state: bool,
-) -> Result<Option<Arc<RestorePoint>>, JobError> {
+) -> Result<Option<RestorePoint>, JobError> {
     let dir = store.layout().root().to_path_buf();
     let (decision, manifest) = store.latest()?;
     if let Some((checkpoint, reason)) = decision.newer_corrupt.last() {
@@ -179,6 +185,22 @@ pub(crate) fn find_restore_point(
     let Some(manifest) = manifest else {
         return Ok(None);
     };
+    restore_point(store.clone(), manifest, operators, allow_non_restored_state).map(Some)
+}
+
+/// The restore point of `manifest` in `store` (a job's checkpoint directory or a savepoint),
+/// once its state maps onto this job's operators (see [`map_state`]); the sources' positions
+/// are filled in later.
+///
+/// # Errors
+/// [`JobError::NewSource`] or [`JobError::GraphMismatch`], naming the directory.
+pub(crate) fn restore_point(
+    store: CheckpointStore,
+    manifest: Manifest,
+    operators: &[NewOperator<'_>],
+    allow_non_restored_state: bool,
+) -> Result<RestorePoint, JobError> {
+    let dir = store.layout().root().to_path_buf();
     let checkpoint = manifest.checkpoint;
     let mapping = map_state(
         &CheckpointOperators::of(&manifest),
@@ -205,10 +227,11 @@ pub(crate) fn find_restore_point(
             "operator '{uid}' is not in this job: its state in checkpoint {checkpoint} is dropped (non-restored state allowed)"
         );
     }
-    Ok(Some(Arc::new(RestorePoint {
-        store: store.clone(),
+    Ok(RestorePoint {
+        store,
         manifest,
-    })))
+        source_positions: HashMap::new(),
+    })
 }
 
 #[cfg(test)]

@@ -1,9 +1,13 @@
 //! A source of the lines of one text file, split over tasks by byte range.
 
 use crate::error::SourceError;
-use crate::source::identity::{self, FilePosition, InputError, Window, PREFIX, WINDOW};
+use crate::source::file_rescale::reassign;
+use crate::source::identity::{
+    self, FilePosition, InputError, SplitPosition, Window, PREFIX, WINDOW,
+};
 use crate::source::share;
 use snapflow_engine::{BoxError, ReadStatus, Source, SourcePosition, SourceReader, TaskInfo};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -14,7 +18,9 @@ use std::sync::{Arc, OnceLock};
 ///
 /// The file is split into one byte range per task. A line belongs to the task whose range holds
 /// its first byte, so each line is read exactly once, whatever the parallelism (the Hadoop
-/// `TextInputFormat` rule). A line that is not valid UTF-8 fails the job with an error naming
+/// `TextInputFormat` rule). Each task's position records its splits with how far they were
+/// read, so a job restored at another parallelism (from a savepoint, say) reassigns the
+/// unfinished splits to its tasks and still reads each line exactly once ([`Source::rescale`]). A line that is not valid UTF-8 fails the job with an error naming
 /// the file and the line number.
 ///
 /// **The input must not change while a job uses it.** The file is split at the length it has
@@ -75,6 +81,44 @@ impl Source for TextFileSource {
         }
         Ok(())
     }
+
+    fn rescale(
+        &self,
+        positions: &[SourcePosition],
+        parallelism: usize,
+    ) -> Result<Vec<SourcePosition>, BoxError> {
+        let recorded = positions
+            .iter()
+            .map(|p| decode_position(&self.path, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reassigned = reassign(&recorded, parallelism).ok_or_else(|| {
+            format!(
+                "the checkpoint's positions for {} are not of one file (different lengths or first bytes)",
+                self.path.display()
+            )
+        })?;
+        Ok(reassigned
+            .into_iter()
+            .map(|position| SourcePosition {
+                offset: position.encode(),
+                description: describe(&self.path, &position),
+            })
+            .collect())
+    }
+}
+
+/// A position for people: where its first split stands, and how many follow.
+fn describe(path: &Path, position: &FilePosition) -> String {
+    match position.splits.as_slice() {
+        [] => format!("no split of {} left", path.display()),
+        [one] => format!("byte {} of {}", one.pos, path.display()),
+        [first, rest @ ..] => format!(
+            "byte {} of {} (and {} more splits)",
+            first.pos,
+            path.display(),
+            rest.len()
+        ),
+    }
 }
 
 fn decode_position(path: &Path, position: &SourcePosition) -> Result<FilePosition, InputError> {
@@ -90,11 +134,15 @@ pub(crate) struct TextFileReader {
     reader: BufReader<File>,
     /// Byte offset of the next line to read.
     pos: u64,
-    /// Lines starting at or after this offset belong to the next task.
+    /// Lines starting at or after this offset belong to the next split.
     end: u64,
+    /// Whether the reader has a split (a task left without any after a rescale has not).
+    has_split: bool,
+    /// The splits to read after this one (after a rescale), as recorded.
+    pending: VecDeque<SplitPosition>,
     line: Vec<u8>,
     /// The length the file was split at, and checksums of its start and of the bytes around
-    /// this task's split point: recorded in every position.
+    /// the current split's first byte: recorded in every position.
     len: u64,
     prefix: Window,
     split: Window,
@@ -144,6 +192,8 @@ impl TextFileReader {
             reader: BufReader::with_capacity(1 << 20, file),
             pos: 0,
             end: range.end,
+            has_split: true,
+            pending: VecDeque::new(),
             line: Vec::new(),
             len,
             prefix,
@@ -256,7 +306,13 @@ impl SourceReader<String> for TextFileReader {
     fn read_batch(&mut self, batch: &mut Vec<String>, max: usize) -> Result<ReadStatus, BoxError> {
         while batch.len() < max {
             if self.pos >= self.end {
-                return Ok(ReadStatus::Exhausted);
+                match self.pending.pop_front() {
+                    Some(next) => {
+                        self.enter(&next)?;
+                        continue;
+                    }
+                    None => return Ok(ReadStatus::Exhausted),
+                }
             }
             let line_start = self.pos;
             let Some(bytes) = self.next_line()? else {
@@ -284,25 +340,33 @@ impl SourceReader<String> for TextFileReader {
     }
 
     fn position(&self) -> Option<SourcePosition> {
-        // One read of a few KiB per checkpoint: the bytes just before the position, so that
-        // a rerun notices a file rewritten where it resumes.
-        let before = identity::window(
-            self.reader.get_ref(),
-            self.pos.saturating_sub(WINDOW),
-            self.pos,
-            self.len,
-        )
-        .ok()?;
+        let mut splits = Vec::with_capacity(1 + self.pending.len());
+        if self.has_split {
+            // One read of a few KiB per checkpoint: the bytes just before the position, so
+            // that a rerun notices a file rewritten where it resumes.
+            let before = identity::window(
+                self.reader.get_ref(),
+                self.pos.saturating_sub(WINDOW),
+                self.pos,
+                self.len,
+            )
+            .ok()?;
+            splits.push(SplitPosition {
+                pos: self.pos,
+                end: Some(self.end),
+                split: self.split,
+                before,
+            });
+        }
+        splits.extend(self.pending.iter().copied());
         let position = FilePosition {
-            pos: self.pos,
             len: self.len,
             prefix: self.prefix,
-            split: self.split,
-            before,
+            splits,
         };
         Some(SourcePosition {
             offset: position.encode(),
-            description: format!("byte {} of {}", self.pos, self.path.display()),
+            description: describe(&self.path, &position),
         })
     }
 
@@ -317,28 +381,50 @@ impl SourceReader<String> for TextFileReader {
         // Also checked before the job starts (`verify_restore`); again here for a source
         // wrapped by one that does not pass that call on.
         identity::check(&self.path, self.reader.get_ref(), now, &recorded)?;
-        // The splits are the ones of the length the job first started with. Positions are
-        // line starts from this task's first line on; the last one may lie past the range's
-        // end, after a line that crosses it, which reads as exhausted.
-        let range = share(recorded.len, self.index, self.parallelism);
-        if recorded.pos < range.start {
-            return Err(format!(
-                "{}: position {} lies before this task's share {}..{}",
-                self.path.display(),
-                recorded.pos,
-                range.start,
-                range.end
-            )
-            .into());
-        }
-        self.reader
-            .seek(SeekFrom::Start(recorded.pos))
-            .map_err(|e| self.read_error(e))?;
-        self.pos = recorded.pos;
-        self.end = range.end;
         self.len = recorded.len;
         self.prefix = recorded.prefix;
-        self.split = recorded.split;
+        let mut splits: VecDeque<SplitPosition> = recorded.splits.into();
+        let Some(first) = splits.pop_front() else {
+            // A task left without a split after a rescale: nothing to read.
+            self.has_split = false;
+            (self.pos, self.end) = (0, 0);
+            return Ok(());
+        };
+        if first.end.is_none() {
+            // The first format: one split, this task's share of the length the job first
+            // started with. Positions are line starts from this task's first line on; the
+            // last one may lie past the range's end, after a line that crosses it, which
+            // reads as exhausted.
+            let range = share(recorded.len, self.index, self.parallelism);
+            if first.pos < range.start {
+                return Err(format!(
+                    "{}: position {} lies before this task's share {}..{}",
+                    self.path.display(),
+                    first.pos,
+                    range.start,
+                    range.end
+                )
+                .into());
+            }
+        }
+        self.enter(&first)?;
+        self.pending = splits;
+        Ok(())
+    }
+}
+
+impl TextFileReader {
+    /// Makes `split` the one being read, at its recorded position (a line start).
+    fn enter(&mut self, split: &SplitPosition) -> Result<(), SourceError> {
+        self.reader
+            .seek(SeekFrom::Start(split.pos))
+            .map_err(|e| self.read_error(e))?;
+        self.pos = split.pos;
+        self.end = split
+            .end
+            .unwrap_or_else(|| share(self.len, self.index, self.parallelism).end);
+        self.split = split.split;
+        self.has_split = true;
         Ok(())
     }
 }
@@ -401,6 +487,63 @@ mod tests {
     fn a_line_longer_than_every_range_is_read_once() {
         let text = format!("a\n{}\nb\n", "x".repeat(5_000_000));
         assert_eq!(read_all(text.as_bytes(), 7).unwrap(), expected(&text));
+    }
+
+    /// Reads up to `batches` batches of 2 lines from `reader` into `lines`.
+    fn read_some(reader: &mut TextFileReader, lines: &mut Vec<String>, batches: usize) -> bool {
+        for _ in 0..batches {
+            let mut batch = Vec::new();
+            let status = reader.read_batch(&mut batch, 2).unwrap();
+            lines.append(&mut batch);
+            if status == ReadStatus::Exhausted {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn every_line_once_across_rescales() {
+        let text: String = (0..200).map(|i| format!("line {i}\n")).collect();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let path: Arc<Path> = file.path().into();
+        let source = TextFileSource::new(&path);
+        // Parallelisms in turn, each reading a different amount before its "checkpoint".
+        for chain in [&[2, 3, 1][..], &[3, 1], &[1, 4, 2, 5], &[4, 7, 3]] {
+            let mut lines = Vec::new();
+            let mut positions: Option<Vec<SourcePosition>> = None;
+            for (step, &p) in chain.iter().enumerate() {
+                let planned = positions
+                    .as_ref()
+                    .map(|recorded| source.rescale(recorded, p).unwrap());
+                let mut next = Vec::new();
+                for index in 0..p {
+                    let mut reader = TextFileReader::open(path.clone(), index, p).unwrap();
+                    if let Some(planned) = &planned {
+                        source
+                            .verify_restore(std::slice::from_ref(&planned[index]))
+                            .unwrap();
+                        reader.seek(&planned[index]).unwrap();
+                    }
+                    let last = step + 1 == chain.len();
+                    let batches = if last { usize::MAX } else { 3 + index * 5 };
+                    read_some(&mut reader, &mut lines, batches);
+                    next.push(reader.position().unwrap());
+                }
+                positions = Some(next);
+            }
+            lines.sort();
+            assert_eq!(
+                lines,
+                {
+                    let mut all = expected(&text);
+                    all.sort();
+                    all
+                },
+                "parallelisms {chain:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod collection;
 mod file;
+mod file_rescale;
 mod generator;
 mod identity;
 
