@@ -258,3 +258,40 @@ impl<T: Send> SinkWriter<T> for StagingWriter<T> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(line: &String, _key: &mut Vec<u8>, value: &mut Vec<u8>) {
+        value.extend_from_slice(line.as_bytes());
+    }
+
+    #[test]
+    fn builder_methods_after_the_committer_was_asked_for_do_not_panic() {
+        let sink = KafkaSink::<String>::exactly_once(KafkaConfig::new("b:9092"), "t", "id", value);
+        let first = sink.committer().expect("exactly once has a committer");
+        let sink = sink
+            .marker_topic("markers")
+            .transaction_timeout(Duration::from_secs(5))
+            .commit_fault(Arc::new(CommitFault::new(
+                crate::CommitPoint::AfterCommit,
+                1,
+                crate::FaultAction::Fail,
+            )));
+        let second = sink.committer().expect("still a committer");
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "the settings changed, so the committer is a new one"
+        );
+        assert!(
+            Arc::ptr_eq(&second, &sink.committer().unwrap()),
+            "asked again, the same"
+        );
+        let at_least_once =
+            KafkaSink::<String>::at_least_once(KafkaConfig::new("b:9092"), "t", value)
+                .marker_topic("ignored");
+        assert_eq!(at_least_once.mode(), DeliveryMode::AtLeastOnce);
+        assert!(at_least_once.committer().is_some());
+    }
+}
