@@ -42,18 +42,27 @@ fn a_broker_restart_mid_run_loses_and_repeats_nothing() {
     // Short, so that the attempts while the broker is away fail fast.
     job.config = job.config.clone().timeout(Duration::from_secs(5));
     job.opens = Some(opens_tx);
+    // At most 100 lines per source task between two barriers: the job spans at least 15
+    // checkpoints, so it is still running when the broker dies after the 3rd.
+    job.step = Some(100);
     let checkpoints = tempfile::tempdir().unwrap();
     let config = JobConfig::default()
         .with_parallelism(2)
-        // About 6 s of input: the broker dies early in it.
-        .with_max_rate(Some(500))
         .with_checkpointing(checkpoints.path(), Duration::from_millis(100))
         .with_checkpoint_listener(events_tx)
         .with_restart_strategy(RestartStrategy::FixedDelay {
             attempts: 30,
             delay: Duration::from_millis(200),
         });
-    let running = std::thread::spawn(move || job.build().run(&config));
+    // The job's result comes through a channel, so that every wait on it is bounded.
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = done_tx.send(job.build().run(&config));
+    });
+    let result = || {
+        done.recv_timeout(TIMEOUT)
+            .unwrap_or_else(|e| panic!("the job did not end within {TIMEOUT:?}: {e}"))
+    };
 
     opens
         .recv_timeout(TIMEOUT)
@@ -61,7 +70,7 @@ fn a_broker_restart_mid_run_loses_and_repeats_nothing() {
     let mut completed = 0;
     while completed < 3 {
         let Ok(event) = events.recv_timeout(TIMEOUT) else {
-            match running.join().unwrap() {
+            match result() {
                 Ok(report) => panic!("the job ended before 3 checkpoints: {report:?}"),
                 Err(e) => panic!("the job failed before 3 checkpoints: {}", ErrorChain(&e)),
             }
@@ -80,10 +89,7 @@ fn a_broker_restart_mid_run_loses_and_repeats_nothing() {
     broker.start_again().unwrap();
     kafka_server::note(&broker, "started again by the test");
 
-    let report = running
-        .join()
-        .unwrap()
-        .unwrap_or_else(|e| panic!("the job failed: {}", ErrorChain(&e)));
+    let report = result().unwrap_or_else(|e| panic!("the job failed: {}", ErrorChain(&e)));
     assert!(report.restarts >= 1, "the job never restarted");
     let mut got = kafka_topics::read_committed(&bootstrap, "restart-out").unwrap();
     got.sort();

@@ -28,7 +28,10 @@ mod wordcount_job;
 use common::bounded;
 use kafka_server::KafkaServer;
 use kafka_wordcount::KafkaJob;
-use snapflow::engine::{ErrorChain, FailureInjector, JobReport, RestartStrategy};
+use snapflow::engine::{
+    CheckpointId, ErrorChain, FailureInjector, JobReport, OperatorId, ReadStatus, RestartStrategy,
+    SourceReader, TaskInfo,
+};
 use snapflow::kafka::{
     CommitFault, CommitPoint, DeliveryMode, FaultAction, KafkaConfig, KafkaRecord,
 };
@@ -63,17 +66,27 @@ fn topics(test: &str, lines: &[String]) -> (String, String) {
 }
 
 /// Checkpoints into `dir` every 20 ms (in practice as often as the Kafka commits allow, about
-/// every 100 ms), the source paced so that the job spans several checkpoints.
+/// every 100 ms).
 fn config(dir: &tempfile::TempDir, injector: FailureInjector) -> JobConfig {
     JobConfig::default()
         .with_parallelism(2)
-        .with_max_rate(Some(1_500))
         .with_checkpointing(dir.path(), Duration::from_millis(20))
         .with_restart_strategy(RestartStrategy::FixedDelay {
             attempts: 5,
             delay: Duration::ZERO,
         })
         .with_failure_injector(injector)
+}
+
+/// Lines each source task reads between two barriers: a job over `n` lines spans at least
+/// `n / (2 * STEP)` checkpoints with records (the larger task reads at least half).
+const STEP: usize = 100;
+
+/// The exactly-once word count from `input` to `output`, its source stepped by [`STEP`].
+fn job(input: &str, output: &str) -> KafkaJob {
+    let mut job = KafkaJob::new(&broker().bootstrap(), input, output);
+    job.step = Some(STEP);
+    job
 }
 
 fn run(job: KafkaJob, config: JobConfig) -> JobReport {
@@ -97,7 +110,7 @@ fn commit_crash(test: &str, point: CommitPoint) {
     let lines = corpus_lines(1_500, 7);
     let (input, output) = topics(test, &lines);
     let fault = Arc::new(CommitFault::new(point, 2, FaultAction::Fail));
-    let mut job = KafkaJob::new(&broker().bootstrap(), &input, &output);
+    let mut job = job(&input, &output);
     job.fault = Some(Arc::clone(&fault));
     let dir = tempfile::tempdir().unwrap();
     let report = run(job, config(&dir, FailureInjector::new()));
@@ -112,7 +125,7 @@ fn exactly_once_word_count_equals_the_sequential_count() {
     let lines = corpus_lines(1_500, 1);
     let (input, output) = topics("plain", &lines);
     let report = run(
-        KafkaJob::new(&broker().bootstrap(), &input, &output),
+        job(&input, &output),
         config(&dir_plain, FailureInjector::new()),
     );
     assert!(
@@ -133,10 +146,7 @@ fn task_kills_replay_from_the_checkpointed_offsets_exactly_once() {
         .fail_task_after_checkpoint("read", 0, 1)
         .fail_task_after_checkpoint("count", 1, 2)
         .fail_task_after_checkpoint("write", 0, 3);
-    let report = run(
-        KafkaJob::new(&broker().bootstrap(), &input, &output),
-        config(&dir_kills, injector.clone()),
-    );
+    let report = run(job(&input, &output), config(&dir_kills, injector.clone()));
     assert_eq!(injector.fired(), 3, "not every kill happened");
     assert_eq!(report.restarts, 3);
     assert_eq!(committed_output(&output), expected(&lines));
@@ -163,7 +173,7 @@ fn at_least_once_loses_nothing_under_kills() {
     let lines = corpus_lines(1_500, 3);
     let (input, output) = topics("at-least-once", &lines);
     let injector = FailureInjector::new().fail_task_after_checkpoint("write", 0, 1);
-    let mut job = KafkaJob::new(&broker().bootstrap(), &input, &output);
+    let mut job = job(&input, &output);
     job.mode = DeliveryMode::AtLeastOnce;
     run(job, config(&dir_at_least_once, injector.clone()));
     assert_eq!(injector.fired(), 1);
@@ -182,7 +192,7 @@ fn the_source_reads_a_transactional_topic_to_its_end() {
     let lines = corpus_lines(500, 4);
     let (input, output) = topics("reread", &lines);
     run(
-        KafkaJob::new(&broker().bootstrap(), &input, &output),
+        job(&input, &output),
         config(&dir_reread, FailureInjector::new()),
     );
     let bootstrap = broker().bootstrap();
@@ -256,7 +266,7 @@ fn a_restored_source_returns_each_record_after_its_checkpointed_offset_exactly_o
     // One task reads part of a partition and records its position; a new reader (as after a
     // restart) seeks there and must return exactly the records after it: none from before
     // (a fetch the new consumer began from the beginning) and none twice.
-    use snapflow::engine::{CheckpointId, OperatorId, ReadStatus, Source, TaskInfo};
+    use snapflow::engine::Source;
     let bootstrap = broker().bootstrap();
     kafka_topics::create_topic(&bootstrap, "seek-in", 1).unwrap();
     let lines: Vec<String> = (0..20_000).map(|i| format!("line {i}")).collect();
@@ -267,7 +277,20 @@ fn a_restored_source_returns_each_record_after_its_checkpointed_offset_exactly_o
         |record| Ok(String::from_utf8_lossy(record.value).into_owned()),
     )
     .bounded(true);
-    let task = TaskInfo {
+    let task = only_task();
+    let mut first = source.create_reader(&task).unwrap();
+    let mut read = read_exactly(first.as_mut(), 5_000);
+    let position = first.position().expect("a Kafka source has a position");
+    drop(first);
+    let mut second = source.create_reader(&task).unwrap();
+    second.seek(&position).unwrap();
+    read.extend(read_all(second.as_mut()));
+    assert_eq!(read, lines, "records lost, repeated or out of order");
+}
+
+/// The one task of a source of parallelism 1, as the engine describes it to a reader.
+fn only_task() -> TaskInfo {
+    TaskInfo {
         operator: OperatorId(0),
         name: "read".into(),
         uid: "read".into(),
@@ -275,39 +298,53 @@ fn a_restored_source_returns_each_record_after_its_checkpointed_offset_exactly_o
         parallelism: 1,
         max_parallelism: 128,
         first_checkpoint: CheckpointId(1),
-    };
-    let mut first = source.create_reader(&task).unwrap();
-    let mut read = Vec::new();
-    while read.len() < 5_000 {
-        let wanted = 5_000 - read.len();
-        first.read_batch(&mut read, wanted).unwrap();
     }
-    let position = first.position().expect("a Kafka source has a position");
-    drop(first);
-    let mut second = source.create_reader(&task).unwrap();
-    second.seek(&position).unwrap();
-    loop {
-        let mut batch = Vec::new();
-        let status = second.read_batch(&mut batch, 1_000).unwrap();
-        read.extend(batch);
-        if status == ReadStatus::Exhausted {
-            break;
-        }
-    }
-    assert_eq!(read, lines, "records lost, repeated or out of order");
 }
 
-/// Reads from `reader` until it is exhausted; (partition, offset) of each record in order.
-fn read_to_end(reader: &mut dyn snapflow::engine::SourceReader<KafkaRecord>) -> Vec<(i32, i64)> {
+/// Reads from `reader` until it is exhausted (batches of an odd size; each read gets an
+/// empty batch, as the runtime gives it).
+fn read_all<T>(reader: &mut dyn SourceReader<T>) -> Vec<T> {
     let mut read = Vec::new();
     loop {
         let mut batch = Vec::new();
         let status = reader.read_batch(&mut batch, 777).unwrap();
-        read.extend(batch.iter().map(|r| (r.partition, r.offset)));
-        if status == snapflow::engine::ReadStatus::Exhausted {
+        read.extend(batch);
+        if status == ReadStatus::Exhausted {
             return read;
         }
     }
+}
+
+/// Reads exactly `n` records from `reader` (the position is then right after the `n`-th).
+fn read_exactly<T>(reader: &mut dyn SourceReader<T>, n: usize) -> Vec<T> {
+    let mut read = Vec::new();
+    while read.len() < n {
+        let mut batch = Vec::new();
+        reader.read_batch(&mut batch, n - read.len()).unwrap();
+        read.extend(batch);
+    }
+    read
+}
+
+/// (partition, offset) of each record, in order.
+fn offsets(records: &[KafkaRecord]) -> Vec<(i32, i64)> {
+    records.iter().map(|r| (r.partition, r.offset)).collect()
+}
+
+/// Reads `reader` until it is exhausted; (partition, offset) of each record in order.
+fn read_to_end(reader: &mut dyn SourceReader<KafkaRecord>) -> Vec<(i32, i64)> {
+    offsets(&read_all(reader))
+}
+
+/// For each of `partitions`, the offset after the last of `read` in it (0 if none).
+fn next_offsets(read: &[(i32, i64)], partitions: &[i32]) -> Vec<(i32, i64)> {
+    partitions
+        .iter()
+        .map(|&p| {
+            let last = read.iter().filter(|(q, _)| *q == p).map(|(_, o)| *o).max();
+            (p, last.map_or(0, |o| o + 1))
+        })
+        .collect()
 }
 
 /// Asserts that `read` holds, per partition, exactly offsets `from[p]..end` in order.
@@ -335,7 +372,7 @@ fn a_reader_restored_at_a_position_returns_exactly_the_records_after_it() {
     // reader restored there (create + seek, as the engine does after a crash) and a reader that
     // already fetched ahead and then seeks (stale records in the client's queue) must both
     // return exactly the records from that offset on: the first one exactly, none twice.
-    use snapflow::engine::{CheckpointId, OperatorId, Source, TaskInfo};
+    use snapflow::engine::Source;
     let bootstrap = broker().bootstrap();
     kafka_topics::create_topic(&bootstrap, "restore-at", 2).unwrap();
     let lines: Vec<String> = (0..40_000).map(|i| format!("line {i}")).collect();
@@ -344,15 +381,7 @@ fn a_reader_restored_at_a_position_returns_exactly_the_records_after_it() {
     let source =
         snapflow::kafka::KafkaSource::records(KafkaConfig::new(bootstrap.as_str()), "restore-at")
             .bounded(true);
-    let task = TaskInfo {
-        operator: OperatorId(0),
-        name: "read".into(),
-        uid: "read".into(),
-        index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        first_checkpoint: CheckpointId(1),
-    };
+    let task = only_task();
     let mut warm = source.create_reader(&task).unwrap();
     let everything = read_to_end(warm.as_mut());
     assert_exactly_from(&everything, &[(0, 0), (1, 0)], end, "a fresh reader");
@@ -362,24 +391,9 @@ fn a_reader_restored_at_a_position_returns_exactly_the_records_after_it() {
     {
         // The position after exactly `stop` records, as a barrier after them records it.
         let mut first = source.create_reader(&task).unwrap();
-        let mut before = Vec::new();
-        while before.len() < stop {
-            let mut batch = Vec::new();
-            first.read_batch(&mut batch, stop - before.len()).unwrap();
-            before.extend(batch.iter().map(|r| (r.partition, r.offset)));
-        }
+        let before = offsets(&read_exactly(first.as_mut(), stop));
         let position = first.position().expect("a Kafka source has a position");
-        let next: Vec<(i32, i64)> = [0, 1]
-            .iter()
-            .map(|&p| {
-                let last = before
-                    .iter()
-                    .filter(|(q, _)| *q == p)
-                    .map(|(_, o)| *o)
-                    .max();
-                (p, last.map_or(0, |o| o + 1))
-            })
-            .collect();
+        let next = next_offsets(&before, &[0, 1]);
         // The same reader, its queue full of records fetched ahead, goes back there...
         first.seek(&position).unwrap();
         let again = read_to_end(first.as_mut());
@@ -471,7 +485,7 @@ fn a_restored_bounded_reader_reads_to_the_first_starts_end_offsets() {
     // A bounded run reads to the end offsets of its first start. Records written to the topic
     // after that start and before a crash are not part of the run: the restored reader must
     // stop at the same ends, so that the result does not depend on when something crashed.
-    use snapflow::engine::{CheckpointId, OperatorId, Source, TaskInfo};
+    use snapflow::engine::Source;
     let bootstrap = broker().bootstrap();
     kafka_topics::create_topic(&bootstrap, "bounded-ends", 2).unwrap();
     let first: Vec<String> = (0..10_000).map(|i| format!("first {i}")).collect();
@@ -479,22 +493,9 @@ fn a_restored_bounded_reader_reads_to_the_first_starts_end_offsets() {
     let source =
         snapflow::kafka::KafkaSource::records(KafkaConfig::new(bootstrap.as_str()), "bounded-ends")
             .bounded(true);
-    let task = TaskInfo {
-        operator: OperatorId(0),
-        name: "read".into(),
-        uid: "read".into(),
-        index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        first_checkpoint: CheckpointId(1),
-    };
+    let task = only_task();
     let mut reader = source.create_reader(&task).unwrap();
-    let mut before = Vec::new();
-    while before.len() < 3_000 {
-        let mut batch = Vec::new();
-        reader.read_batch(&mut batch, 3_000 - before.len()).unwrap();
-        before.extend(batch.iter().map(|r| (r.partition, r.offset)));
-    }
+    let before = offsets(&read_exactly(reader.as_mut(), 3_000));
     let position = reader.position().expect("a Kafka source has a position");
     drop(reader); // the crash
     let later: Vec<String> = (0..4_000).map(|i| format!("later {i}")).collect();
@@ -502,17 +503,7 @@ fn a_restored_bounded_reader_reads_to_the_first_starts_end_offsets() {
     let mut restored = source.create_reader(&task).unwrap();
     restored.seek(&position).unwrap();
     let after = read_to_end(restored.as_mut());
-    let next: Vec<(i32, i64)> = [0, 1]
-        .iter()
-        .map(|&p| {
-            let last = before
-                .iter()
-                .filter(|(q, _)| *q == p)
-                .map(|(_, o)| *o)
-                .max();
-            (p, last.map_or(0, |o| o + 1))
-        })
-        .collect();
+    let next = next_offsets(&before, &[0, 1]);
     // 5000 records per partition at the first start.
     assert_exactly_from(&after, &next, 5_000, "the restored bounded reader");
     assert_eq!(before.len() + after.len(), first.len());
@@ -522,7 +513,7 @@ fn a_restored_bounded_reader_reads_to_the_first_starts_end_offsets() {
 fn a_bounded_reader_finishes_a_partition_whose_records_were_all_deleted() {
     // Partition 0 had records that retention (here: DeleteRecords) removed: low == high > 0.
     // The bounded reader must finish it and read partition 1 to its end, not wait forever.
-    use snapflow::engine::{CheckpointId, OperatorId, Source, TaskInfo};
+    use snapflow::engine::Source;
     use snapflow::kafka::rdkafka::admin::{AdminClient, AdminOptions};
     use snapflow::kafka::rdkafka::client::DefaultClientContext;
     use snapflow::kafka::rdkafka::{Offset, TopicPartitionList};
@@ -541,15 +532,7 @@ fn a_bounded_reader_finishes_a_partition_whose_records_were_all_deleted() {
     let source =
         snapflow::kafka::KafkaSource::records(KafkaConfig::new(bootstrap.as_str()), "emptied")
             .bounded(true);
-    let task = TaskInfo {
-        operator: OperatorId(0),
-        name: "read".into(),
-        uid: "read".into(),
-        index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        first_checkpoint: CheckpointId(1),
-    };
+    let task = only_task();
     let read = bounded("reading an emptied partition", move || {
         let mut reader = source.create_reader(&task).unwrap();
         read_to_end(reader.as_mut())
@@ -559,4 +542,116 @@ fn a_bounded_reader_finishes_a_partition_whose_records_were_all_deleted() {
         read.iter().all(|(p, _)| *p == 1),
         "deleted records were read"
     );
+}
+
+#[test]
+fn switching_an_exactly_once_checkpoint_to_at_least_once_loses_nothing() {
+    // An exactly-once run stops (its commit of checkpoint 2 fails before anything reached
+    // Kafka, no restart): checkpoint 2 holds records staged and never committed. The job
+    // resumes from it with at-least-once delivery, which has no transactions: its committer
+    // must produce those records, or they are lost (the source resumes after them).
+    let lines = corpus_lines(1_500, 9);
+    let (input, output) = topics("switch", &lines);
+    let dir = tempfile::tempdir().unwrap();
+    let fault = Arc::new(CommitFault::new(
+        CommitPoint::BeforeTransaction,
+        2,
+        FaultAction::Fail,
+    ));
+    let mut exactly_once = job(&input, &output);
+    exactly_once.fault = Some(Arc::clone(&fault));
+    let stop = config(&dir, FailureInjector::new()).with_restart_strategy(RestartStrategy::None);
+    let error = bounded("the exactly-once run", move || {
+        exactly_once.build().run(&stop)
+    })
+    .expect_err("the planted commit failure stops the run");
+    assert!(
+        fault.fired(),
+        "the run stopped otherwise: {}",
+        ErrorChain(&error)
+    );
+    let mut at_least_once = job(&input, &output);
+    at_least_once.mode = DeliveryMode::AtLeastOnce;
+    let report = run(at_least_once, config(&dir, FailureInjector::new()));
+    assert!(
+        report.restored_from.is_some(),
+        "the at-least-once run did not resume from the checkpoint: {report:?}"
+    );
+    let mut distinct = committed_output(&output);
+    distinct.dedup();
+    assert_eq!(
+        distinct,
+        expected(&lines),
+        "counts staged in the exactly-once checkpoint are missing"
+    );
+}
+
+#[test]
+fn two_fresh_starts_with_one_transactional_id_never_share_a_run() {
+    // Sink A starts fresh and commits nothing yet; sink B starts fresh with the same
+    // transactional id (a second start of the job without its checkpoints), fences A and
+    // commits its checkpoint 1. A's checkpoint 1 was durable but its commit failed (fenced);
+    // A resumes from it. If A and B took the same run number (each read the marker before
+    // either committed), B's marker "checkpoint 1 committed" reads as A's own, and A's
+    // staged records are silently dropped. A must either commit them or be refused.
+    use snapflow::checkpoint::{KeyGroupRange, DEFAULT_MAX_PARALLELISM};
+    use snapflow::engine::{RestoredState, Sink};
+    use snapflow::kafka::KafkaSink;
+    let bootstrap = broker().bootstrap();
+    kafka_topics::create_topic(&bootstrap, "fresh-twice-out", 1).unwrap();
+    let sink = || {
+        KafkaSink::<String>::exactly_once(
+            KafkaConfig::new(bootstrap.as_str()),
+            "fresh-twice-out",
+            "fresh-twice",
+            |line: &String, _key: &mut Vec<u8>, value: &mut Vec<u8>| {
+                value.extend_from_slice(line.as_bytes())
+            },
+        )
+    };
+    let checkpoint = CheckpointId(1);
+    let a = sink();
+    let a_committer = a.committer().unwrap();
+    a_committer.open(None).unwrap();
+    let b = sink();
+    let b_committer = b.committer().unwrap();
+    b_committer.open(None).unwrap();
+
+    let mut b_writer = b.create_writer(&only_task()).unwrap();
+    b_writer.write_batch(vec!["from b".to_owned()]).unwrap();
+    b_writer.pre_commit(checkpoint).unwrap();
+    b_writer.snapshot(checkpoint).unwrap();
+    b_committer.commit(checkpoint).unwrap();
+
+    let mut a_writer = a.create_writer(&only_task()).unwrap();
+    a_writer.write_batch(vec!["from a".to_owned()]).unwrap();
+    a_writer.pre_commit(checkpoint).unwrap();
+    let a_state = a_writer.snapshot(checkpoint).unwrap().unwrap();
+    assert!(
+        a_committer.commit(checkpoint).is_err(),
+        "B's start fenced A's producer"
+    );
+    a_committer.close(true);
+
+    let restored = RestoredState::from_payloads(
+        checkpoint,
+        KeyGroupRange::for_task(0, 1, DEFAULT_MAX_PARALLELISM),
+        vec![a_state],
+    );
+    let resumed = sink().committer().unwrap();
+    match resumed.open(Some(&restored)) {
+        Err(e) => {
+            let message = e.to_string();
+            assert!(message.contains("a later run of the sink"), "{message}");
+        }
+        Ok(()) => {
+            let output = committed_output("fresh-twice-out");
+            assert!(
+                output.contains(&"from a".to_owned()),
+                "A resumed and its staged record is not in the topic: {output:?}"
+            );
+        }
+    }
+    resumed.close(false);
+    b_committer.close(false);
 }

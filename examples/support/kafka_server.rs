@@ -10,6 +10,10 @@
 //! Its settings let a single broker run transactions (replication factor 1 for the internal
 //! topics) and refuse to create topics on first use, so that a misspelt topic is an error.
 //!
+//! The broker's output comes through a pipe: a thread copies it into the broker log and tells
+//! [`KafkaServer::start`] when the broker's start line passes (or the broker exits), so that
+//! starting waits on that event, not on a poll of the log.
+//!
 //! Java runs under a small shell wrapper that holds the read end of a pipe from this process:
 //! when this process exits, however it exits (also a panic in a test, or a `static` broker that
 //! is never dropped), the pipe closes and the wrapper kills the broker and removes its
@@ -20,8 +24,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -41,12 +46,14 @@ const LOG_TAIL_LINES: usize = 40;
 /// fixed id is enough.
 const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
 
-/// Runs the broker, and kills it once its stdin closes; then removes the broker's directory
-/// unless the line `keep` came first (a crash that [`KafkaServer::start_again`] follows).
+/// Runs the broker with its output on the wrapper's stdout, and kills it once the wrapper's
+/// stdin closes; then removes the broker's directory unless the line `keep` came first (a
+/// crash that [`KafkaServer::start_again`] follows). The wrapper lets go of its stdout at once,
+/// so that the pipe ends exactly when the broker does.
 const WRAPPER: &str = r#"
-java "$@" </dev/null >>"$SNAPFLOW_KAFKA_DIR/server.log" 2>&1 &
+java "$@" </dev/null 2>&1 &
 pid=$!
-echo "$pid"
+exec >/dev/null
 read -r command || command=
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
@@ -66,7 +73,6 @@ struct Running {
     wrapper: Child,
     /// Closing it makes the wrapper kill the broker.
     stdin: ChildStdin,
-    java_pid: u32,
 }
 
 impl KafkaServer {
@@ -85,8 +91,7 @@ impl KafkaServer {
             unique()
         ));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let port = free_port()?;
-        let controller_port = free_port()?;
+        let (port, controller_port) = free_ports()?;
         let properties = server_properties(&dir, port, controller_port);
         std::fs::write(dir.join("server.properties"), properties)
             .with_context(|| format!("writing {}/server.properties", dir.display()))?;
@@ -147,9 +152,6 @@ impl KafkaServer {
         if self.running.is_some() {
             bail!("the Kafka broker on port {} is running already", self.port);
         }
-        let log_start = std::fs::metadata(self.log_path())
-            .map(|m| m.len())
-            .unwrap_or(0);
         let mut wrapper = Command::new("sh")
             .arg("-c")
             .arg(WRAPPER)
@@ -165,48 +167,24 @@ impl KafkaServer {
             .spawn()
             .context("starting `sh` to run the Kafka broker")?;
         let stdin = wrapper.stdin.take().expect("stdin is piped");
-        let mut pid_line = String::new();
-        BufReader::new(wrapper.stdout.take().expect("stdout is piped"))
-            .read_line(&mut pid_line)
-            .context("reading the Kafka broker's pid")?;
-        let java_pid = pid_line
-            .trim()
-            .parse()
-            .with_context(|| format!("the broker wrapper printed {pid_line:?}, not a pid"))?;
-        self.running = Some(Running {
-            wrapper,
-            stdin,
-            java_pid,
-        });
-        self.wait_started(log_start)
-    }
-
-    /// Waits for the start line in the log written since byte `from`, while the broker lives.
-    fn wait_started(&mut self, from: u64) -> Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(log) = std::fs::read(self.log_path()) {
-                let new = &log[(from as usize).min(log.len())..];
-                if String::from_utf8_lossy(new).contains(STARTED_LINE) {
-                    return Ok(());
-                }
-            }
-            let pid = self.running.as_ref().map(|r| r.java_pid).unwrap_or(0);
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                bail!(
-                    "the Kafka broker exited while starting; its log ends:\n{}",
-                    self.log_tail()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the Kafka broker did not start within {START_TIMEOUT:?}; its log ends:\n{}",
-                    self.log_tail()
-                );
-            }
-            // Polls the log for the broker's own "started" line: an event, not a guess at
-            // how long the JVM takes.
-            std::thread::sleep(Duration::from_millis(50));
+        let output = wrapper.stdout.take().expect("stdout is piped");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .with_context(|| format!("opening {}", self.log_path().display()))?;
+        let started = follow_output(output, log);
+        self.running = Some(Running { wrapper, stdin });
+        match started.recv_timeout(START_TIMEOUT) {
+            Ok(()) => Ok(()),
+            Err(RecvTimeoutError::Disconnected) => bail!(
+                "the Kafka broker exited while starting; its log ends:\n{}",
+                self.log_tail()
+            ),
+            Err(RecvTimeoutError::Timeout) => bail!(
+                "the Kafka broker did not start within {START_TIMEOUT:?}; its log ends:\n{}",
+                self.log_tail()
+            ),
         }
     }
 
@@ -318,10 +296,40 @@ fn jars_dir() -> Result<PathBuf> {
     Ok(home.join("jars"))
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (the OS's pick for port 0).
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+/// Two different ports on 127.0.0.1 that were free a moment ago (the OS's picks for port 0,
+/// both bound at once so that the OS cannot hand out the same one twice).
+fn free_ports() -> Result<(u16, u16)> {
+    let first = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    let second = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    Ok((first.local_addr()?.port(), second.local_addr()?.port()))
+}
+
+/// Copies the broker's output into `log` on a thread of its own, line by line, until the
+/// broker exits (the pipe ends). The receiver gets one message when the start line passes;
+/// it is disconnected without one when the broker exits before that.
+fn follow_output(output: ChildStdout, mut log: File) -> Receiver<()> {
+    let (started, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut started = Some(started);
+        let mut reader = BufReader::new(output);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            // The log is for people reading it after a failed test: a failed write loses a
+            // line of it, nothing else.
+            let _ = log.write_all(&line);
+            if started.is_some() && String::from_utf8_lossy(&line).contains(STARTED_LINE) {
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
+                }
+            }
+        }
+    });
+    receiver
 }
 
 /// A number that differs between calls in one process.

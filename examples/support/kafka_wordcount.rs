@@ -6,13 +6,16 @@
 
 use crossbeam_channel::Sender;
 use snapflow::engine::{
-    BoxError, CheckpointId, Committer, Data, RestoredState, Sink, SinkWriter, TaskInfo,
+    BoxError, CheckpointId, Committer, Data, ReadStatus, RestoredState, Sink, SinkWriter, Source,
+    SourcePosition, SourceReader, TaskInfo,
 };
 use snapflow::kafka::{CommitFault, DeliveryMode, KafkaConfig, KafkaSink, KafkaSource};
 use snapflow::operators::text::words;
 use snapflow::prelude::*;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Where word count reads and writes.
 #[derive(Clone, Debug)]
@@ -38,6 +41,9 @@ pub struct KafkaJob {
     /// Told each time the sink's committer opens (each start and restart of the job), before
     /// it talks to Kafka: an event a test can wait for.
     pub opens: Option<Sender<()>>,
+    /// Each source task returns at most this many lines between two barriers (see
+    /// [`Stepped`]), so that a bounded run spans a known least number of checkpoints.
+    pub step: Option<usize>,
 }
 
 impl KafkaJob {
@@ -54,6 +60,7 @@ impl KafkaJob {
             marker_topic: None,
             discard: false,
             opens: None,
+            step: None,
         }
     }
 
@@ -66,8 +73,14 @@ impl KafkaJob {
                 .map_err(|_| "the value is not UTF-8 text".to_owned())
         })
         .bounded(self.bounded);
-        let counts = job
-            .source(source)
+        let lines = match self.step {
+            Some(step) => job.source(Stepped {
+                inner: source,
+                step,
+            }),
+            None => job.source(source),
+        };
+        let counts = lines
             .name("read")
             .uid("read")
             .flat_map_with(|line: String, out: &mut Output<CompactString>| {
@@ -187,5 +200,80 @@ impl Committer for ObservedCommitter {
 
     fn commit(&self, checkpoint: CheckpointId) -> Result<(), BoxError> {
         self.inner.commit(checkpoint)
+    }
+}
+
+/// Wraps a source so that each task returns at most `step` records between two barriers: a
+/// task that returned `step` records waits (returning empty batches) until its position is
+/// taken at the next barrier. Every `step` records of a task are then in a checkpoint of their
+/// own, so that a bounded run of `n` records per task spans at least `n / step` checkpoints
+/// with records, however fast or slow the machine: an event, not a rate.
+pub struct Stepped<S> {
+    /// The source.
+    pub inner: S,
+    /// Records per task between two barriers.
+    pub step: usize,
+}
+
+impl<S: Source> Source for Stepped<S> {
+    type Out = S::Out;
+
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn create_reader(&self, task: &TaskInfo) -> Result<Box<dyn SourceReader<S::Out>>, BoxError> {
+        Ok(Box::new(SteppedReader {
+            inner: self.inner.create_reader(task)?,
+            step: self.step.max(1),
+            since_barrier: 0,
+            barrier: Cell::new(false),
+        }))
+    }
+
+    fn verify_restore(&self, positions: &[SourcePosition]) -> Result<(), BoxError> {
+        self.inner.verify_restore(positions)
+    }
+}
+
+struct SteppedReader<T> {
+    inner: Box<dyn SourceReader<T>>,
+    step: usize,
+    /// Records returned since the last barrier.
+    since_barrier: usize,
+    /// The runtime took the position (it does at a barrier, and only there).
+    barrier: Cell<bool>,
+}
+
+impl<T> SourceReader<T> for SteppedReader<T> {
+    fn read_batch(&mut self, batch: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        if self.barrier.replace(false) {
+            self.since_barrier = 0;
+        }
+        if self.since_barrier >= self.step {
+            // Pacing while the barrier is on its way, not a wait for a result: the runtime
+            // calls again and takes the barrier between two calls.
+            std::thread::sleep(Duration::from_millis(1));
+            return Ok(ReadStatus::More);
+        }
+        let before = batch.len();
+        let status = self
+            .inner
+            .read_batch(batch, max.min(self.step - self.since_barrier))?;
+        self.since_barrier += batch.len() - before;
+        Ok(status)
+    }
+
+    fn position(&self) -> Option<SourcePosition> {
+        self.barrier.set(true);
+        self.inner.position()
+    }
+
+    fn seek(&mut self, position: &SourcePosition) -> Result<(), BoxError> {
+        self.inner.seek(position)
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
+        self.inner.notify_checkpoint_complete(checkpoint)
     }
 }

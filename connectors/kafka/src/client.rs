@@ -49,7 +49,12 @@ impl KafkaConfig {
 
     /// A client configuration with the bootstrap servers, `base` and then the user's
     /// properties.
-    pub(crate) fn client_config(&self, base: &[(&str, &str)]) -> ClientConfig {
+    ///
+    /// # Errors
+    /// A user property sets one the connector's guarantees rest on ([`KafkaError::Config`]
+    /// naming it; see [`protocol_property`]).
+    pub(crate) fn client_config(&self, base: &[(&str, &str)]) -> Result<ClientConfig, BoxError> {
+        self.check_properties()?;
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap);
         // librdkafka logs every failed connection attempt to stderr; the errors that matter
@@ -61,7 +66,22 @@ impl KafkaConfig {
         for (key, value) in &self.properties {
             config.set(key, value);
         }
-        config
+        Ok(config)
+    }
+
+    /// Refuses a user property that would override a protocol setting of the connector.
+    ///
+    /// # Errors
+    /// [`KafkaError::Config`] naming the first such property and what it would break.
+    pub(crate) fn check_properties(&self) -> Result<(), KafkaError> {
+        for (key, _) in &self.properties {
+            if let Some(why) = protocol_property(key) {
+                return Err(KafkaError::Config(format!(
+                    "the property '{key}' cannot be set: {why}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn timeout_ms(&self) -> u64 {
@@ -114,6 +134,38 @@ pub(crate) fn unreachable(config: &KafkaConfig, source: ClientError) -> BoxError
     })
 }
 
+/// Why the connector sets property `key` itself (so that a user's value would break a
+/// guarantee), or `None` for a property a user may set. Keys are compared as librdkafka does,
+/// without regard to case.
+pub(crate) fn protocol_property(key: &str) -> Option<&'static str> {
+    Some(match key.trim().to_ascii_lowercase().as_str() {
+        "bootstrap.servers" | "metadata.broker.list" => "the brokers are KafkaConfig::bootstrap",
+        "isolation.level" => {
+            "the source reads read_committed (records of aborted transactions must never be seen)"
+        }
+        "transactional.id" => {
+            "the exactly-once sink's transactional id is its commit identity; give it to \
+             KafkaSink::exactly_once"
+        }
+        "transaction.timeout.ms" => "use KafkaSink::transaction_timeout",
+        "enable.idempotence" | "acks" => {
+            "the sinks need the idempotent producer (acks=all) not to lose or repeat records \
+             on a retry"
+        }
+        "enable.auto.commit" | "enable.auto.offset.store" | "auto.commit.interval.ms" => {
+            "the source's offsets live in the checkpoint; group offsets are committed after \
+             a checkpoint completes (KafkaSource::group_id)"
+        }
+        "group.id" => "use KafkaSource::group_id",
+        "auto.offset.reset" => {
+            "a checkpointed offset the topic no longer holds must be an error, never a \
+             silent jump"
+        }
+        "enable.partition.eof" => "the bounded source and the commit marker read need it",
+        _ => return None,
+    })
+}
+
 fn missing(config: &KafkaConfig, topic: &str) -> BoxError {
     Box::new(KafkaError::TopicMissing {
         topic: topic.to_owned(),
@@ -133,7 +185,7 @@ pub fn create_topic(
     configs: &[(&str, &str)],
 ) -> Result<(), BoxError> {
     let admin: AdminClient<DefaultClientContext> = config
-        .client_config(&[])
+        .client_config(&[])?
         .create()
         .map_err(|e| error::client(&config.bootstrap, "creating an admin client", e))?;
     let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
@@ -157,4 +209,38 @@ pub fn create_topic(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_property_that_overrides_a_protocol_setting_is_refused_naming_it() {
+        for key in [
+            "isolation.level",
+            "transactional.id",
+            "Enable.Idempotence",
+            "enable.auto.commit",
+            "group.id",
+            "auto.offset.reset",
+            "bootstrap.servers",
+        ] {
+            let config = KafkaConfig::new("b:9092")
+                .property("client.id", "mine")
+                .property(key, "x");
+            let error = config
+                .client_config(&[])
+                .err()
+                .unwrap_or_else(|| panic!("'{key}' was accepted"));
+            assert!(
+                error.to_string().contains(&format!("property '{key}'")),
+                "{error}"
+            );
+        }
+        let tuning = KafkaConfig::new("b:9092")
+            .property("linger.ms", "20")
+            .property("socket.timeout.ms", "5000");
+        assert!(tuning.client_config(&[]).is_ok());
+    }
 }

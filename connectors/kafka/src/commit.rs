@@ -65,7 +65,7 @@ impl Shared {
 }
 
 /// The settings of an exactly-once sink.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct TxnSettings {
     pub(crate) config: KafkaConfig,
     pub(crate) topic: String,
@@ -117,7 +117,7 @@ impl KafkaCommitter {
                 // Retries of a partition's addition to the transaction while the broker
                 // still writes the previous one's markers come sooner (default 100 ms).
                 ("retry.backoff.ms", "5"),
-            ])
+            ])?
             .create()
             .map_err(|e| error::client(self.bootstrap(), "creating a producer", e))?;
         producer
@@ -154,7 +154,7 @@ impl KafkaCommitter {
                 ("enable.auto.commit", "false"),
                 ("isolation.level", "read_committed"),
                 ("enable.partition.eof", "true"),
-            ])
+            ])?
             .create()
             .map_err(|e| error::client(self.bootstrap(), "creating a consumer", e))?;
         client::partitions(&s.config, &consumer, &s.topic)?;
@@ -162,7 +162,7 @@ impl KafkaCommitter {
             Ok(partitions) => partitions,
             Err(e) if is_topic_missing(&e) => {
                 self.create_marker_topic()?;
-                client::partitions(&s.config, &consumer, &s.marker_topic)?
+                self.created_topic_partitions(&consumer)?
             }
             Err(e) => return Err(e),
         };
@@ -179,7 +179,7 @@ impl KafkaCommitter {
                 ("group.id", "snapflow-marker-reader"),
                 ("enable.auto.commit", "false"),
                 ("isolation.level", "read_uncommitted"),
-            ])
+            ])?
             .create()
             .map_err(|e| error::client(self.bootstrap(), "creating a consumer", e))?;
         let mut ends = Vec::new();
@@ -244,6 +244,17 @@ impl KafkaCommitter {
         Ok(latest)
     }
 
+    /// The partitions of the marker topic just created. The broker answers a topic's
+    /// creation before every metadata answer knows of it, so a read right after can still
+    /// find it missing: read again until it is there or the timeout has passed.
+    fn created_topic_partitions(&self, consumer: &BaseConsumer) -> Result<Vec<i32>, BoxError> {
+        let s = &self.settings;
+        let deadline = Instant::now() + s.config.timeout;
+        retry_while_missing(deadline, METADATA_RETRY, || {
+            client::partitions(&s.config, consumer, &s.marker_topic)
+        })
+    }
+
     fn create_marker_topic(&self) -> Result<(), BoxError> {
         let s = &self.settings;
         client::create_topic(
@@ -285,11 +296,7 @@ impl KafkaCommitter {
                 }
             }
         }
-        let value = marker.encode();
-        let record = BaseRecord::to(&s.marker_topic)
-            .key(s.transactional_id.as_bytes())
-            .payload(&value[..]);
-        send(producer, record).map_err(|e| fail("producing the commit marker", e))?;
+        self.send_marker(producer, marker)?;
         if let Some(fault) = &self.fault {
             // Delivered first, so that a crash here really leaves records (and the marker) in
             // an open transaction on the broker, not only in this client's queue.
@@ -305,6 +312,31 @@ impl KafkaCommitter {
             fault.check(CommitPoint::AfterCommit)?;
         }
         Ok(())
+    }
+
+    /// Commits a transaction holding only `marker` (no records, and not one of the commits a
+    /// planted fault counts).
+    fn claim(&self, producer: &BaseProducer, marker: Marker) -> Result<(), BoxError> {
+        let s = &self.settings;
+        let fail = |action: &str, e: ClientError| error::client(&s.config.bootstrap, action, e);
+        producer
+            .begin_transaction()
+            .map_err(|e| fail("beginning a transaction", e))?;
+        self.send_marker(producer, marker)?;
+        producer
+            .commit_transaction(s.config.timeout)
+            .map_err(|e| fail("committing the run's first marker", e))
+    }
+
+    /// Sends the commit marker `marker` in the open transaction.
+    fn send_marker(&self, producer: &BaseProducer, marker: Marker) -> Result<(), BoxError> {
+        let s = &self.settings;
+        let value = marker.encode();
+        let record = BaseRecord::to(&s.marker_topic)
+            .key(s.transactional_id.as_bytes())
+            .payload(&value[..]);
+        send(producer, record)
+            .map_err(|e| error::client(&s.config.bootstrap, "producing the commit marker", e))
     }
 
     /// [`transact`](Self::transact) with this attempt's producer. On failure the producer is
@@ -330,6 +362,27 @@ impl KafkaCommitter {
             }
         }
         result
+    }
+}
+
+/// How long to wait before asking again for a topic the broker has just created.
+const METADATA_RETRY: Duration = Duration::from_millis(20);
+
+/// `read()` again, `wait` apart, while it says the topic is missing and `deadline` has not
+/// passed; then its answer.
+fn retry_while_missing<T>(
+    deadline: Instant,
+    wait: Duration,
+    mut read: impl FnMut() -> Result<T, BoxError>,
+) -> Result<T, BoxError> {
+    loop {
+        match read() {
+            Err(e) if is_topic_missing(&e) && Instant::now() < deadline => {
+                // No event tells when the metadata has caught up with the creation: ask again.
+                std::thread::sleep(wait);
+            }
+            answer => return answer,
+        }
     }
 }
 
@@ -393,7 +446,15 @@ impl Committer for KafkaCommitter {
         let restored = restored.map(restored_segments).transpose()?.flatten();
         let producer = self.new_producer()?;
         let marker = self.read_marker()?;
+        let fresh = restored.is_none();
         let plan = marker::plan_open(&self.settings.transactional_id, marker, restored)?;
+        if fresh {
+            // Claim the new run's epoch now, not at its first commit: a second fresh start
+            // with this transactional id (while this run has committed nothing yet) must
+            // read this marker and take the next epoch, or the two runs would share one and
+            // a restore of either could take the other's commits for its own.
+            self.claim(&producer, plan.commit_as)?;
+        }
         if !plan.redo.is_empty() {
             tracing::info!(
                 sink = %self.settings.transactional_id,
@@ -427,5 +488,37 @@ impl Committer for KafkaCommitter {
             checkpoint: checkpoint.0,
         };
         self.commit_segments(&segments, marker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missing() -> BoxError {
+        Box::new(KafkaError::TopicMissing {
+            topic: "snapflow-commits.t".into(),
+            bootstrap: "b:9092".into(),
+        })
+    }
+
+    #[test]
+    fn a_topic_just_created_is_asked_for_again_until_it_is_there() {
+        let far = Instant::now() + Duration::from_secs(3_600);
+        let mut answers = vec![Ok(vec![0]), Err(missing()), Err(missing())];
+        let got = retry_while_missing(far, Duration::ZERO, || answers.pop().unwrap());
+        assert_eq!(got.unwrap(), vec![0]);
+        assert!(answers.is_empty(), "asked until it was there");
+        // Other errors are answered at once; past the deadline, the topic is missing.
+        let mut asked = 0;
+        let got: Result<(), _> = retry_while_missing(far, Duration::ZERO, || {
+            asked += 1;
+            Err("broker away".into())
+        });
+        assert!(got.is_err());
+        assert_eq!(asked, 1);
+        let past = Instant::now();
+        let got: Result<(), _> = retry_while_missing(past, Duration::ZERO, || Err(missing()));
+        assert!(is_topic_missing(&got.unwrap_err()));
     }
 }

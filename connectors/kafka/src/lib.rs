@@ -17,6 +17,7 @@
 //!
 //! The client is librdkafka through the [`rdkafka`] crate (re-exported for tests and tools).
 
+mod at_least_once;
 mod client;
 mod commit;
 mod error;

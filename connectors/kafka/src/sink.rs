@@ -1,17 +1,13 @@
 //! [`KafkaSink`]: a stream into one topic, exactly once (write-ahead + transactional commit)
 //! or at least once (idempotent producer, flushed at every barrier).
 
+use crate::at_least_once::{AtLeastOnceCommitter, DirectProducer, DirectWriter};
 use crate::client::KafkaConfig;
 use crate::commit::{KafkaCommitter, Shared, TxnSettings};
-use crate::error::{self, KafkaError};
 use crate::fault::CommitFault;
 use crate::staged::{Segment, WriterState};
-use rdkafka::client::ClientContext;
-use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use snapflow_engine::{BoxError, CheckpointId, Committer, Sink, SinkWriter, TaskInfo};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Writes a record's key and value into the buffers it is given (both empty); an empty key is
@@ -60,10 +56,16 @@ pub enum DeliveryMode {
 pub struct KafkaSink<T> {
     config: KafkaConfig,
     topic: String,
-    mode: DeliveryMode,
     serialize: Arc<Serializer<T>>,
-    committer: Option<Arc<KafkaCommitter>>,
+    /// Exactly once: the committer's settings; `None` for at least once.
+    txn: Option<TxnSettings>,
+    /// Exactly once: a fault planted in the committer.
+    fault: Option<Arc<CommitFault>>,
+    /// What the exactly-once writers and the committer share.
     shared: Arc<Shared>,
+    /// Made at the first [`Sink::committer`] call from the settings as they are then; a
+    /// builder method called after it makes a new one (never a panic).
+    committer: OnceLock<Arc<dyn Committer>>,
 }
 
 impl<T> KafkaSink<T> {
@@ -80,29 +82,27 @@ impl<T> KafkaSink<T> {
     ) -> Self {
         let topic = topic.into();
         let transactional_id = transactional_id.into();
-        let shared = Arc::new(Shared::default());
-        let settings = Arc::new(TxnSettings {
+        let txn = TxnSettings {
             config: config.clone(),
             topic: topic.clone(),
             marker_topic: crate::marker::topic_for(&transactional_id),
             transactional_id,
             transaction_timeout: Duration::from_secs(60),
-        });
+        };
         Self {
-            committer: Some(Arc::new(KafkaCommitter::new(
-                settings,
-                Arc::clone(&shared),
-                None,
-            ))),
             config,
             topic,
-            mode: DeliveryMode::ExactlyOnce,
             serialize: Arc::new(serialize),
-            shared,
+            txn: Some(txn),
+            fault: None,
+            shared: Arc::new(Shared::default()),
+            committer: OnceLock::new(),
         }
     }
 
-    /// An at-least-once sink into `topic`.
+    /// An at-least-once sink into `topic`. Resumed from a checkpoint that an exactly-once run
+    /// of the sink wrote, it first produces the records that run staged in the checkpoint
+    /// (some may then appear twice; none is lost).
     pub fn at_least_once(
         config: KafkaConfig,
         topic: impl Into<String>,
@@ -111,58 +111,66 @@ impl<T> KafkaSink<T> {
         Self {
             config,
             topic: topic.into(),
-            mode: DeliveryMode::AtLeastOnce,
             serialize: Arc::new(serialize),
-            committer: None,
+            txn: None,
+            fault: None,
             shared: Arc::new(Shared::default()),
+            committer: OnceLock::new(),
         }
     }
 
     /// How the sink delivers.
     pub fn mode(&self) -> DeliveryMode {
-        self.mode
+        match self.txn {
+            Some(_) => DeliveryMode::ExactlyOnce,
+            None => DeliveryMode::AtLeastOnce,
+        }
     }
 
     /// Exactly once: the compacted topic the commit markers go to (default
     /// `snapflow-commits.<transactional id>`). Give each sink its own: a restart reads the
     /// topic to its end, and another producer's transaction open on it holds that read back
-    /// (until the transaction ends or `transaction.timeout.ms` passes).
+    /// (until the transaction ends or `transaction.timeout.ms` passes). No effect at least
+    /// once.
     pub fn marker_topic(self, topic: impl Into<String>) -> Self {
         self.with_settings(|s| s.marker_topic = topic.into())
     }
 
     /// Exactly once: the producer's `transaction.timeout.ms` (default 60 s). It bounds one
-    /// commit; it must not exceed the broker's `transaction.max.timeout.ms`.
+    /// commit; it must not exceed the broker's `transaction.max.timeout.ms`. No effect at
+    /// least once.
     pub fn transaction_timeout(self, timeout: Duration) -> Self {
         self.with_settings(|s| s.transaction_timeout = timeout)
     }
 
-    /// Exactly once: plants a fault in the committer (tests and chaos experiments).
+    /// Exactly once: plants a fault in the committer (tests and chaos experiments). No effect
+    /// at least once.
     pub fn commit_fault(mut self, fault: Arc<CommitFault>) -> Self {
-        if let Some(committer) = self.committer.take() {
-            let committer = Arc::into_inner(committer).expect("the committer is not shared yet");
-            self.committer = Some(Arc::new(KafkaCommitter::new(
-                committer.settings,
-                committer.shared,
-                Some(fault),
-            )));
-        }
+        self.fault = Some(fault);
+        self.committer = OnceLock::new();
         self
     }
 
     fn with_settings(mut self, change: impl FnOnce(&mut TxnSettings)) -> Self {
-        if let Some(committer) = self.committer.take() {
-            let committer = Arc::into_inner(committer).expect("the committer is not shared yet");
-            let mut settings =
-                Arc::into_inner(committer.settings).expect("the settings are not shared yet");
-            change(&mut settings);
-            self.committer = Some(Arc::new(KafkaCommitter::new(
-                Arc::new(settings),
-                committer.shared,
-                committer.fault,
-            )));
+        if let Some(settings) = &mut self.txn {
+            change(settings);
         }
+        self.committer = OnceLock::new();
         self
+    }
+
+    fn make_committer(&self) -> Arc<dyn Committer> {
+        match &self.txn {
+            Some(settings) => Arc::new(KafkaCommitter::new(
+                Arc::new(settings.clone()),
+                Arc::clone(&self.shared),
+                self.fault.clone(),
+            )),
+            None => Arc::new(AtLeastOnceCommitter {
+                config: self.config.clone(),
+                topic: self.topic.clone(),
+            }),
+        }
     }
 }
 
@@ -172,7 +180,7 @@ impl<T: snapflow_engine::Data> Sink<T> for KafkaSink<T> {
     }
 
     fn create_writer(&self, task: &TaskInfo) -> Result<Box<dyn SinkWriter<T>>, BoxError> {
-        match self.mode {
+        match self.mode() {
             DeliveryMode::ExactlyOnce => Ok(Box::new(StagingWriter {
                 shared: Arc::clone(&self.shared),
                 serialize: Arc::clone(&self.serialize),
@@ -182,34 +190,19 @@ impl<T: snapflow_engine::Data> Sink<T> for KafkaSink<T> {
                 key: Vec::new(),
                 value: Vec::new(),
             })),
-            DeliveryMode::AtLeastOnce => {
-                let producer: BaseProducer<DeliveryContext> = self
-                    .config
-                    .client_config(&[("enable.idempotence", "true"), ("linger.ms", "5")])
-                    .create_with_context(DeliveryContext::default())
-                    .map_err(|e| error::client(&self.config.bootstrap, "creating a producer", e))?;
-                // Fail now, naming the topic, rather than at the first flush.
-                let consumer: rdkafka::consumer::BaseConsumer =
-                    self.config.client_config(&[]).create().map_err(|e| {
-                        error::client(&self.config.bootstrap, "creating a client", e)
-                    })?;
-                crate::client::partitions(&self.config, &consumer, &self.topic)?;
-                Ok(Box::new(DirectWriter {
-                    producer,
-                    config: self.config.clone(),
-                    topic: self.topic.clone(),
-                    serialize: Arc::clone(&self.serialize),
-                    key: Vec::new(),
-                    value: Vec::new(),
-                }))
-            }
+            DeliveryMode::AtLeastOnce => Ok(Box::new(DirectWriter {
+                producer: DirectProducer::new(&self.config, &self.topic)?,
+                serialize: Arc::clone(&self.serialize),
+                key: Vec::new(),
+                value: Vec::new(),
+            })),
         }
     }
 
     fn committer(&self) -> Option<Arc<dyn Committer>> {
-        self.committer
-            .as_ref()
-            .map(|c| Arc::clone(c) as Arc<dyn Committer>)
+        Some(Arc::clone(
+            self.committer.get_or_init(|| self.make_committer()),
+        ))
     }
 }
 
@@ -266,100 +259,39 @@ impl<T: Send> SinkWriter<T> for StagingWriter<T> {
     }
 }
 
-/// At least once: remembers the first failed delivery, reported at the next flush.
-#[derive(Default)]
-struct DeliveryContext {
-    failed: Mutex<Option<String>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl ClientContext for DeliveryContext {}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
-        if let Err((e, message)) = result {
-            let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-            failed.get_or_insert_with(|| {
-                format!("delivering a record to topic '{}': {e}", message.topic())
-            });
-        }
-    }
-}
-
-/// At least once: produces directly.
-struct DirectWriter<T> {
-    producer: BaseProducer<DeliveryContext>,
-    config: KafkaConfig,
-    topic: String,
-    serialize: Arc<Serializer<T>>,
-    key: Vec<u8>,
-    value: Vec<u8>,
-}
-
-impl<T> DirectWriter<T> {
-    /// Waits until every record sent is acknowledged.
-    fn flush(&mut self) -> Result<(), BoxError> {
-        self.producer.flush(self.config.timeout).map_err(|e| {
-            error::client(
-                &self.config.bootstrap,
-                format!("flushing records to topic '{}'", self.topic),
-                e,
-            )
-        })?;
-        let failed = self
-            .producer
-            .context()
-            .failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        match failed {
-            Some(message) => Err(error::unavailable(KafkaError::Delivery {
-                bootstrap: self.config.bootstrap.clone(),
-                message,
-            })),
-            None => Ok(()),
-        }
-    }
-}
-
-impl<T: Send> SinkWriter<T> for DirectWriter<T> {
-    fn write_batch(&mut self, batch: Vec<T>) -> Result<(), BoxError> {
-        for record in &batch {
-            self.key.clear();
-            self.value.clear();
-            (self.serialize)(record, &mut self.key, &mut self.value);
-            let mut next = BaseRecord::<[u8], [u8]>::to(&self.topic).payload(&self.value);
-            if !self.key.is_empty() {
-                next = next.key(&self.key);
-            }
-            loop {
-                match self.producer.send(next) {
-                    Ok(()) => break,
-                    Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        next = back;
-                        self.producer.poll(Duration::from_millis(10));
-                    }
-                    Err((e, _)) => {
-                        return Err(error::client(
-                            &self.config.bootstrap,
-                            format!("producing to topic '{}'", self.topic),
-                            e,
-                        ))
-                    }
-                }
-            }
-        }
-        self.producer.poll(Duration::ZERO);
-        Ok(())
+    fn value(line: &String, _key: &mut Vec<u8>, value: &mut Vec<u8>) {
+        value.extend_from_slice(line.as_bytes());
     }
 
-    fn pre_commit(&mut self, _checkpoint: CheckpointId) -> Result<(), BoxError> {
-        self.flush()
-    }
-
-    fn finish(&mut self) -> Result<(), BoxError> {
-        self.flush()
+    #[test]
+    fn builder_methods_after_the_committer_was_asked_for_do_not_panic() {
+        let sink = KafkaSink::<String>::exactly_once(KafkaConfig::new("b:9092"), "t", "id", value);
+        let first = sink.committer().expect("exactly once has a committer");
+        let sink = sink
+            .marker_topic("markers")
+            .transaction_timeout(Duration::from_secs(5))
+            .commit_fault(Arc::new(CommitFault::new(
+                crate::CommitPoint::AfterCommit,
+                1,
+                crate::FaultAction::Fail,
+            )));
+        let second = sink.committer().expect("still a committer");
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "the settings changed, so the committer is a new one"
+        );
+        assert!(
+            Arc::ptr_eq(&second, &sink.committer().unwrap()),
+            "asked again, the same"
+        );
+        let at_least_once =
+            KafkaSink::<String>::at_least_once(KafkaConfig::new("b:9092"), "t", value)
+                .marker_topic("ignored");
+        assert_eq!(at_least_once.mode(), DeliveryMode::AtLeastOnce);
+        assert!(at_least_once.committer().is_some());
     }
 }

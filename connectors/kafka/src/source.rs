@@ -116,7 +116,7 @@ impl<T: snapflow_engine::Data> Source for KafkaSource<T> {
         ]);
         let consumer: BaseConsumer = self
             .config
-            .client_config(&settings)
+            .client_config(&settings)?
             .create()
             .map_err(|e| error::client(&self.config.bootstrap, "creating a consumer", e))?;
         let all = client::partitions(&self.config, &consumer, &self.topic)?;
