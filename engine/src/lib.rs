@@ -32,6 +32,7 @@ mod coordinator;
 mod data;
 mod error;
 mod error_chain;
+mod frozen;
 mod graph;
 mod id;
 mod message;
@@ -53,6 +54,7 @@ pub use coordinator::{CheckpointEvent, CheckpointStats};
 pub use data::{Data, Either, Key};
 pub use error::{BoxError, BuildError, JobError, TaskError, Unavailable};
 pub use error_chain::ErrorChain;
+pub use frozen::{FrozenSnapshot, SerializeFrozen, SnapshotRequest};
 pub use id::{OperatorId, TaskId};
 pub use message::{Message, Timestamp};
 pub use operator::{
@@ -60,7 +62,7 @@ pub use operator::{
     TaskInfo, UnaryOperator,
 };
 pub use partition::Partitioning;
-pub use runtime::inject::FailureInjector;
+pub use runtime::inject::{CrashPoint, FailureInjector};
 pub use runtime::restore::RestoredState;
 pub use runtime::task::now_millis;
 pub use runtime::{JobHandle, JobMetrics, JobReport, JobStopper, OperatorMetrics, Output};

@@ -29,7 +29,7 @@ use crate::message::{Message, Timestamp};
 use crate::operator::{BinaryOperator, UnaryOperator};
 use crate::runtime::restore::RestoredState;
 use crate::runtime::Output;
-use crate::Data;
+use crate::{Data, SnapshotRequest};
 use crossbeam_channel::Receiver;
 use snapflow_checkpoint::{CheckpointId, KeyGroupRange};
 
@@ -176,7 +176,10 @@ impl<I: Data, O: Data> OneInputHarness<I, O> {
     /// The operator failed, or it is not open.
     pub fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         self.phase.expect(Phase::Open, "snapshot")?;
-        let state = self.operator.snapshot(checkpoint)?;
+        let state = self
+            .operator
+            .snapshot_frozen(SnapshotRequest::full(checkpoint))?
+            .serialize()?;
         self.collector.drain()?;
         Ok(state)
     }
@@ -335,7 +338,10 @@ impl<A: Data, B: Data, O: Data> TwoInputHarness<A, B, O> {
     /// The operator failed, or it is not open.
     pub fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         self.phase.expect(Phase::Open, "snapshot")?;
-        let state = self.operator.snapshot(checkpoint)?;
+        let state = self
+            .operator
+            .snapshot_frozen(SnapshotRequest::full(checkpoint))?
+            .serialize()?;
         self.collector.drain()?;
         Ok(state)
     }

@@ -25,6 +25,7 @@ use crate::config::CheckpointConfig;
 use crate::error::JobError;
 use crate::error_chain::ErrorChain;
 use crate::operator::Committer;
+use crate::runtime::inject::{CrashPoint, FailureInjector};
 use crate::runtime::metrics::TaskCounters;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use pending::TaskKey;
@@ -74,6 +75,8 @@ pub(crate) struct Coordinator {
     pub settled: Arc<AtomicU64>,
     /// The newest checkpoint completed and published, which tasks check to be notified.
     pub completed: Arc<AtomicU64>,
+    /// Crash points of the job (for the chaos driver).
+    pub crashes: FailureInjector,
 }
 
 /// What the coordinator thread keeps besides the protocol: the inputs it still has to feed
@@ -284,7 +287,14 @@ impl Coordinator {
         }
         self.completed.store(id.0, Ordering::Relaxed);
         if let Some((config, store)) = &self.checkpoints {
-            if let Err(e) = store.retain(config.retained) {
+            let crashes = &self.crashes;
+            let deleting = |id: CheckpointId| {
+                if crashes.crash_due(CrashPoint::RetentionDelete) {
+                    eprintln!("injected crash while deleting checkpoint {id}");
+                    std::process::abort();
+                }
+            };
+            if let Err(e) = store.retain_with(config.retained, deleting) {
                 tracing::warn!(checkpoint = id.0, error = %ErrorChain(&e), "could not delete old checkpoints");
             }
         }

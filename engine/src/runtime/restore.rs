@@ -1,30 +1,35 @@
 //! What a task restores from when the job resumes from a checkpoint.
 
 use crate::error::{BoxError, JobError};
-use snapflow_checkpoint::{CheckpointId, CheckpointStore, KeyGroupRange, Manifest, Snapshot};
+use snapflow_checkpoint::{
+    CheckpointId, CheckpointStore, KeyGroupRange, Manifest, OpenedCheckpoint, Snapshot,
+};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// The checkpoint a job resumes from, shared by all its tasks.
+/// The checkpoint a job resumes from, shared by all its tasks: its files were opened and
+/// verified once, and every restoring task reads the same maps.
 pub(crate) struct RestorePoint {
-    pub store: CheckpointStore,
     pub manifest: Manifest,
+    pub opened: OpenedCheckpoint,
 }
 
 /// An operator's state in the checkpoint the job resumes from, as one task sees it.
 ///
 /// It holds every snapshot of the operator, not only the one this task wrote, so that keyed
 /// state can be split by key group when the parallelism changed: each task keeps the entries
-/// of its own [`key_groups`](RestoredState::key_groups).
+/// of its own [`key_groups`](RestoredState::key_groups). An incremental snapshot comes as a
+/// chain: the full snapshot it builds on, then the deltas in order ([`chains`](Self::chains)).
 pub struct RestoredState {
     checkpoint: CheckpointId,
     key_groups: KeyGroupRange,
-    snapshots: Vec<Payload>,
+    /// One chain per old task, oldest file first; a full snapshot is a chain of one.
+    snapshots: Vec<Vec<Payload>>,
 }
 
 /// One old task's state: memory-mapped from its snapshot file, or given in memory.
 enum Payload {
-    Mapped(Snapshot),
+    Mapped(Arc<Snapshot>),
     Owned(Vec<u8>),
 }
 
@@ -47,12 +52,16 @@ impl RestoredState {
             .manifest
             .snapshots_of(uid)
             .map(|entry| {
-                point
-                    .store
-                    .open_snapshot(&point.manifest, entry)
-                    .map(Payload::Mapped)
+                let chain = point.opened.chain_of(entry).ok_or_else(|| {
+                    format!(
+                        "the snapshot of '{uid}' task {} was not opened with its checkpoint \
+                         (engine bug)",
+                        entry.task
+                    )
+                })?;
+                Ok(chain.into_iter().map(Payload::Mapped).collect())
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, BoxError>>()?;
         Ok(RestoredState {
             checkpoint: point.manifest.checkpoint,
             key_groups,
@@ -70,7 +79,28 @@ impl RestoredState {
         RestoredState {
             checkpoint,
             key_groups,
-            snapshots: payloads.into_iter().map(Payload::Owned).collect(),
+            snapshots: payloads
+                .into_iter()
+                .map(|p| vec![Payload::Owned(p)])
+                .collect(),
+        }
+    }
+
+    /// A restored state made of chains of payloads, one per old task, each oldest first (a
+    /// full snapshot, then the deltas over it), for testing incremental snapshots without a
+    /// checkpoint on disk.
+    pub fn from_chains(
+        checkpoint: CheckpointId,
+        key_groups: KeyGroupRange,
+        chains: Vec<Vec<Vec<u8>>>,
+    ) -> RestoredState {
+        RestoredState {
+            checkpoint,
+            key_groups,
+            snapshots: chains
+                .into_iter()
+                .map(|chain| chain.into_iter().map(Payload::Owned).collect())
+                .collect(),
         }
     }
 
@@ -90,9 +120,21 @@ impl RestoredState {
     }
 
     /// The serialized state of every task of the operator in the checkpoint (what
-    /// `snapshot` returned), read straight from the memory-mapped files.
+    /// `snapshot` returned), read straight from the memory-mapped files. For an incremental
+    /// snapshot this is only its last delta: operators that write deltas read
+    /// [`chains`](Self::chains).
     pub fn payloads(&self) -> impl Iterator<Item = &[u8]> {
-        self.snapshots.iter().map(Payload::bytes)
+        self.snapshots
+            .iter()
+            .filter_map(|chain| chain.last().map(Payload::bytes))
+    }
+
+    /// Every old task's state as a chain of payloads, oldest first: one full snapshot, then
+    /// the deltas to apply over it in order (none for a full snapshot).
+    pub fn chains(&self) -> impl Iterator<Item = Vec<&[u8]>> {
+        self.snapshots
+            .iter()
+            .map(|chain| chain.iter().map(Payload::bytes).collect())
     }
 }
 
@@ -229,7 +271,7 @@ pub(crate) fn find_restore_point(
     allow_non_restored_state: bool,
 ) -> Result<Option<Arc<RestorePoint>>, JobError> {
     let dir = store.layout().root().to_path_buf();
-    let (decision, manifest) = store.latest()?;
+    let (decision, opened) = store.latest_opened()?;
     if let Some((checkpoint, reason)) = decision.newer_corrupt.last() {
         return Err(JobError::CorruptCheckpoint {
             dir,
@@ -237,9 +279,10 @@ pub(crate) fn find_restore_point(
             reason: reason.clone(),
         });
     }
-    let Some(manifest) = manifest else {
+    let Some(opened) = opened else {
         return Ok(None);
     };
+    let manifest = opened.manifest.clone();
     let checkpoint = manifest.checkpoint;
     let mapping = map_state(
         &CheckpointOperators::of(&manifest),
@@ -266,10 +309,7 @@ pub(crate) fn find_restore_point(
             "operator '{uid}' is not in this job: its state in checkpoint {checkpoint} is dropped (non-restored state allowed)"
         );
     }
-    Ok(Some(Arc::new(RestorePoint {
-        store: store.clone(),
-        manifest,
-    })))
+    Ok(Some(Arc::new(RestorePoint { manifest, opened })))
 }
 
 #[cfg(test)]

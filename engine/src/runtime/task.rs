@@ -10,7 +10,7 @@ use crate::runtime::metrics::{TaskCounters, WaitClock};
 use crate::runtime::restore::{RestorePoint, RestoredState};
 use crate::runtime::router::Output;
 use crate::runtime::snapshot::SnapshotContext;
-use crate::Data;
+use crate::{Data, FrozenSnapshot, SnapshotRequest};
 use crossbeam_channel::{Receiver, TryRecvError};
 use snapflow_checkpoint::CheckpointId;
 use std::convert::Infallible;
@@ -349,6 +349,10 @@ impl<I: Data, O: Data, Op: UnaryOperator<I, O>> BinaryOperator<I, Infallible, O>
         self.op.snapshot(checkpoint)
     }
 
+    fn snapshot_frozen(&mut self, request: SnapshotRequest) -> Result<FrozenSnapshot, BoxError> {
+        self.op.snapshot_frozen(request)
+    }
+
     fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
         self.op.restore(state)
     }
@@ -435,7 +439,8 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
         // Forward first: downstream tasks start aligning while this one snapshots.
         self.out.send_control(|| Message::Barrier(id))?;
         let op = &mut self.op;
-        self.snapshots.checkpoint(id, alignment, || op.snapshot(id))
+        self.snapshots
+            .checkpoint(id, alignment, |request| op.snapshot_frozen(request))
     }
 
     fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
@@ -444,7 +449,9 @@ impl<A: Data, B: Data, O: Data, Op: BinaryOperator<A, B, O>> InputHandler<A, B>
         self.out.check()?;
         let op = &mut self.op;
         self.snapshots
-            .checkpoint(checkpoint, Duration::ZERO, || op.snapshot(checkpoint))?;
+            .checkpoint(checkpoint, Duration::ZERO, |request| {
+                op.snapshot_frozen(request)
+            })?;
         self.out.send_control(|| Message::End(checkpoint))
     }
 
@@ -503,8 +510,9 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
         self.writer.pre_commit(id).map_err(TaskError::Failed)?;
         let writer = &mut self.writer;
-        self.snapshots
-            .checkpoint(id, alignment, || writer.snapshot(id))
+        self.snapshots.checkpoint(id, alignment, |_| {
+            writer.snapshot(id).map(FrozenSnapshot::Ready)
+        })
     }
 
     fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
@@ -512,8 +520,9 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
             .pre_commit(checkpoint)
             .map_err(TaskError::Failed)?;
         let writer = &mut self.writer;
-        self.snapshots
-            .checkpoint(checkpoint, Duration::ZERO, || writer.snapshot(checkpoint))?;
+        self.snapshots.checkpoint(checkpoint, Duration::ZERO, |_| {
+            writer.snapshot(checkpoint).map(FrozenSnapshot::Ready)
+        })?;
         self.writer.finish().map_err(TaskError::Failed)
     }
 
