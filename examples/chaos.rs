@@ -774,6 +774,7 @@ fn run_threads(
         recovery: Vec::new(),
         failures: 0,
         commit_crashes,
+        planted: [0, 0],
     })
 }
 

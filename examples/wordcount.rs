@@ -308,7 +308,6 @@ fn run_kafka(args: &Args) -> Result<()> {
     println!("wordcount  Kafka {bootstrap}, topic {input_topic}");
     if let Some(id) = report.restored_from {
         println!("  resumed from checkpoint {id}");
-        checkpoint_report::print_recovery(&report, started, first_count.get().copied());
     }
     println!(
         "  parallelism {parallelism}, sink {}",
