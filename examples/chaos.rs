@@ -560,7 +560,7 @@ fn run_processes(
         }
         // The first kills land inside a snapshot write, then inside retention's delete.
         let planted = (killing && !commit_crash && args.crash_points)
-            .then(|| outcome.kills as usize)
+            .then_some(outcome.kills as usize)
             .filter(|&kill| kill < 2);
         if let Some(kill) = planted {
             let point = ["snapshot-write", "retention-delete"][kill];
