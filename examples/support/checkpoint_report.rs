@@ -54,7 +54,7 @@ pub fn print(report: &JobReport, dir: &Path) {
         );
         if let Some(first) = periodic.first() {
             println!(
-                "  bytes per periodic checkpoint: first {} , median {}, max {}; duration median {:.1} ms, p99 {:.1} ms",
+                "  bytes per periodic checkpoint: first {}, median {}, max {}; duration median {:.1} ms, p99 {:.1} ms",
                 first.bytes,
                 percentile(&mut bytes, 50.0),
                 percentile(&mut bytes, 100.0),
