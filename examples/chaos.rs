@@ -161,6 +161,15 @@ struct Args {
     /// the job (process mode), or set on the job (thread mode; each restart binds it again).
     #[arg(long, value_name = "ADDR")]
     web: Option<String>,
+    /// Write every checkpoint in full (`--no-incremental-checkpoints` to the job, or
+    /// `JobConfig::with_incremental_checkpoints(false)` in thread mode).
+    #[arg(long)]
+    no_incremental_checkpoints: bool,
+    /// Process mode: plant the first kills inside the checkpoint machinery (the job's
+    /// `--crash-at`): the first in the middle of a snapshot file's write, the second in
+    /// retention's delete of an old checkpoint; the rest are SIGKILLs at random moments.
+    #[arg(long)]
+    crash_points: bool,
 }
 
 struct Paths {
@@ -396,6 +405,20 @@ fn run(args: Args) -> Result<bool> {
             outcome.commit_crashes
         );
     }
+    if args.crash_points {
+        println!(
+            "  of the kills, crashes in a snapshot write {}, in retention's delete {}",
+            outcome.planted[0], outcome.planted[1]
+        );
+    }
+    println!(
+        "  incremental checkpoints {}",
+        if args.no_incremental_checkpoints {
+            "off"
+        } else {
+            "on"
+        }
+    );
     println!(
         "  time to first checkpoint after each restart: [{}]",
         recoveries.join(", ")
@@ -431,6 +454,8 @@ struct Outcome {
     failures: u32,
     /// Of the kills, crashes planted inside the Kafka sink's commit.
     commit_crashes: u32,
+    /// Of the kills, crashes planted in a snapshot write and in retention's delete.
+    planted: [u32; 2],
 }
 
 /// How many times in a row a rerun after a kill may fail on its own before the driver gives up.
@@ -479,6 +504,9 @@ fn run_processes(
     if let Some(addr) = &args.web {
         command.args(["--web", addr]);
     }
+    if args.no_incremental_checkpoints {
+        command.arg("--no-incremental-checkpoints");
+    }
     match sink {
         Sink::File => {
             command.arg("--output").arg(&paths.out);
@@ -513,6 +541,7 @@ fn run_processes(
         recovery: Vec::new(),
         failures: 0,
         commit_crashes: 0,
+        planted: [0, 0],
     };
     let mut failures_in_a_row = 0;
     loop {
@@ -528,6 +557,15 @@ fn run_processes(
                 ["before-transaction", "before-commit", "after-commit"][(rng.next() % 3) as usize];
             let nth = 1 + rng.next() % 3;
             attempt.args(["--kafka-crash-at", &format!("{point}:{nth}")]);
+        }
+        // The first kills land inside a snapshot write, then inside retention's delete.
+        let planted = (killing && !commit_crash && args.crash_points)
+            .then_some(outcome.kills as usize)
+            .filter(|&kill| kill < 2);
+        if let Some(kill) = planted {
+            let point = ["snapshot-write", "retention-delete"][kill];
+            let nth = 1 + rng.next() % 4;
+            attempt.args(["--crash-at", &format!("{point}:{nth}")]);
         }
         let spawned = Instant::now();
         let mut child = attempt
@@ -547,7 +585,7 @@ fn run_processes(
         });
         let mut seen = Vec::new();
         let mut killed = false;
-        if killing && !commit_crash {
+        if killing && !commit_crash && planted.is_none() {
             // Kill after 1 to 3 checkpoints of this attempt (so every attempt makes progress)
             // plus a random part of an interval: a random moment of the checkpoint cycle.
             let wait_for = 1 + rng.next() % 3;
@@ -572,6 +610,15 @@ fn run_processes(
             if status.signal() == Some(6) {
                 outcome.kills += 1;
                 outcome.commit_crashes += 1;
+                killed = true;
+            }
+        }
+        if let (Some(kill), false) = (planted, status.success()) {
+            use std::os::unix::process::ExitStatusExt;
+            // SIGABRT: the planted crash in the checkpoint machinery.
+            if status.signal() == Some(6) {
+                outcome.kills += 1;
+                outcome.planted[kill] += 1;
                 killed = true;
             }
         }
@@ -662,6 +709,7 @@ fn run_threads(
     }
     let mut config = JobConfig::default()
         .with_parallelism(args.parallelism)
+        .with_incremental_checkpoints(!args.no_incremental_checkpoints)
         .with_max_rate(Some(rate))
         .with_checkpointing(
             &paths.checkpoints,
@@ -726,6 +774,7 @@ fn run_threads(
         recovery: Vec::new(),
         failures: 0,
         commit_crashes,
+        planted: [0, 0],
     })
 }
 

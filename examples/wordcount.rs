@@ -118,10 +118,12 @@ struct Args {
 }
 
 fn main() {
-    cli::exit_on_error("wordcount", run(Args::parse()));
+    // The recovery figures count from here: the process has just started.
+    let started = (std::time::Instant::now(), std::time::SystemTime::now());
+    cli::exit_on_error("wordcount", run(Args::parse(), started));
 }
 
-fn run(args: Args) -> Result<()> {
+fn run(args: Args, started: (std::time::Instant, std::time::SystemTime)) -> Result<()> {
     logging::init()?;
     if args.kafka.is_some() {
         return run_kafka(&args);
@@ -176,7 +178,8 @@ fn run(args: Args) -> Result<()> {
         SinkKind::File => args.output.as_deref(),
         SinkKind::Discard | SinkKind::Kafka => None,
     };
-    let job = wordcount_job::build(&input, output, distinct.clone());
+    let first_count = Arc::new(std::sync::OnceLock::new());
+    let job = wordcount_job::build_timed(&input, output, distinct.clone(), first_count.clone());
 
     let config = args.engine.config(checkpoint_dir.as_deref());
     let handle = job.launch(&config)?;
@@ -197,6 +200,7 @@ fn run(args: Args) -> Result<()> {
     println!("wordcount  input {}", input.display());
     if let Some(id) = report.restored_from {
         println!("  resumed from checkpoint {id}");
+        checkpoint_report::print_recovery(&report, started, first_count.get().copied());
     }
     println!(
         "  parallelism {parallelism}, sink {}",

@@ -65,6 +65,73 @@ fn wordcount_survives_process_kills() {
 }
 
 #[test]
+fn wordcount_survives_crashes_in_a_snapshot_write_and_in_retention_with_or_without_incremental_checkpoints(
+) {
+    for incremental in [true, false] {
+        let mut args = vec![
+            "--job",
+            "wordcount",
+            "--kills",
+            "3",
+            "--seed",
+            "11",
+            "--size",
+            "20000",
+            "--checkpoint-interval-ms",
+            "20",
+            "--crash-points",
+        ];
+        if !incremental {
+            args.push("--no-incremental-checkpoints");
+        }
+        let report = chaos(&args);
+        assert!(
+            report.contains("crashes in a snapshot write 1, in retention's delete 1"),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn ledger_survives_process_and_planted_kills_without_incremental_checkpoints() {
+    chaos(&[
+        "--job",
+        "ledger",
+        "--kills",
+        "3",
+        "--seed",
+        "5",
+        "--size",
+        "20000",
+        "--checkpoint-interval-ms",
+        "20",
+        "--crash-points",
+        "--no-incremental-checkpoints",
+    ]);
+}
+
+#[test]
+fn both_jobs_survive_thread_kills_without_incremental_checkpoints() {
+    for job in ["wordcount", "ledger"] {
+        chaos(&[
+            "--job",
+            job,
+            "--kills",
+            "3",
+            "--seed",
+            "3",
+            "--size",
+            "20000",
+            "--mode",
+            "threads",
+            "--checkpoint-interval-ms",
+            "20",
+            "--no-incremental-checkpoints",
+        ]);
+    }
+}
+
+#[test]
 fn ledger_survives_process_kills() {
     chaos(&[
         "--job",

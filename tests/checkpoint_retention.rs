@@ -9,7 +9,7 @@ use common::{
     assert_same_map, bounded, complete_runs, gated, next_event, published_files,
     read_published_counts, share,
 };
-use snapflow::checkpoint::{checkpoint_dir_name, CheckpointState, CheckpointStore};
+use snapflow::checkpoint::{checkpoint_dir_name, CheckpointId, CheckpointState, CheckpointStore};
 use snapflow::engine::{CheckpointEvent, Source};
 use snapflow::prelude::*;
 use std::collections::HashMap;
@@ -113,24 +113,37 @@ fn only_the_newest_checkpoints_are_kept_and_a_second_run_resumes_finished() {
     let last = report.checkpoints.last().expect("checkpoints");
     assert!(last.is_final, "the last checkpoint is the final one");
 
-    // Exactly the two newest complete checkpoints are left, and nothing else.
+    // Exactly the two newest complete checkpoints are left, with the older ones their
+    // incremental snapshots build on, and nothing else.
     let store = CheckpointStore::open(&checkpoints).expect("open the store");
     let statuses = store.scan().expect("scan");
+    let mut kept: Vec<CheckpointId> = ids[ids.len() - 2..].to_vec();
+    let mut i = 0;
+    while i < kept.len() {
+        let manifest = store
+            .load_manifest(kept[i])
+            .expect("manifest of a kept one");
+        for id in manifest.referenced_checkpoints() {
+            if !kept.contains(&id) {
+                kept.push(id);
+            }
+        }
+        i += 1;
+    }
+    kept.sort();
     assert_eq!(
         statuses
             .iter()
             .map(|s| (s.id, s.state.clone()))
             .collect::<Vec<_>>(),
-        ids[ids.len() - 2..]
-            .iter()
+        kept.iter()
             .map(|&id| (id, CheckpointState::Complete))
             .collect::<Vec<_>>(),
-        "the store holds the two newest checkpoints, complete"
+        "the store holds the two newest checkpoints and what they build on, complete"
     );
     assert_eq!(
         dir_entries(&checkpoints),
-        ids[ids.len() - 2..]
-            .iter()
+        kept.iter()
             .map(|&id| checkpoint_dir_name(id))
             .collect::<Vec<_>>(),
         "nothing else is left in the checkpoint directory"

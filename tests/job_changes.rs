@@ -20,7 +20,9 @@ mod wordcount_job;
 use changed::{with_a_new_filter, without_count};
 use common::bounded;
 use fixture::{committed_sorted, config, dirs, killed_run, text};
+use snapflow::operators::text::words;
 use snapflow::prelude::*;
+use std::path::Path;
 
 #[test]
 fn a_new_stateless_operator_starts_empty_and_the_output_is_exact() {
@@ -77,4 +79,70 @@ fn dropping_a_stateful_operator_needs_permission() {
     assert!(report.restored_from.is_some(), "it resumed");
 
     changed::assert_counted_then_uncounted(&committed_sorted(&d.out), &original);
+}
+
+/// Word count whose counts changed type (`ValueState<String>` instead of `ValueState<u64>`),
+/// behind a filter that drops every line: the count operator never sees a record.
+fn with_counts_as_text(
+    input: &Path,
+    out: &Path,
+    config: &JobConfig,
+) -> Result<JobReport, JobError> {
+    let job = Job::new("wordcount");
+    job.source(TextFileSource::new(input))
+        .name("read")
+        .uid("read")
+        .filter(|_: &String| false)
+        .name("drop")
+        .uid("drop")
+        .flat_map_with(|line: String, out: &mut Output<String>| {
+            for word in words(&line) {
+                out.push(word.to_owned());
+            }
+        })
+        .name("tokenize")
+        .uid("tokenize")
+        .key_by(|word: &String| word.clone())
+        .process(
+            |_, word: String, count: &mut ValueState<String>, out: &mut Output<String>| {
+                count.set(word.clone());
+                out.push(word);
+                Ok(())
+            },
+        )
+        .name("count")
+        .uid("count")
+        .sink(FileSink::new(out))
+        .name("write")
+        .uid("write");
+    job.run(config)
+}
+
+#[test]
+fn keyed_state_of_a_changed_type_is_refused_at_start_naming_operator_and_types() {
+    let original = text(5);
+    let d = dirs(&original);
+    killed_run(&d, 2);
+    let before = committed_sorted(&d.out);
+    let (input, out, config) = (d.input.clone(), d.out.clone(), config(&d));
+    let refused = bounded("word count with counts as text", move || {
+        with_counts_as_text(&input, &out, &config)
+    });
+    match refused {
+        Err(JobError::TaskFailed { uid, source, .. }) => {
+            assert_eq!(uid, "count");
+            let message = snapflow::engine::ErrorChain(&source).to_string();
+            assert!(message.contains("ValueState<u64>"), "{message}");
+            assert!(
+                message.contains("ValueState<alloc::string::String>"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the count task to refuse its state, got {other:?}"),
+    }
+    assert_eq!(
+        committed_sorted(&d.out),
+        before,
+        "the refusal published nothing"
+    );
 }

@@ -354,7 +354,8 @@ fn a_savepoint_taken_while_the_job_runs_restores_at_another_parallelism() {
     );
     assert!(first.stopped_at.is_none(), "it ran to its end");
 
-    let (store, manifest) = snapflow::checkpoint::open_savepoint(&target).unwrap();
+    let (store, opened) = snapflow::checkpoint::open_savepoint(&target).unwrap();
+    let manifest = opened.manifest;
     assert_eq!(manifest.checkpoint, savepoint.checkpoint);
     assert!(
         !manifest.is_final,

@@ -12,8 +12,9 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SNAPFLW\0";
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 /// The first 8 bytes of every manifest file.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"SNAPMAN\0";
-/// The manifest format version this build writes and reads.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// The manifest format version this build writes. It also reads version 1, which had no
+/// incremental snapshots ([`SnapshotEntry::base`](crate::SnapshotEntry::base) empty).
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 /// The longest operator uid, in bytes of UTF-8, that a snapshot header can hold.
 pub const MAX_OPERATOR_UID_LEN: usize = 1024;
 
@@ -205,6 +206,17 @@ impl<'a> Fields<'a> {
             return Err(self.corrupt(format!("bad magic: not a snapflow {kind} file")));
         }
         Ok(())
+    }
+
+    /// Reads the format version and checks it is one of `supported`; returns it.
+    pub(crate) fn expect_version_in(&mut self, supported: &[u32]) -> Result<u32> {
+        let version = self.u32("format version")?;
+        if !supported.contains(&version) {
+            return Err(self.corrupt(format!(
+                "unsupported format version {version} (this build reads versions {supported:?})"
+            )));
+        }
+        Ok(version)
     }
 
     pub(crate) fn expect_version(&mut self, supported: u32) -> Result<()> {

@@ -88,7 +88,10 @@ mod savepoint;
 mod snapshot;
 mod store;
 
-pub use backend::{decode_keyed_state, encode_keyed_state, KEYED_STATE_FORMAT};
+pub use backend::{
+    decode_keyed_changes, decode_keyed_state, encode_keyed_changes, encode_keyed_state,
+    keyed_state_types, KeyedChanges, StateTypes, KEYED_CHANGES_FORMAT, KEYED_STATE_FORMAT,
+};
 pub use error::{CheckpointError, Result};
 pub use format::{
     SnapshotHeader, MANIFEST_FORMAT_VERSION, MANIFEST_MAGIC, MAX_OPERATOR_UID_LEN,
@@ -101,7 +104,7 @@ pub use key_group::{
     DEFAULT_MAX_PARALLELISM,
 };
 pub use layout::{checkpoint_dir_name, is_plain_file_name, CheckpointLayout};
-pub use manifest::{Manifest, SnapshotEntry, SourceOffset};
+pub use manifest::{ChainLink, Manifest, SnapshotEntry, SourceOffset};
 pub use recovery::{
     decide_latest, retention_plan, CheckpointState, CheckpointStatus, LatestDecision,
 };
@@ -110,4 +113,4 @@ pub use snapshot::{
     verify_snapshot_file, write_snapshot, write_snapshot_serialized, ExpectedSnapshot, Snapshot,
     SnapshotInfo,
 };
-pub use store::{CheckpointStore, DEFAULT_RETAINED};
+pub use store::{unreferenced, CheckpointStore, OpenedCheckpoint, DEFAULT_RETAINED};

@@ -65,6 +65,35 @@ pub struct SnapshotEntry {
     pub bytes: u64,
     /// CRC-32 of the payload; the file must still have it when it is restored.
     pub checksum: u32,
+    /// For an incremental snapshot (a delta), the earlier files of the same task it applies
+    /// over, oldest (a full snapshot) first; empty for a full snapshot. Restoring reads the
+    /// chain then this file; retention keeps every checkpoint a retained one links to.
+    pub base: Vec<ChainLink>,
+}
+
+/// An earlier snapshot file that an incremental snapshot builds on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ChainLink {
+    /// The checkpoint whose directory holds the file.
+    pub checkpoint: CheckpointId,
+    /// The file's name inside that checkpoint's directory.
+    pub file: String,
+    /// Size of the whole file in bytes.
+    pub bytes: u64,
+    /// CRC-32 of the payload.
+    pub checksum: u32,
+}
+
+impl ChainLink {
+    /// The link to `entry`, a snapshot of `checkpoint`.
+    pub fn to_entry(checkpoint: CheckpointId, entry: &SnapshotEntry) -> ChainLink {
+        ChainLink {
+            checkpoint,
+            file: entry.file.clone(),
+            bytes: entry.bytes,
+            checksum: entry.checksum,
+        }
+    }
 }
 
 /// Where one source task was when it emitted a checkpoint's barrier: the point to resume from.
@@ -89,7 +118,23 @@ impl SnapshotEntry {
             file: info.file,
             bytes: info.bytes,
             checksum: info.checksum,
+            base: Vec::new(),
         }
+    }
+
+    /// The files restoring this entry reads, oldest first, as `(checkpoint, link)`: its base
+    /// chain, then its own file (of `checkpoint`).
+    pub fn chain(&self, checkpoint: CheckpointId) -> Vec<ChainLink> {
+        let mut chain = self.base.clone();
+        chain.push(ChainLink::to_entry(checkpoint, self));
+        chain
+    }
+
+    /// Bytes of this entry's own file and of every file it builds on.
+    pub fn chain_bytes(&self) -> u64 {
+        self.base
+            .iter()
+            .fold(self.bytes, |sum, link| sum.saturating_add(link.bytes))
     }
 
     /// What the entry's file must contain, as a snapshot of `checkpoint`, for
@@ -105,6 +150,19 @@ impl SnapshotEntry {
 }
 
 impl Manifest {
+    /// The earlier checkpoints whose files this one's incremental snapshots build on,
+    /// ascending: retention keeps them while this checkpoint is retained.
+    pub fn referenced_checkpoints(&self) -> Vec<CheckpointId> {
+        let mut ids: Vec<CheckpointId> = self
+            .snapshots
+            .iter()
+            .flat_map(|e| e.base.iter().map(|link| link.checkpoint))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Total size of the checkpoint's snapshot files in bytes.
     pub fn total_bytes(&self) -> u64 {
         self.snapshots
@@ -173,14 +231,19 @@ impl Manifest {
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Manifest> {
         let mut fields = Fields::new(bytes, path);
         fields.expect_magic(&MANIFEST_MAGIC, "manifest")?;
-        fields.expect_version(MANIFEST_FORMAT_VERSION)?;
+        let version = fields.expect_version_in(&[1, MANIFEST_FORMAT_VERSION])?;
         fields.expect_header_checksum(MANIFEST_HEADER_LEN)?;
         let payload_len = fields.u64("payload length")?;
         let payload_checksum = fields.u32("payload checksum")?;
         expect_file_len(path, bytes.len(), MANIFEST_HEADER_LEN, payload_len)?;
         let payload = &bytes[MANIFEST_HEADER_LEN..];
         expect_payload_checksum(path, payload, payload_checksum)?;
-        let manifest: Manifest = decode_exact(payload).map_err(|e| {
+        let decoded = if version == 1 {
+            decode_exact::<v1::Manifest>(payload).map(Manifest::from)
+        } else {
+            decode_exact::<Manifest>(payload)
+        };
+        let manifest = decoded.map_err(|e| {
             CheckpointError::corrupt(path, format!("manifest payload does not decode: {e}"))
         })?;
         manifest
@@ -225,6 +288,15 @@ impl Manifest {
             if !files.insert(entry.file.as_str()) {
                 return Err(format!("two snapshots in file {:?}", entry.file));
             }
+            for link in &entry.base {
+                if !is_plain_file_name(&link.file) || link.checkpoint >= self.checkpoint {
+                    return Err(format!(
+                        "snapshot of operator '{}' task {} builds on file {:?} of checkpoint \
+                         {}, which is not an earlier checkpoint's plain file",
+                        entry.operator_uid, entry.task, link.file, link.checkpoint
+                    ));
+                }
+            }
         }
         let mut sources = HashSet::new();
         for offset in &self.source_offsets {
@@ -236,6 +308,61 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+/// Manifest format 1, before incremental snapshots: read and converted, never written.
+mod v1 {
+    use crate::CheckpointId;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub(super) struct Manifest {
+        checkpoint: CheckpointId,
+        job: String,
+        graph_fingerprint: u64,
+        triggered_at_ms: u64,
+        completed_at_ms: u64,
+        snapshots: Vec<SnapshotEntry>,
+        source_offsets: Vec<super::SourceOffset>,
+        operators: Vec<String>,
+        is_final: bool,
+    }
+
+    #[derive(Deserialize)]
+    struct SnapshotEntry {
+        operator_uid: String,
+        task: u32,
+        file: String,
+        bytes: u64,
+        checksum: u32,
+    }
+
+    impl From<Manifest> for super::Manifest {
+        fn from(m: Manifest) -> Self {
+            super::Manifest {
+                checkpoint: m.checkpoint,
+                job: m.job,
+                graph_fingerprint: m.graph_fingerprint,
+                triggered_at_ms: m.triggered_at_ms,
+                completed_at_ms: m.completed_at_ms,
+                snapshots: m
+                    .snapshots
+                    .into_iter()
+                    .map(|e| super::SnapshotEntry {
+                        operator_uid: e.operator_uid,
+                        task: e.task,
+                        file: e.file,
+                        bytes: e.bytes,
+                        checksum: e.checksum,
+                        base: Vec::new(),
+                    })
+                    .collect(),
+                source_offsets: m.source_offsets,
+                operators: m.operators,
+                is_final: m.is_final,
+            }
+        }
     }
 }
 

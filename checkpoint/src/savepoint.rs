@@ -21,7 +21,7 @@ use crate::error::CheckpointError;
 use crate::fs::write_atomic;
 use crate::manifest::Manifest;
 use crate::recovery::{CheckpointState, CheckpointStatus};
-use crate::store::CheckpointStore;
+use crate::store::{CheckpointStore, OpenedCheckpoint};
 use crate::CheckpointId;
 use std::fs;
 use std::io;
@@ -125,7 +125,7 @@ pub fn savepoint_checkpoint(
 /// [`SavepointError::Missing`] if `dir` is not a directory; as [`savepoint_checkpoint`] for
 /// a directory that is not one complete savepoint; [`SavepointError::Checkpoint`] if it
 /// cannot be read.
-pub fn open_savepoint(dir: &Path) -> Result<(CheckpointStore, Manifest), SavepointError> {
+pub fn open_savepoint(dir: &Path) -> Result<(CheckpointStore, OpenedCheckpoint), SavepointError> {
     if !dir.is_dir() {
         return Err(SavepointError::Missing {
             dir: dir.to_path_buf(),
@@ -133,11 +133,21 @@ pub fn open_savepoint(dir: &Path) -> Result<(CheckpointStore, Manifest), Savepoi
     }
     // `open` creates only a missing root, and the root exists.
     let store = CheckpointStore::open(dir)?;
-    let (decision, manifest) = store.latest()?;
-    let statuses = store.scan()?;
+    let (decision, opened) = store.latest_opened()?;
+    // The directories of the files an incremental snapshot builds on hold no manifest of
+    // their own: they belong to the savepoint's one checkpoint, not beside it.
+    let referenced = opened
+        .as_ref()
+        .map(|o| o.manifest.referenced_checkpoints())
+        .unwrap_or_default();
+    let statuses: Vec<CheckpointStatus> = store
+        .scan()?
+        .into_iter()
+        .filter(|s| !(s.state == CheckpointState::InProgress && referenced.contains(&s.id)))
+        .collect();
     let id = savepoint_checkpoint(dir, &statuses)?;
-    match manifest {
-        Some(manifest) if decision.latest == Some(id) => Ok((store, manifest)),
+    match opened {
+        Some(opened) if decision.latest == Some(id) => Ok((store, opened)),
         _ => Err(SavepointError::NotComplete {
             dir: dir.to_path_buf(),
             checkpoint: id,
@@ -183,6 +193,19 @@ pub fn write_savepoint(
     let copy = CheckpointStore::open(target)?;
     copy.begin(checkpoint)?;
     for entry in &manifest.snapshots {
+        // An incremental snapshot reads the files it builds on: they are copied too, into
+        // their checkpoints' directories, so that the savepoint is self-contained.
+        for link in &entry.base {
+            let from = store.open_link(entry, link)?.path().to_path_buf();
+            let bytes = fs::read(&from).map_err(|e| CheckpointError::io(&from, e))?;
+            let dir = copy.layout().checkpoint_dir(link.checkpoint);
+            fs::create_dir_all(&dir).map_err(|e| CheckpointError::io(&dir, e))?;
+            write_atomic(
+                &copy.layout().listed_file(link.checkpoint, &link.file),
+                &bytes,
+            )?;
+            copy.open_link(entry, link)?;
+        }
         // Verified before the copy (a damaged checkpoint never becomes a savepoint) and after.
         let from = store.open_snapshot(&manifest, entry)?.path().to_path_buf();
         let bytes = fs::read(&from).map_err(|e| CheckpointError::io(&from, e))?;

@@ -11,13 +11,13 @@
 use crate::error::{CheckpointError, Result};
 use crate::fs::{fsync_dir, parent_dir, write_atomic};
 use crate::layout::CheckpointLayout;
-use crate::manifest::{Manifest, SnapshotEntry};
+use crate::manifest::{ChainLink, Manifest, SnapshotEntry};
 use crate::recovery::{
     decide_latest, retention_plan, CheckpointState, CheckpointStatus, LatestDecision,
 };
-use crate::snapshot::Snapshot;
+use crate::snapshot::{ExpectedSnapshot, Snapshot};
 use crate::CheckpointId;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -153,6 +153,56 @@ impl CheckpointStore {
         Ok(snapshot)
     }
 
+    /// Opens and verifies one file of `entry`'s chain: `link` (a snapshot of
+    /// `link.checkpoint` by the same operator and task).
+    ///
+    /// # Errors
+    /// As [`CheckpointStore::open_snapshot`].
+    pub fn open_link(&self, entry: &SnapshotEntry, link: &ChainLink) -> Result<Snapshot> {
+        let path = self.layout.listed_file(link.checkpoint, &link.file);
+        let expected = ExpectedSnapshot {
+            operator_uid: &entry.operator_uid,
+            task: entry.task,
+            checkpoint: link.checkpoint,
+            checksum: Some(link.checksum),
+        };
+        let snapshot = Snapshot::open(&path, &expected)?;
+        if snapshot.file_len() != link.bytes {
+            return Err(CheckpointError::corrupt(
+                &path,
+                format!(
+                    "file is {} bytes, the manifest recorded {}",
+                    snapshot.file_len(),
+                    link.bytes
+                ),
+            ));
+        }
+        Ok(snapshot)
+    }
+
+    /// The newest complete checkpoint, with every file its snapshots read (their chains
+    /// included) opened and verified once, for restoring: checkpoints are checked from the
+    /// newest down and the scan stops at the first complete one, so older checkpoints are not
+    /// read at all, and every restoring task shares the opened files.
+    ///
+    /// # Errors
+    /// As [`CheckpointStore::scan`].
+    pub fn latest_opened(&self) -> Result<(LatestDecision, Option<OpenedCheckpoint>)> {
+        let mut statuses = Vec::new();
+        let mut found = None;
+        for id in self.checkpoint_ids()?.into_iter().rev() {
+            let (state, opened) = self.check_opened(id)?;
+            let complete = state == CheckpointState::Complete;
+            statuses.push(CheckpointStatus { id, state });
+            if complete {
+                found = opened;
+                break;
+            }
+        }
+        statuses.reverse();
+        Ok((decide_latest(&statuses), found))
+    }
+
     /// The state of every checkpoint directory, sorted by id.
     ///
     /// A checkpoint is [`Complete`](CheckpointState::Complete) only if its manifest decodes,
@@ -201,6 +251,19 @@ impl CheckpointStore {
     /// As [`CheckpointStore::scan`], and [`CheckpointError::Io`] if a deletion fails; the
     /// checkpoints deleted before the failure stay deleted.
     pub fn retain(&self, keep: usize) -> Result<Vec<CheckpointId>> {
+        self.retain_with(keep, |_| {})
+    }
+
+    /// [`retain`](Self::retain), calling `deleting(id)` once checkpoint `id`'s manifest is
+    /// removed and before its files are (a hook for crash tests).
+    ///
+    /// # Errors
+    /// As [`retain`](Self::retain).
+    pub fn retain_with(
+        &self,
+        keep: usize,
+        mut deleting: impl FnMut(CheckpointId),
+    ) -> Result<Vec<CheckpointId>> {
         // Every checkpoint is verified in full once, the first time retention sees it (just
         // after its commit, while its pages are still cached); re-reading all retained state
         // on every pass would cost I/O proportional to the state times the retained count.
@@ -222,6 +285,7 @@ impl CheckpointStore {
             })
             .collect::<Result<Vec<_>>>()?;
         let plan = retention_plan(&statuses, keep);
+        let plan = self.without_referenced(&statuses, plan)?;
         for &id in &plan {
             let manifest = self.layout.manifest_file(id);
             match fs::remove_file(&manifest) {
@@ -229,6 +293,7 @@ impl CheckpointStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(CheckpointError::io(&manifest, e)),
             }
+            deleting(id);
             remove_dir_if_present(&self.layout.checkpoint_dir(id))?;
         }
         if !plan.is_empty() {
@@ -262,6 +327,16 @@ impl CheckpointStore {
 
     /// The state of checkpoint `id`, with its manifest when complete.
     fn check(&self, id: CheckpointId) -> Result<(CheckpointState, Option<Manifest>)> {
+        let (state, opened) = self.check_opened(id)?;
+        Ok((state, opened.map(|o| o.manifest)))
+    }
+
+    /// The state of checkpoint `id`, with its manifest and opened files when complete. A
+    /// checkpoint is complete only if every file of every chain verifies.
+    fn check_opened(
+        &self,
+        id: CheckpointId,
+    ) -> Result<(CheckpointState, Option<OpenedCheckpoint>)> {
         let manifest = match self.load_manifest(id) {
             Ok(manifest) => manifest,
             Err(CheckpointError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
@@ -269,12 +344,31 @@ impl CheckpointStore {
             }
             Err(e) => return corrupt_or_fail(e).map(|state| (state, None)),
         };
+        let mut files = HashMap::new();
         for entry in &manifest.snapshots {
-            if let Err(e) = self.open_snapshot(&manifest, entry) {
-                return corrupt_or_fail(e).map(|state| (state, None));
+            for link in &entry.base {
+                let key = (link.checkpoint, link.file.clone());
+                if files.contains_key(&key) {
+                    continue;
+                }
+                match self.open_link(entry, link) {
+                    Ok(snapshot) => {
+                        files.insert(key, Arc::new(snapshot));
+                    }
+                    Err(e) => return corrupt_or_fail(e).map(|state| (state, None)),
+                }
+            }
+            match self.open_snapshot(&manifest, entry) {
+                Ok(snapshot) => {
+                    files.insert((id, entry.file.clone()), Arc::new(snapshot));
+                }
+                Err(e) => return corrupt_or_fail(e).map(|state| (state, None)),
             }
         }
-        Ok((CheckpointState::Complete, Some(manifest)))
+        Ok((
+            CheckpointState::Complete,
+            Some(OpenedCheckpoint { manifest, files }),
+        ))
     }
 
     /// Ids of every checkpoint directory, sorted.
@@ -295,6 +389,26 @@ impl CheckpointStore {
         Ok(ids)
     }
 
+    /// `plan` less every checkpoint that a kept complete checkpoint builds on (its
+    /// incremental snapshots' chains name files there), transitively.
+    fn without_referenced(
+        &self,
+        statuses: &[CheckpointStatus],
+        plan: Vec<CheckpointId>,
+    ) -> Result<Vec<CheckpointId>> {
+        if plan.is_empty() {
+            return Ok(plan);
+        }
+        let kept: Vec<CheckpointId> = statuses
+            .iter()
+            .filter(|s| s.state == CheckpointState::Complete && !plan.contains(&s.id))
+            .map(|s| s.id)
+            .collect();
+        unreferenced(plan, &kept, |id| {
+            Ok(self.load_manifest(id)?.referenced_checkpoints())
+        })
+    }
+
     fn verified_lock(&self) -> MutexGuard<'_, HashSet<CheckpointId>> {
         self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -307,6 +421,60 @@ impl CheckpointStore {
             Err(e) => Err(CheckpointError::io(&path, e)),
         }
     }
+}
+
+/// A complete checkpoint opened for restoring: its manifest and every snapshot file it reads,
+/// each verified once.
+#[derive(Debug)]
+pub struct OpenedCheckpoint {
+    /// The checkpoint's manifest.
+    pub manifest: Manifest,
+    files: HashMap<(CheckpointId, String), Arc<Snapshot>>,
+}
+
+impl OpenedCheckpoint {
+    /// The opened files `entry` (one of the manifest's) reads, oldest first: its chain, then
+    /// its own file. `None` if `entry` is not one of this checkpoint's.
+    pub fn chain_of(&self, entry: &SnapshotEntry) -> Option<Vec<Arc<Snapshot>>> {
+        entry
+            .chain(self.manifest.checkpoint)
+            .iter()
+            .map(|link| {
+                self.files
+                    .get(&(link.checkpoint, link.file.clone()))
+                    .cloned()
+            })
+            .collect()
+    }
+
+    /// How many distinct files were opened and verified.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+}
+
+/// The checkpoints of `plan` that no kept checkpoint builds on, where `references(id)` lists
+/// the checkpoints `id`'s chains name. A checkpoint of `plan` that a kept one references is
+/// kept too, and so are the ones it references in turn: deleting a file that a kept
+/// checkpoint's chain names would make that checkpoint unreadable.
+///
+/// # Errors
+/// What `references` returns.
+pub fn unreferenced(
+    plan: Vec<CheckpointId>,
+    kept: &[CheckpointId],
+    mut references: impl FnMut(CheckpointId) -> Result<Vec<CheckpointId>>,
+) -> Result<Vec<CheckpointId>> {
+    let mut plan: BTreeSet<CheckpointId> = plan.into_iter().collect();
+    let mut to_visit: Vec<CheckpointId> = kept.to_vec();
+    while let Some(id) = to_visit.pop() {
+        for referenced in references(id)? {
+            if plan.remove(&referenced) {
+                to_visit.push(referenced);
+            }
+        }
+    }
+    Ok(plan.into_iter().collect())
 }
 
 /// Maps an error met while checking a checkpoint to its state: corrupt data and missing files

@@ -41,6 +41,7 @@ pub struct JobConfig {
     pub(crate) savepoint_restore: Option<PathBuf>,
     pub(crate) web: Option<String>,
     pub(crate) chaining: bool,
+    pub(crate) incremental: bool,
 }
 
 impl Default for JobConfig {
@@ -61,6 +62,7 @@ impl Default for JobConfig {
             savepoint_restore: None,
             web: None,
             chaining: true,
+            incremental: true,
         }
     }
 }
@@ -71,6 +73,15 @@ impl JobConfig {
     /// Flink's `disableOperatorChaining`. Checkpoints are compatible either way.
     pub fn with_chaining(mut self, chaining: bool) -> Self {
         self.chaining = chaining;
+        self
+    }
+
+    /// Whether checkpoints are incremental (default true): a keyed operator's snapshot then
+    /// holds only the keys that changed since its previous completed snapshot and builds on
+    /// it, up to a chain of 8 files, after which it writes a full snapshot again. Off, every
+    /// snapshot is full. Checkpoints of either kind restore into a job of either setting.
+    pub fn with_incremental_checkpoints(mut self, incremental: bool) -> Self {
+        self.incremental = incremental;
         self
     }
 

@@ -1,6 +1,6 @@
 //! Failure injection: make a chosen task fail at a chosen point, to test recovery.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Failures to inject into a job, for tests and chaos experiments. Each fault fires once per
@@ -8,6 +8,24 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default)]
 pub struct FailureInjector {
     faults: Vec<Arc<Fault>>,
+    crashes: Vec<Arc<Crash>>,
+}
+
+/// A moment of the checkpoint machinery at which [`FailureInjector::abort_process_at`] can
+/// abort the whole process, as a `kill -9` there would (for the chaos driver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// In the middle of writing a snapshot file: half its payload is on disk.
+    SnapshotWrite,
+    /// In retention's delete of an old checkpoint: its manifest is gone, its files are not.
+    RetentionDelete,
+}
+
+#[derive(Debug)]
+struct Crash {
+    point: CrashPoint,
+    nth: u64,
+    seen: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -60,6 +78,26 @@ impl FailureInjector {
             fired: AtomicBool::new(false),
         }));
         self
+    }
+
+    /// Aborts the process (`std::process::abort`, no unwinding, no cleanup) the `nth` time
+    /// (from 1) the job reaches `point`: a crash at a precise moment of a snapshot write or of
+    /// retention, which a `kill -9` from outside would hit only by luck.
+    pub fn abort_process_at(mut self, point: CrashPoint, nth: u64) -> Self {
+        self.crashes.push(Arc::new(Crash {
+            point,
+            nth,
+            seen: AtomicU64::new(0),
+        }));
+        self
+    }
+
+    /// Whether the process is to crash now, at `point`: counts one occurrence of it.
+    pub(crate) fn crash_due(&self, point: CrashPoint) -> bool {
+        self.crashes
+            .iter()
+            .filter(|c| c.point == point)
+            .any(|c| c.seen.fetch_add(1, Ordering::Relaxed) + 1 == c.nth)
     }
 
     /// How many faults have fired.

@@ -314,6 +314,22 @@ pub trait OperatorLifecycle<O>: Send + 'static {
         Ok(None)
     }
 
+    /// The barrier of `request.checkpoint` arrived: freeze the state for a snapshot
+    /// serialized off the task's thread, full or (when `request.base` allows) incremental
+    /// (see [`FrozenSnapshot`](crate::FrozenSnapshot)). The runtime calls this, not
+    /// [`snapshot`](Self::snapshot); the default serializes a full snapshot with `snapshot`
+    /// right away.
+    ///
+    /// # Errors
+    /// The job fails naming this task.
+    fn snapshot_frozen(
+        &mut self,
+        request: crate::SnapshotRequest,
+    ) -> Result<crate::FrozenSnapshot, BoxError> {
+        self.snapshot(request.checkpoint)
+            .map(crate::FrozenSnapshot::Ready)
+    }
+
     /// Restores the state this operator had in the checkpoint the job resumes from; called
     /// before `open`. `state` holds what every task of the operator returned from `snapshot`,
     /// so that keyed state can be split by key group when the parallelism changed.

@@ -30,7 +30,7 @@ use crate::error::BoxError;
 use crate::message::{Message, Timestamp};
 use crate::operator::{BinaryOperator, OperatorLifecycle, UnaryOperator};
 use crate::router::Output;
-use crate::Data;
+use crate::{Data, SnapshotRequest};
 use crossbeam_channel::Receiver;
 use snapflow_checkpoint::{CheckpointId, KeyGroupRange};
 
@@ -215,7 +215,10 @@ impl<Op: OperatorLifecycle<O> + ?Sized, O: Data> OperatorHarness<Op, O> {
     /// The operator failed, or it is not open.
     pub fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, BoxError> {
         self.phase.expect(Phase::Open, "snapshot")?;
-        let state = self.operator.snapshot(checkpoint)?;
+        let state = self
+            .operator
+            .snapshot_frozen(SnapshotRequest::full(checkpoint))?
+            .serialize()?;
         self.collector.drain()?;
         Ok(state)
     }

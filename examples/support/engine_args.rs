@@ -4,7 +4,7 @@
 
 use super::bounds::{usize_in, MAX_CHECKPOINT_INTERVAL_MS, MAX_PARALLELISM, MAX_RATE};
 use super::checkpoint_log;
-use snapflow::engine::JobHandle;
+use snapflow::engine::{CrashPoint, FailureInjector, JobHandle};
 use snapflow::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,6 +59,38 @@ pub struct EngineArgs {
     /// savepoint is only read.
     #[arg(long, value_name = "DIR")]
     pub from_savepoint: Option<PathBuf>,
+    /// Write every checkpoint in full (`JobConfig::with_incremental_checkpoints(false)`);
+    /// by default a keyed operator's snapshot holds only the keys changed since its previous
+    /// one.
+    #[arg(long)]
+    pub no_incremental_checkpoints: bool,
+    /// Abort the process at the N-th time the job reaches POINT, for the chaos driver:
+    /// `snapshot-write` (half a snapshot file written) or `retention-delete` (an old
+    /// checkpoint's manifest deleted, its files not yet).
+    #[arg(long, value_name = "POINT:N", value_parser = parse_crash_point)]
+    pub crash_at: Option<(CrashPoint, u64)>,
+}
+
+/// Parses `--crash-at POINT:N`.
+fn parse_crash_point(text: &str) -> Result<(CrashPoint, u64), String> {
+    let (point, nth) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected POINT:N, got {text:?}"))?;
+    let point = match point {
+        "snapshot-write" => CrashPoint::SnapshotWrite,
+        "retention-delete" => CrashPoint::RetentionDelete,
+        other => {
+            return Err(format!(
+                "unknown crash point {other:?} (snapshot-write or retention-delete)"
+            ))
+        }
+    };
+    let nth: u64 = nth
+        .parse()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| format!("N in {text:?} must be a number from 1"))?;
+    Ok((point, nth))
 }
 
 impl EngineArgs {
@@ -75,7 +107,12 @@ impl EngineArgs {
             .with_parallelism(self.parallelism())
             .with_max_rate(self.max_rate)
             .with_allow_non_restored_state(self.allow_non_restored_state)
-            .with_chaining(!self.no_chaining);
+            .with_chaining(!self.no_chaining)
+            .with_incremental_checkpoints(!self.no_incremental_checkpoints);
+        if let Some((point, nth)) = self.crash_at {
+            config =
+                config.with_failure_injector(FailureInjector::new().abort_process_at(point, nth));
+        }
         if let Some(dir) = checkpoint_dir {
             config =
                 config.with_checkpointing(dir, Duration::from_millis(self.checkpoint_interval_ms));

@@ -7,11 +7,23 @@ use snapflow::operators::text::words;
 use snapflow::prelude::*;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 /// Builds word count over the lines of `input`. Counts go to files under `output`, or are
 /// discarded when it is `None`; `distinct` counts the words seen for the first time.
 pub fn build(input: &Path, output: Option<&Path>, distinct: Arc<AtomicU64>) -> Job {
+    build_timed(input, output, distinct, Arc::default())
+}
+
+/// [`build`], recording in `first_count` when the counting operator processed its first word
+/// (the end of a recovery, for the report).
+pub fn build_timed(
+    input: &Path,
+    output: Option<&Path>,
+    distinct: Arc<AtomicU64>,
+    first_count: Arc<OnceLock<Instant>>,
+) -> Job {
     let job = Job::new("wordcount");
     let counts = job
         .source(TextFileSource::new(input))
@@ -31,6 +43,9 @@ pub fn build(input: &Path, output: Option<&Path>, distinct: Arc<AtomicU64>) -> J
                   word: CompactString,
                   count: &mut ValueState<u64>,
                   out: &mut Output<(CompactString, u64)>| {
+                if first_count.get().is_none() {
+                    let _ = first_count.set(Instant::now());
+                }
                 let n = count.get().copied().unwrap_or(0) + 1;
                 count.set(n);
                 if n == 1 {

@@ -3,8 +3,8 @@
 use crate::process::StateKey;
 use crate::state::{KeyedState, KeyedStore};
 use snapflow_engine::{
-    BinaryOperator, BoxError, CheckpointId, ConnectedKeyedStreams, Data, Either, KeySelector,
-    OperatorLifecycle, Output, RestoredState, Stream,
+    BinaryOperator, BoxError, CheckpointId, ConnectedKeyedStreams, Data, Either, FrozenSnapshot,
+    KeySelector, OperatorLifecycle, Output, RestoredState, SnapshotRequest, Stream,
 };
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -98,7 +98,16 @@ where
         self.store.snapshot(self.max_parallelism).map(Some)
     }
 
+    fn snapshot_frozen(&mut self, request: SnapshotRequest) -> Result<FrozenSnapshot, BoxError> {
+        Ok(self.store.freeze(request, self.max_parallelism))
+    }
+
     fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
         self.store.restore(state, self.max_parallelism)
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
+        self.store.checkpoint_complete(checkpoint);
+        Ok(())
     }
 }

@@ -28,6 +28,7 @@ mod connect;
 mod error;
 mod filter;
 mod flat_map;
+mod keyed_store;
 mod map;
 pub mod prelude;
 mod process;

@@ -4,8 +4,8 @@ use crate::state::{KeyedState, KeyedStore};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use snapflow_engine::{
-    BoxError, CheckpointId, Data, Key, KeySelector, KeyedStream, OperatorLifecycle, Output,
-    RestoredState, Stream, UnaryOperator,
+    BoxError, CheckpointId, Data, FrozenSnapshot, Key, KeySelector, KeyedStream, OperatorLifecycle,
+    Output, RestoredState, SnapshotRequest, Stream, UnaryOperator,
 };
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -112,7 +112,16 @@ where
         self.store.snapshot(self.max_parallelism).map(Some)
     }
 
+    fn snapshot_frozen(&mut self, request: SnapshotRequest) -> Result<FrozenSnapshot, BoxError> {
+        Ok(self.store.freeze(request, self.max_parallelism))
+    }
+
     fn restore(&mut self, state: &RestoredState) -> Result<(), BoxError> {
         self.store.restore(state, self.max_parallelism)
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), BoxError> {
+        self.store.checkpoint_complete(checkpoint);
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ pub trait ReduceExt<K, T> {
     /// record of a key is its first aggregate) and emits the new aggregate.
     fn reduce<F>(self, f: F) -> Stream<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Sync,
         F: Fn(T, T) -> T + Send + Sync + 'static;
 
     /// Folds each record into its key's accumulator, starting from `init`, and emits
@@ -26,7 +26,7 @@ pub trait ReduceExt<K, T> {
 impl<K: StateKey, T: Data> ReduceExt<K, T> for KeyedStream<K, T> {
     fn reduce<F>(self, f: F) -> Stream<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Sync,
         F: Fn(T, T) -> T + Send + Sync + 'static,
     {
         self.process(

@@ -2,17 +2,20 @@
 //!
 //! Each key has one state value of a type the operator chooses: a [`ValueState`], a
 //! [`MapState`], or a tuple of them. The state types are serde-serializable because the
-//! checkpoint path snapshots them; a key whose state is empty takes no space.
+//! checkpoint path snapshots them, and `Clone + Sync` because a snapshot shares them with the
+//! snapshot pool and a write during the snapshot copies them (see [`KeyedStore`]); a key whose
+//! state is empty takes no space.
 
+pub use crate::keyed_store::KeyedStore;
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use snapflow_checkpoint::{decode_keyed_state, encode_keyed_state};
-use snapflow_engine::{BoxError, Key, RestoredState};
 use std::hash::Hash;
 
 /// A type usable as per-key state.
-pub trait KeyedState: Default + Serialize + DeserializeOwned + Send + 'static {
+pub trait KeyedState:
+    Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static
+{
     /// Whether the state holds nothing; empty states are removed from the operator's store.
     fn is_empty(&self) -> bool;
 
@@ -68,7 +71,9 @@ impl<V> TtlValueState<V> {
     }
 }
 
-impl<V: Serialize + DeserializeOwned + Send + 'static> KeyedState for TtlValueState<V> {
+impl<V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> KeyedState
+    for TtlValueState<V>
+{
     fn is_empty(&self) -> bool {
         self.value.is_none()
     }
@@ -115,7 +120,7 @@ impl<V> ValueState<V> {
     }
 }
 
-impl<V: Serialize + DeserializeOwned + Send + 'static> KeyedState for ValueState<V> {
+impl<V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> KeyedState for ValueState<V> {
     fn is_empty(&self) -> bool {
         self.0.is_none()
     }
@@ -173,7 +178,7 @@ impl<V> ListState<V> {
     }
 }
 
-impl<V: Serialize + DeserializeOwned + Send + 'static> KeyedState for ListState<V> {
+impl<V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> KeyedState for ListState<V> {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -251,8 +256,8 @@ impl<K: Eq + Hash, V> MapState<K, V> {
 
 impl<K, V> KeyedState for MapState<K, V>
 where
-    K: Serialize + DeserializeOwned + Eq + Hash + Send + 'static,
-    V: Serialize + DeserializeOwned + Send + 'static,
+    K: Clone + Serialize + DeserializeOwned + Eq + Hash + Send + Sync + 'static,
+    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -279,85 +284,6 @@ impl<A: KeyedState, B: KeyedState> KeyedState for (A, B) {
     fn expire(&mut self, now: u64) {
         self.0.expire(now);
         self.1.expire(now);
-    }
-}
-
-/// The states of every key one task owns: what keyed operators such as `process` keep,
-/// snapshot and restore. Public so that benchmarks and custom operators can use it.
-pub struct KeyedStore<K, S> {
-    states: FxHashMap<K, S>,
-}
-
-impl<K: Key + Serialize, S: KeyedState> Default for KeyedStore<K, S> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
-    /// An empty store.
-    pub fn new() -> Self {
-        KeyedStore {
-            states: FxHashMap::default(),
-        }
-    }
-
-    /// Runs `f` on `key`'s state: one hash lookup for a key that has state, and nothing stored
-    /// for a key whose state stays empty.
-    pub fn with<R>(&mut self, key: K, f: impl FnOnce(&K, &mut S) -> R) -> R {
-        if let Some(state) = self.states.get_mut(&key) {
-            let result = f(&key, state);
-            if state.is_empty() {
-                self.states.remove(&key);
-            }
-            result
-        } else {
-            let mut state = S::default();
-            let result = f(&key, &mut state);
-            if !state.is_empty() {
-                self.states.insert(key, state);
-            }
-            result
-        }
-    }
-
-    /// Loads the states of the keys in this task's key groups from every snapshot of the
-    /// operator: the same code restores at the same or at another parallelism.
-    ///
-    /// # Errors
-    /// A snapshot does not decode as `K` and `S`, or was written for another max parallelism
-    /// (a [`CheckpointError`](snapflow_checkpoint::CheckpointError)); returned from an
-    /// operator's `restore`, it fails the job naming the task.
-    pub fn restore(&mut self, state: &RestoredState, max_parallelism: u32) -> Result<(), BoxError>
-    where
-        K: DeserializeOwned,
-    {
-        for payload in state.payloads() {
-            let entries: Vec<(K, S)> =
-                decode_keyed_state(payload, state.key_groups(), max_parallelism)?;
-            self.states.extend(entries);
-        }
-        Ok(())
-    }
-
-    /// Serializes every key's state, grouped by key group, for a checkpoint.
-    ///
-    /// # Errors
-    /// `max_parallelism` is 0, or a key or state cannot be serialized (a
-    /// [`CheckpointError`](snapflow_checkpoint::CheckpointError)); returned from an
-    /// operator's `snapshot`, it fails the job naming the task.
-    pub fn snapshot(&self, max_parallelism: u32) -> Result<Vec<u8>, BoxError> {
-        Ok(encode_keyed_state(self.states.iter(), max_parallelism)?)
-    }
-
-    /// The number of keys with state.
-    pub fn len(&self) -> usize {
-        self.states.len()
-    }
-
-    /// Whether no key has state.
-    pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
     }
 }
 

@@ -124,8 +124,8 @@ fn list(dir: &Path) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:>6}  {:<11}  {:<20}  {:>9}  {:>11}  source offsets",
-        "id", "state", "completed (UTC)", "duration", "size"
+        "{:>6}  {:<11}  {:<20}  {:>9}  {:>11}  {:<16}  source offsets",
+        "id", "state", "completed (UTC)", "duration", "size", "builds on"
     );
     for status in &statuses {
         let manifest = match status.state {
@@ -139,11 +139,12 @@ fn list(dir: &Path) -> Result<ExitCode> {
         };
         match (&manifest, &status.state) {
             (Some(m), _) => println!(
-                "{:>6}  {state:<11}  {:<20}  {:>6} ms  {:>11}  {}",
+                "{:>6}  {state:<11}  {:<20}  {:>6} ms  {:>11}  {:<16}  {}",
                 status.id.0,
                 utc(m.completed_at_ms),
                 m.completed_at_ms.saturating_sub(m.triggered_at_ms),
                 m.total_bytes(),
+                chain(m),
                 offsets(m)
             ),
             (None, CheckpointState::Corrupt { reason }) => {
@@ -172,7 +173,18 @@ fn verify(dir: &Path, outputs: &[PathBuf]) -> Result<ExitCode> {
     let mut corrupt = 0;
     for status in &statuses {
         match &status.state {
-            CheckpointState::Complete => println!("checkpoint {}: ok", status.id),
+            CheckpointState::Complete => {
+                let m = store.load_manifest(status.id)?;
+                let restore_bytes: u64 = m.snapshots.iter().map(|e| e.chain_bytes()).sum();
+                println!(
+                    "checkpoint {}: ok ({}; a restore reads {restore_bytes} bytes)",
+                    status.id,
+                    match chain(&m).as_str() {
+                        "-" => "full".to_owned(),
+                        on => format!("incremental, builds on checkpoints {on}"),
+                    }
+                )
+            }
             CheckpointState::InProgress => {
                 println!(
                     "checkpoint {}: incomplete (no manifest; never restored)",
@@ -254,6 +266,19 @@ fn verify_outputs(store: &CheckpointStore, outputs: &[PathBuf]) -> Result<usize>
         }
     }
     Ok(inconsistent)
+}
+
+/// The checkpoints `m`'s incremental snapshots build on, e.g. "3,4", or "-" for none.
+fn chain(m: &Manifest) -> String {
+    let referenced = m.referenced_checkpoints();
+    if referenced.is_empty() {
+        return "-".to_owned();
+    }
+    referenced
+        .iter()
+        .map(|id| id.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn ids(ids: &[CheckpointId]) -> Vec<u64> {

@@ -47,7 +47,7 @@ pub fn multiset<T: Hash + Eq>(items: impl IntoIterator<Item = T>) -> HashMap<T, 
 use crossbeam_channel::{Receiver, Sender};
 use serde::de::DeserializeOwned;
 use snapflow::checkpoint::{
-    decode_keyed_state, CheckpointState, CheckpointStore, KeyGroupRange, Manifest,
+    decode_keyed_changes, CheckpointState, CheckpointStore, KeyGroupRange, KeyedChanges, Manifest,
     DEFAULT_MAX_PARALLELISM,
 };
 use snapflow::engine::{
@@ -117,16 +117,32 @@ where
     let mut files = 0;
     for entry in manifest.snapshots_of(uid) {
         files += 1;
-        let snapshot = store.open_snapshot(manifest, entry).unwrap_or_else(|e| {
+        // An incremental snapshot: its chain's files, oldest (full) first, then its own.
+        let mut chain = Vec::new();
+        for link in &entry.base {
+            chain.push(store.open_link(entry, link).unwrap_or_else(|e| {
+                panic!("file {} of checkpoint {}: {e}", link.file, link.checkpoint)
+            }));
+        }
+        chain.push(store.open_snapshot(manifest, entry).unwrap_or_else(|e| {
             panic!(
                 "snapshot {} of checkpoint {}: {e}",
                 entry.file, manifest.checkpoint
             )
-        });
-        let entries: Vec<(K, S)> =
-            decode_keyed_state(snapshot.payload(), &everything, DEFAULT_MAX_PARALLELISM)
-                .unwrap_or_else(|e| panic!("decode {}: {e}", entry.file));
-        for (key, value) in entries {
+        }));
+        let mut own: HashMap<K, S> = HashMap::new();
+        for snapshot in &chain {
+            let changes: KeyedChanges<K, S> =
+                decode_keyed_changes(snapshot.payload(), &everything, DEFAULT_MAX_PARALLELISM)
+                    .unwrap_or_else(|e| panic!("decode {}: {e}", entry.file));
+            for (key, value) in changes.entries {
+                match value {
+                    Some(value) => own.insert(key, value),
+                    None => own.remove(&key),
+                };
+            }
+        }
+        for (key, value) in own {
             assert!(
                 !state.contains_key(&key),
                 "key {key:?} is in two snapshot files of operator '{uid}' in checkpoint {}",

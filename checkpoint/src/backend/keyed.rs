@@ -1,20 +1,222 @@
 //! Keyed state, encoded sorted by key group.
 //!
-//! Encoding (bincode, fixed-width little-endian integers): the format version u32, the max
-//! parallelism u32, then the entries as a sequence (u64 length) of `(key_group u32, key,
-//! state)`, in ascending key-group order. Sorting lets a reader stop at the end of its range;
-//! recording the max parallelism lets it refuse state whose key groups mean something else.
+//! Encoding (bincode, fixed-width little-endian integers), format 1: the format version u32,
+//! the max parallelism u32, then the entries as a sequence (u64 length) of `(key_group u32,
+//! key, state)`, in ascending key-group order. Sorting lets a reader stop at the end of its
+//! range; recording the max parallelism lets it refuse state whose key groups mean something
+//! else.
+//!
+//! Format 2 ([`encode_keyed_changes`]) adds, after the max parallelism, the names of the key
+//! and state types ([`StateTypes`]) and whether the payload is a *delta* (only the keys that
+//! changed since an earlier snapshot, see [`KeyedChanges`]); its entries are `(key_group,
+//! key, Option<state>)`, `None` marking a key whose state was removed.
 
 use crate::error::{CheckpointError, Result};
 use crate::format::bincode_options;
 use crate::{key_group_of_hash, key_hash, KeyGroupRange};
 use bincode::Options;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::hash::Hash;
 
-/// The keyed-state encoding version this build writes and reads.
+/// The keyed-state encoding version [`encode_keyed_state`] writes (this build reads 1 and
+/// [`KEYED_CHANGES_FORMAT`]).
 pub const KEYED_STATE_FORMAT: u32 = 1;
+
+/// The keyed-state encoding version [`encode_keyed_changes`] writes: with type names, and
+/// able to hold a delta.
+pub const KEYED_CHANGES_FORMAT: u32 = 2;
+
+/// The names of the key and state types keyed state was written with
+/// (`std::any::type_name`): a restore that finds the same names needs no trial decode to know
+/// the state is readable; other names mean the job's types changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateTypes {
+    /// The key type's name.
+    pub key: String,
+    /// The state type's name.
+    pub state: String,
+}
+
+impl StateTypes {
+    /// The names of `K` and `S`.
+    pub fn of<K: ?Sized, S: ?Sized>() -> StateTypes {
+        StateTypes {
+            key: std::any::type_name::<K>().to_owned(),
+            state: std::any::type_name::<S>().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for StateTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "key {} and state {}", self.key, self.state)
+    }
+}
+
+/// The decoded entries of one keyed-state payload that lie in a task's key groups.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyedChanges<K, S> {
+    /// The types the state was written with (`None` for format 1, which did not record them).
+    pub types: Option<StateTypes>,
+    /// Whether the payload holds only the keys changed since an earlier snapshot (to apply
+    /// over it) rather than every key.
+    pub delta: bool,
+    /// `(key, Some(state))` for a key with state, `(key, None)` for a key whose state was
+    /// removed (deltas only), in key-group order.
+    pub entries: Vec<(K, Option<S>)>,
+}
+
+/// The format-2 layout, borrowing keys and states.
+#[derive(Serialize)]
+struct KeyedChangesRef<'a, K, S> {
+    format: u32,
+    max_parallelism: u32,
+    types: &'a StateTypes,
+    delta: bool,
+    entries: Vec<(u32, &'a K, Option<&'a S>)>,
+}
+
+/// Encodes keyed state in format 2: every key with its state (`Some`), or, for a `delta`,
+/// only the keys changed since an earlier snapshot, `None` for a removed one. Entries are
+/// tagged and sorted by key group as in [`encode_keyed_state`].
+///
+/// # Errors
+/// [`CheckpointError::InvalidArgument`] if `max_parallelism` is 0;
+/// [`CheckpointError::Encode`] if a key or state cannot be serialized.
+pub fn encode_keyed_changes<'a, K, S, I>(
+    entries: I,
+    max_parallelism: u32,
+    types: &StateTypes,
+    delta: bool,
+) -> Result<Vec<u8>>
+where
+    K: Serialize + Hash + 'a,
+    S: Serialize + 'a,
+    I: IntoIterator<Item = (&'a K, Option<&'a S>)>,
+{
+    if max_parallelism == 0 {
+        return Err(CheckpointError::InvalidArgument {
+            what: "max parallelism must be at least 1".to_owned(),
+        });
+    }
+    let tagged: Vec<(u32, &K, Option<&S>)> = entries
+        .into_iter()
+        .map(|(key, state)| {
+            let group = key_group_of_hash(key_hash(key), max_parallelism);
+            (group.0, key, state)
+        })
+        .collect();
+    let entries = sort_by_key_group(&tagged, max_parallelism);
+    let state = KeyedChangesRef {
+        format: KEYED_CHANGES_FORMAT,
+        max_parallelism,
+        types,
+        delta,
+        entries,
+    };
+    bincode_options()
+        .serialize(&state)
+        .map_err(|source| CheckpointError::Encode {
+            what: format!("keyed state of {} entries", state.entries.len()),
+            source,
+        })
+}
+
+/// The key and state type names a keyed-state payload records: `None` for format 1.
+///
+/// # Errors
+/// [`CheckpointError::InvalidState`] for an unknown format; [`CheckpointError::Decode`] if
+/// the header does not decode.
+pub fn keyed_state_types(bytes: &[u8]) -> Result<Option<StateTypes>> {
+    let mut input = bytes;
+    let format: u32 = next(&mut input, "keyed state format")?;
+    match format {
+        KEYED_STATE_FORMAT => Ok(None),
+        KEYED_CHANGES_FORMAT => {
+            let _max_parallelism: u32 = next(&mut input, "keyed state max parallelism")?;
+            Ok(Some(next(&mut input, "keyed state type names")?))
+        }
+        other => Err(invalid(format!("unsupported keyed state format {other}"))),
+    }
+}
+
+/// Decodes the entries of a keyed-state payload of format 1 or 2 whose key group lies in
+/// `owned`, in key-group order (see [`decode_keyed_state`] for how groups are skipped).
+///
+/// # Errors
+/// As [`decode_keyed_state`].
+pub fn decode_keyed_changes<K: DeserializeOwned, S: DeserializeOwned>(
+    bytes: &[u8],
+    owned: &KeyGroupRange,
+    max_parallelism: u32,
+) -> Result<KeyedChanges<K, S>> {
+    let mut input = bytes;
+    let format: u32 = next(&mut input, "keyed state format")?;
+    if format != KEYED_STATE_FORMAT && format != KEYED_CHANGES_FORMAT {
+        return Err(invalid(format!(
+            "unsupported keyed state format {format} (this build reads {KEYED_STATE_FORMAT} \
+             and {KEYED_CHANGES_FORMAT})"
+        )));
+    }
+    let found: u32 = next(&mut input, "keyed state max parallelism")?;
+    if found != max_parallelism {
+        return Err(CheckpointError::KeyGroupMismatch {
+            found,
+            expected: max_parallelism,
+        });
+    }
+    let (types, delta) = if format == KEYED_CHANGES_FORMAT {
+        let types: StateTypes = next(&mut input, "keyed state type names")?;
+        let delta: bool = next(&mut input, "keyed state kind")?;
+        (Some(types), delta)
+    } else {
+        (None, false)
+    };
+    let len: u64 = next(&mut input, "keyed state entry count")?;
+    let mut entries = Vec::new();
+    let mut previous = 0;
+    for index in 0..len {
+        let group: u32 = next(&mut input, "key group")?;
+        if group >= max_parallelism || group < previous {
+            return Err(invalid(format!(
+                "entry {index} has key group {group} after {previous}, with {max_parallelism} \
+                 key groups"
+            )));
+        }
+        previous = group;
+        if group >= owned.groups.end {
+            // Sorted: no later entry is ours.
+            return Ok(KeyedChanges {
+                types,
+                delta,
+                entries,
+            });
+        }
+        let entry: (K, Option<S>) = if format == KEYED_CHANGES_FORMAT {
+            next(&mut input, "keyed state entry")?
+        } else {
+            let (key, state): (K, S) = next(&mut input, "keyed state entry")?;
+            (key, Some(state))
+        };
+        if entry.1.is_none() && !delta {
+            return Err(invalid(format!(
+                "entry {index} removes a key in a full snapshot"
+            )));
+        }
+        if owned.groups.contains(&group) {
+            entries.push(entry);
+        }
+    }
+    if !input.is_empty() {
+        return Err(invalid(format!("{} trailing bytes", input.len())));
+    }
+    Ok(KeyedChanges {
+        types,
+        delta,
+        entries,
+    })
+}
 
 /// The encoded layout, borrowing keys and states so that encoding clones nothing.
 #[derive(Serialize)]
@@ -101,52 +303,24 @@ where
 /// - [`CheckpointError::KeyGroupMismatch`] if the state was written for another max
 ///   parallelism.
 /// - [`CheckpointError::InvalidState`] for an unknown format, a key group out of range or out
-///   of order, or trailing bytes.
+///   of order, trailing bytes, or a delta (which only [`decode_keyed_changes`] reads).
 /// - [`CheckpointError::Decode`] if the bytes do not decode as `K` and `S`.
 pub fn decode_keyed_state<K: DeserializeOwned, S: DeserializeOwned>(
     bytes: &[u8],
     owned: &KeyGroupRange,
     max_parallelism: u32,
 ) -> Result<Vec<(K, S)>> {
-    let mut input = bytes;
-    let format: u32 = next(&mut input, "keyed state format")?;
-    if format != KEYED_STATE_FORMAT {
-        return Err(invalid(format!(
-            "unsupported keyed state format {format} (this build reads {KEYED_STATE_FORMAT})"
-        )));
+    let changes = decode_keyed_changes(bytes, owned, max_parallelism)?;
+    if changes.delta {
+        return Err(invalid(
+            "the payload is a delta of an earlier snapshot, not a full snapshot".to_owned(),
+        ));
     }
-    let found: u32 = next(&mut input, "keyed state max parallelism")?;
-    if found != max_parallelism {
-        return Err(CheckpointError::KeyGroupMismatch {
-            found,
-            expected: max_parallelism,
-        });
-    }
-    let len: u64 = next(&mut input, "keyed state entry count")?;
-    let mut out = Vec::new();
-    let mut previous = 0;
-    for index in 0..len {
-        let group: u32 = next(&mut input, "key group")?;
-        if group >= max_parallelism || group < previous {
-            return Err(invalid(format!(
-                "entry {index} has key group {group} after {previous}, with {max_parallelism} \
-                 key groups"
-            )));
-        }
-        previous = group;
-        if group >= owned.groups.end {
-            // Sorted: no later entry is ours.
-            return Ok(out);
-        }
-        let entry: (K, S) = next(&mut input, "keyed state entry")?;
-        if owned.groups.contains(&group) {
-            out.push(entry);
-        }
-    }
-    if !input.is_empty() {
-        return Err(invalid(format!("{} trailing bytes", input.len())));
-    }
-    Ok(out)
+    Ok(changes
+        .entries
+        .into_iter()
+        .filter_map(|(key, state)| state.map(|state| (key, state)))
+        .collect())
 }
 
 /// Decodes the next value from `input` and advances past it. The limit keeps a bogus length
@@ -246,6 +420,49 @@ mod tests {
     }
 
     #[test]
+    fn changes_round_trip_with_types_and_removals() {
+        let types = StateTypes::of::<String, u64>();
+        let (a, b, c) = ("a".to_owned(), "b".to_owned(), "c".to_owned());
+        let entries = [(&a, Some(&1u64)), (&b, None), (&c, Some(&3u64))];
+        let bytes = encode_keyed_changes(entries, 8, &types, true).expect("encode");
+        let all = KeyGroupRange::for_task(0, 1, 8);
+        let changes: KeyedChanges<String, u64> =
+            decode_keyed_changes(&bytes, &all, 8).expect("decode");
+        assert!(changes.delta);
+        assert_eq!(changes.types.as_ref(), Some(&types));
+        let got: BTreeMap<String, Option<u64>> = changes.entries.into_iter().collect();
+        let want = BTreeMap::from([(a, Some(1)), (b, None), (c, Some(3))]);
+        assert_eq!(got, want);
+        // A delta is not a full snapshot: the full-state reader refuses it.
+        let refused = decode_keyed_state::<String, u64>(&bytes, &all, 8);
+        assert!(
+            matches!(refused, Err(CheckpointError::InvalidState { .. })),
+            "{refused:?}"
+        );
+        // A removal in a full snapshot is invalid.
+        let k = "k".to_owned();
+        let full = encode_keyed_changes([(&k, None::<&u64>)], 8, &types, false).expect("encode");
+        assert!(decode_keyed_changes::<String, u64>(&full, &all, 8).is_err());
+    }
+
+    #[test]
+    fn format_1_reads_as_a_full_snapshot_without_types() {
+        let state = HashMap::from([("a".to_owned(), 1u64)]);
+        let bytes = encode_keyed_state(&state, 8).expect("encode");
+        let all = KeyGroupRange::for_task(0, 1, 8);
+        let changes: KeyedChanges<String, u64> =
+            decode_keyed_changes(&bytes, &all, 8).expect("decode");
+        assert_eq!(
+            changes,
+            KeyedChanges {
+                types: None,
+                delta: false,
+                entries: vec![("a".to_owned(), Some(1))],
+            }
+        );
+    }
+
+    #[test]
     fn another_max_parallelism_is_refused() {
         let state = HashMap::from([("a".to_owned(), 1u64)]);
         let bytes = encode_keyed_state(&state, 128).expect("encode");
@@ -283,7 +500,7 @@ mod tests {
                 .expect("bincode")
         };
         let cases = [
-            (encode(2, vec![]), "unsupported keyed state format 2"),
+            (encode(3, vec![]), "unsupported keyed state format 3"),
             (encode(1, vec![(8, "a", 1)]), "key group 8"),
             (
                 encode(1, vec![(3, "a", 1), (2, "b", 2)]),

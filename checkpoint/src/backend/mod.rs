@@ -6,4 +6,7 @@
 
 mod keyed;
 
-pub use keyed::{decode_keyed_state, encode_keyed_state, KEYED_STATE_FORMAT};
+pub use keyed::{
+    decode_keyed_changes, decode_keyed_state, encode_keyed_changes, encode_keyed_state,
+    keyed_state_types, KeyedChanges, StateTypes, KEYED_CHANGES_FORMAT, KEYED_STATE_FORMAT,
+};

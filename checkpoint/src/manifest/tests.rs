@@ -20,6 +20,7 @@ fn manifest() -> Manifest {
                 file: CheckpointLayout::snapshot_file_name("count", 0),
                 bytes: 100,
                 checksum: 7,
+                base: Vec::new(),
             },
             SnapshotEntry {
                 operator_uid: "count".to_owned(),
@@ -27,6 +28,7 @@ fn manifest() -> Manifest {
                 file: CheckpointLayout::snapshot_file_name("count", 1),
                 bytes: 40,
                 checksum: 9,
+                base: Vec::new(),
             },
         ],
         source_offsets: vec![SourceOffset {
@@ -96,6 +98,7 @@ fn arb_manifest() -> impl Strategy<Value = Manifest> {
                         task,
                         bytes,
                         checksum,
+                        base: Vec::new(),
                     })
                     .collect(),
                 source_offsets: offsets
@@ -181,7 +184,7 @@ fn an_intact_frame_around_a_bad_payload_is_corrupt() {
     let mut escaping = manifest();
     escaping.snapshots[0].file = "../../etc/passwd".to_owned();
     let payload = bincode_options().serialize(&escaping).expect("bincode");
-    let reason = corrupt_reason(&frame(&payload, 1), "path");
+    let reason = corrupt_reason(&frame(&payload, MANIFEST_FORMAT_VERSION), "path");
     assert!(reason.contains("not a plain file name"), "{reason}");
 }
 
@@ -238,4 +241,70 @@ fn lookups_and_totals() {
         ),
         ("count", 4, CheckpointId(3), Some(2))
     );
+}
+
+#[test]
+fn a_version_1_manifest_reads_with_no_chains() {
+    let m = manifest();
+    let entries: Vec<(String, u32, String, u64, u32)> = m
+        .snapshots
+        .iter()
+        .map(|e| {
+            (
+                e.operator_uid.clone(),
+                e.task,
+                e.file.clone(),
+                e.bytes,
+                e.checksum,
+            )
+        })
+        .collect();
+    let v1 = (
+        m.checkpoint,
+        m.job.clone(),
+        m.graph_fingerprint,
+        m.triggered_at_ms,
+        m.completed_at_ms,
+        entries,
+        m.source_offsets.clone(),
+        m.operators.clone(),
+        m.is_final,
+    );
+    let payload = bincode_options().serialize(&v1).expect("bincode");
+    let decoded = Manifest::decode(&frame(&payload, 1), Path::new(PATH)).expect("decode v1");
+    assert_eq!(decoded, m);
+}
+
+#[test]
+fn chains_round_trip_and_name_the_checkpoints_they_reference() {
+    let mut m = manifest();
+    m.snapshots[0].base = vec![
+        ChainLink {
+            checkpoint: CheckpointId(1),
+            file: "count-0.snap".to_owned(),
+            bytes: 90,
+            checksum: 1,
+        },
+        ChainLink {
+            checkpoint: CheckpointId(2),
+            file: "count-0.snap".to_owned(),
+            bytes: 10,
+            checksum: 2,
+        },
+    ];
+    let decoded = Manifest::decode(&m.encode().expect("encode"), Path::new(PATH)).expect("decode");
+    assert_eq!(decoded, m);
+    assert_eq!(
+        m.referenced_checkpoints(),
+        vec![CheckpointId(1), CheckpointId(2)]
+    );
+    assert_eq!(m.snapshots[0].chain_bytes(), 200);
+    // A link to this or a later checkpoint cannot be right.
+    m.snapshots[1].base = vec![ChainLink {
+        checkpoint: CheckpointId(3),
+        file: "count-1.snap".to_owned(),
+        bytes: 1,
+        checksum: 1,
+    }];
+    assert!(m.encode().is_err());
 }

@@ -91,7 +91,8 @@ fn a_written_savepoint_opens_with_the_same_manifest_and_needs_nothing_of_the_job
     let written = write_savepoint(&store, CheckpointId(3), &target).expect("savepoint");
     // The job's directory may go: the savepoint is self-contained.
     fs::remove_dir_all(store.layout().root()).expect("remove job dir");
-    let (copy, manifest) = open_savepoint(&target).expect("open");
+    let (copy, opened) = open_savepoint(&target).expect("open");
+    let manifest = opened.manifest;
     assert_eq!(manifest, written);
     for entry in &manifest.snapshots {
         let snapshot = copy.open_snapshot(&manifest, entry).expect("snapshot");
@@ -136,7 +137,7 @@ fn an_interrupted_or_damaged_savepoint_is_refused() {
         Err(e @ SavepointError::Incomplete { .. }) => {
             assert!(e.to_string().contains("incomplete"), "{e}")
         }
-        other => panic!("{:?}", other.map(|(_, m)| m)),
+        other => panic!("{:?}", other.map(|(_, o)| o.manifest)),
     }
     fs::write(&manifest, saved).expect("restore manifest");
     // A snapshot file with one byte flipped.

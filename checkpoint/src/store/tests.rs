@@ -324,3 +324,75 @@ fn retention_deletes_only_what_the_store_wrote() {
     let ids: Vec<_> = store.scan().expect("scan").iter().map(|s| s.id).collect();
     assert_eq!(ids, [CheckpointId(3)]);
 }
+
+/// Commits checkpoint `id` whose task-0 snapshot is a delta over the task-0 files of `chain`
+/// (ids, oldest first); task 1 writes a full snapshot.
+fn commit_delta(store: &CheckpointStore, id: u64, chain: &[u64]) -> Manifest {
+    let mut manifest = prepare(store, id);
+    manifest.snapshots[0].base = chain
+        .iter()
+        .map(|&c| {
+            let c = CheckpointId(c);
+            let m = store.load_manifest(c).expect("base manifest");
+            ChainLink::to_entry(c, m.snapshot(UID, 0).expect("task 0"))
+        })
+        .collect();
+    store.commit(&manifest).expect("commit");
+    manifest
+}
+
+#[test]
+fn retention_keeps_every_checkpoint_a_kept_chain_builds_on() {
+    let (_dir, store) = store();
+    commit(&store, 1);
+    commit_delta(&store, 2, &[1]);
+    commit_delta(&store, 3, &[1, 2]);
+    commit(&store, 4);
+    commit_delta(&store, 5, &[4]);
+    // Keeping 1 would delete 1..=4, but 5 builds on 4.
+    assert_eq!(
+        store.retain(1).expect("retain"),
+        [CheckpointId(1), CheckpointId(2), CheckpointId(3)]
+    );
+    assert_eq!(states(&store), [(4, "complete"), (5, "complete")]);
+    let (decision, opened) = store.latest_opened().expect("latest");
+    assert_eq!(decision.latest, Some(CheckpointId(5)));
+    let opened = opened.expect("opened");
+    // Task 0's chain (4, 5) and task 1's file of 5: three files, each opened once.
+    assert_eq!(opened.file_count(), 3);
+    let entry = opened.manifest.snapshot(UID, 0).expect("task 0").clone();
+    let chain = opened.chain_of(&entry).expect("chain");
+    let payloads: Vec<&[u8]> = chain.iter().map(|s| s.payload()).collect();
+    assert_eq!(
+        payloads,
+        [&b"state of task 0 at 4"[..], &b"state of task 0 at 5"[..]]
+    );
+}
+
+#[test]
+fn unreferenced_follows_references_transitively() {
+    let refs = |id: CheckpointId| -> Result<Vec<CheckpointId>> {
+        Ok(match id.0 {
+            9 => vec![CheckpointId(7)],
+            7 => vec![CheckpointId(3)],
+            _ => vec![],
+        })
+    };
+    let plan = (1..=8).map(CheckpointId).collect();
+    let left = unreferenced(plan, &[CheckpointId(9)], refs).expect("pure");
+    let want: Vec<CheckpointId> = [1, 2, 4, 5, 6, 8].into_iter().map(CheckpointId).collect();
+    assert_eq!(left, want);
+}
+
+#[test]
+fn a_missing_or_changed_chain_file_makes_the_checkpoint_corrupt() {
+    let (_dir, store) = store();
+    commit(&store, 1);
+    commit_delta(&store, 2, &[1]);
+    flip_byte(&store.layout().snapshot_file(CheckpointId(1), UID, 0), 50);
+    assert_eq!(states(&store), [(1, "corrupt"), (2, "corrupt")]);
+    let (decision, opened) = store.latest_opened().expect("latest");
+    assert!(opened.is_none());
+    assert_eq!(decision.latest, None);
+    assert_eq!(decision.newer_corrupt.len(), 2);
+}

@@ -21,6 +21,7 @@ use crate::config::CheckpointConfig;
 use crate::contract::stats::{AbortedCheckpoint, CheckpointEvent, CheckpointStats, StatsLog};
 use crate::error::JobError;
 use crate::error_chain::ErrorChain;
+use crate::inject::{CrashPoint, FailureInjector};
 use crate::metrics::TaskCounters;
 use crate::operator::Committer;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -73,6 +74,8 @@ pub(crate) struct Coordinator {
     pub settled: Arc<AtomicU64>,
     /// The newest checkpoint completed and published, which tasks check to be notified.
     pub completed: Arc<AtomicU64>,
+    /// Crash points of the job (for the chaos driver).
+    pub crashes: FailureInjector,
 }
 
 /// What the coordinator thread keeps besides the protocol: the inputs it still has to feed
@@ -299,7 +302,14 @@ impl Coordinator {
         if let Some((config, store)) = &self.checkpoints {
             // Before retention, which may delete older checkpoints but never this one.
             self.savepoints.after_commit(store, id);
-            if let Err(e) = store.retain(config.retained) {
+            let crashes = &self.crashes;
+            let deleting = |id: CheckpointId| {
+                if crashes.crash_due(CrashPoint::RetentionDelete) {
+                    eprintln!("injected crash while deleting checkpoint {id}");
+                    std::process::abort();
+                }
+            };
+            if let Err(e) = store.retain_with(config.retained, deleting) {
                 tracing::warn!(checkpoint = id.0, error = %ErrorChain(&e), "could not delete old checkpoints");
             }
         }

@@ -564,6 +564,7 @@ mod tests {
                     file: format!("{uid}-{task}"),
                     bytes: 0,
                     checksum: 0,
+                    base: Vec::new(),
                 })
                 .collect(),
             source_offsets: sources

@@ -18,7 +18,7 @@ use crate::runtime::handle::{JobHandle, TaskName, TaskThread};
 use crate::runtime::physical::{plan, GraphShape, PhysicalPlan, PlannedRestore, PlannedTask};
 use crate::runtime::prepare::{prepare, Prepared};
 use crate::runtime::restore::RestorePoint;
-use crate::runtime::snapshot::SnapshotContext;
+use crate::runtime::snapshot::{SnapshotContext, SnapshotHistory};
 use crate::runtime::task::TaskEnv;
 use crate::shared::Shared;
 use crate::web::view::{EdgeView, JobView, OperatorView};
@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Validates and plans the graph, creates every channel and starts every task and the
 /// coordinator.
@@ -112,6 +112,7 @@ pub(crate) fn launch(
         listener: config.listener.clone(),
         settled,
         completed,
+        crashes: config.injector.clone(),
     };
     let spawned = std::thread::Builder::new()
         .name("snapflow-coordinator".into())
@@ -170,6 +171,29 @@ impl TaskRuntime {
         Ok((runtime, reports_rx, alive_rx))
     }
 
+    /// What a restored task's snapshots may build on: the snapshot its own index wrote in the
+    /// restored checkpoint, when the operator runs at the parallelism that wrote it (then it
+    /// owns the same key groups). At another parallelism, and after a start from a savepoint
+    /// (whose files are not the job's to build on), its first snapshot is full.
+    fn restored_history(&self, task: &PlannedTask) -> SnapshotHistory {
+        let (Some(point), PlannedRestore::State { snapshots, .. }) = (&self.restore, &task.restore)
+        else {
+            return SnapshotHistory::default();
+        };
+        if point.from_savepoint {
+            return SnapshotHistory::default();
+        }
+        let same_tasks = snapshots.len() == task.parallelism
+            && snapshots.iter().enumerate().all(|(i, &t)| t as usize == i);
+        let entry = point.manifest.snapshot(&task.uid, task.index as u32);
+        match entry {
+            Some(entry) if same_tasks => {
+                SnapshotHistory::restored(point.manifest.checkpoint, entry.clone())
+            }
+            _ => SnapshotHistory::default(),
+        }
+    }
+
     /// The environment of a planned task.
     fn env(
         &self,
@@ -195,6 +219,9 @@ impl TaskRuntime {
                 completed: self.completed.clone(),
                 notified: 0,
                 alive: self.alive.clone(),
+                incremental: config.incremental,
+                crashes: config.injector.clone(),
+                history: Arc::new(Mutex::new(self.restored_history(task))),
             },
             triggers,
             // The plan decided whether the task restores; the restore point holds the files.

@@ -3,18 +3,24 @@
 use crate::contract::restored::RestoredState;
 use crate::error::{BoxError, JobError};
 use crate::operator::SourcePosition;
-use snapflow_checkpoint::{CheckpointStore, KeyGroupRange, Manifest};
+use snapflow_checkpoint::{CheckpointStore, KeyGroupRange, Manifest, OpenedCheckpoint};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// The checkpoint a job resumes from, shared by all its tasks.
+/// The checkpoint a job resumes from, shared by all its tasks: its files were opened and
+/// verified once, and every restoring task reads the same maps.
 pub(crate) struct RestorePoint {
-    pub store: CheckpointStore,
     pub manifest: Manifest,
     /// Where each task of each source resumes, by source uid and new task index: the
     /// recorded positions, reassigned when the source's parallelism changed (filled in by
     /// [`prepare`](crate::runtime::prepare::prepare)).
     pub source_positions: HashMap<String, Vec<SourcePosition>>,
+    /// Whether the checkpoint is a savepoint, not one of this job's own: then no snapshot of
+    /// the job may build on its files (its first snapshots are full), so that the job's
+    /// checkpoint directory never depends on the savepoint's.
+    pub from_savepoint: bool,
+    /// Every file the checkpoint's snapshots read, opened and verified once.
+    pub opened: OpenedCheckpoint,
 }
 
 impl RestoredState {
@@ -30,7 +36,15 @@ impl RestoredState {
         let snapshots = point
             .manifest
             .snapshots_of(uid)
-            .map(|entry| point.store.open_snapshot(&point.manifest, entry))
+            .map(|entry| {
+                point.opened.chain_of(entry).ok_or_else(|| {
+                    format!(
+                        "the snapshot of '{uid}' task {} was not opened with its checkpoint \
+                         (engine bug)",
+                        entry.task
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RestoredState::mapped(
             point.manifest.checkpoint,
@@ -174,7 +188,7 @@ pub(crate) fn find_restore_point(
     allow_non_restored_state: bool,
 ) -> Result<Option<RestorePoint>, JobError> {
     let dir = store.layout().root().to_path_buf();
-    let (decision, manifest) = store.latest()?;
+    let (decision, opened) = store.latest_opened()?;
     if let Some((checkpoint, reason)) = decision.newer_corrupt.last() {
         return Err(JobError::CorruptCheckpoint {
             dir,
@@ -182,25 +196,27 @@ pub(crate) fn find_restore_point(
             reason: reason.clone(),
         });
     }
-    let Some(manifest) = manifest else {
+    let Some(opened) = opened else {
         return Ok(None);
     };
-    restore_point(store.clone(), manifest, operators, allow_non_restored_state).map(Some)
+    restore_point(store, opened, false, operators, allow_non_restored_state).map(Some)
 }
 
-/// The restore point of `manifest` in `store` (a job's checkpoint directory or a savepoint),
-/// once its state maps onto this job's operators (see [`map_state`]); the sources' positions
-/// are filled in later.
+/// The restore point of `opened` in `store` (a job's checkpoint directory, or a savepoint
+/// when `from_savepoint`), once its state maps onto this job's operators (see
+/// [`map_state`]); the sources' positions are filled in later.
 ///
 /// # Errors
 /// [`JobError::NewSource`] or [`JobError::GraphMismatch`], naming the directory.
 pub(crate) fn restore_point(
-    store: CheckpointStore,
-    manifest: Manifest,
+    store: &CheckpointStore,
+    opened: OpenedCheckpoint,
+    from_savepoint: bool,
     operators: &[NewOperator<'_>],
     allow_non_restored_state: bool,
 ) -> Result<RestorePoint, JobError> {
     let dir = store.layout().root().to_path_buf();
+    let manifest = opened.manifest.clone();
     let checkpoint = manifest.checkpoint;
     let mapping = map_state(
         &CheckpointOperators::of(&manifest),
@@ -228,8 +244,9 @@ pub(crate) fn restore_point(
         );
     }
     Ok(RestorePoint {
-        store,
         manifest,
+        from_savepoint,
+        opened,
         source_positions: HashMap::new(),
     })
 }

@@ -39,9 +39,9 @@ pub(crate) fn choose_restore_point(
     let Some(dir) = savepoint else {
         return Ok(None);
     };
-    let (store, manifest) = open_savepoint(dir)?;
-    tracing::info!(checkpoint = manifest.checkpoint.0, savepoint = %dir.display(), "starting from a savepoint");
-    restore_point(store, manifest, operators, allow_non_restored_state).map(Some)
+    let (store, opened) = open_savepoint(dir)?;
+    tracing::info!(checkpoint = opened.manifest.checkpoint.0, savepoint = %dir.display(), "starting from a savepoint");
+    restore_point(&store, opened, true, operators, allow_non_restored_state).map(Some)
 }
 
 /// Checks every source's input against the positions `point` recorded for it, and plans

@@ -5,14 +5,17 @@ use crate::coordinator::pending::{TaskAckStats, TaskKey};
 use crate::coordinator::protocol::TaskReport;
 use crate::error::{BoxError, TaskError};
 use crate::error_chain::ErrorChain;
+use crate::inject::{CrashPoint, FailureInjector};
 use crate::operator::SourcePosition;
+use crate::{FrozenSnapshot, SnapshotRequest};
 use crossbeam_channel::Sender;
 use snapflow_checkpoint::{
-    write_snapshot, CheckpointId, CheckpointLayout, SnapshotEntry, SourceOffset,
+    write_snapshot, ChainLink, CheckpointId, CheckpointLayout, SnapshotEntry, SourceOffset,
 };
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Everything a task needs to take part in checkpoints.
@@ -36,6 +39,64 @@ pub(crate) struct SnapshotContext {
     /// are dropped, so no write outlives the job. Never read: dropping it is the signal.
     #[allow(dead_code)]
     pub alive: Sender<Infallible>,
+    /// Whether snapshots may build on earlier ones (incremental checkpoints).
+    pub incremental: bool,
+    /// Crash points of the job (for the chaos driver).
+    pub crashes: FailureInjector,
+    /// This task's snapshots that a later one may build on, by checkpoint (written by the
+    /// snapshot pool, read at the barrier).
+    pub history: Arc<Mutex<SnapshotHistory>>,
+}
+
+/// How many earlier files an incremental snapshot may build on before the task writes a full
+/// one again: bounds the files a restore reads and the checkpoints retention must keep.
+pub(crate) const MAX_CHAIN_LEN: usize = 8;
+
+/// The snapshots one task wrote (or restored from), that a later snapshot may build on.
+#[derive(Debug)]
+pub(crate) struct SnapshotHistory {
+    entries: BTreeMap<CheckpointId, SnapshotEntry>,
+    /// The checkpoint the task restored from: complete, though this attempt did not complete
+    /// it.
+    restored_from: CheckpointId,
+}
+
+impl Default for SnapshotHistory {
+    fn default() -> Self {
+        SnapshotHistory {
+            entries: BTreeMap::new(),
+            restored_from: CheckpointId(0),
+        }
+    }
+}
+
+impl SnapshotHistory {
+    /// A history holding the snapshot the task restored from, as the base of its first
+    /// incremental snapshot.
+    pub(crate) fn restored(checkpoint: CheckpointId, entry: SnapshotEntry) -> SnapshotHistory {
+        SnapshotHistory {
+            entries: BTreeMap::from([(checkpoint, entry)]),
+            restored_from: checkpoint,
+        }
+    }
+
+    /// The base for a snapshot taken now, when checkpoint `completed` is the newest one this
+    /// attempt completed (0 for none): this task's snapshot of the newest complete checkpoint,
+    /// unless its chain is at the bound. Forgets snapshots older than that one, which no later
+    /// snapshot builds on.
+    pub(crate) fn base_for(
+        &mut self,
+        completed: CheckpointId,
+    ) -> Option<(CheckpointId, SnapshotEntry)> {
+        let completed = completed.max(self.restored_from);
+        self.entries = self.entries.split_off(&completed);
+        let entry = self.entries.get(&completed)?;
+        (entry.base.len() < MAX_CHAIN_LEN).then(|| (completed, entry.clone()))
+    }
+
+    fn record(&mut self, checkpoint: CheckpointId, entry: SnapshotEntry) {
+        self.entries.insert(checkpoint, entry);
+    }
 }
 
 impl SnapshotContext {
@@ -59,19 +120,39 @@ impl SnapshotContext {
         self.layout.is_some()
     }
 
-    /// Takes this task's part of checkpoint `id`: runs `snapshot` on the calling thread (it only
-    /// serializes), then writes the bytes and acknowledges off the thread.
+    /// Takes this task's part of checkpoint `id`: runs `freeze` on the calling thread (the
+    /// only part that holds up the task's records), then serializes what it froze, writes the
+    /// file and acknowledges on the snapshot pool.
     pub(crate) fn checkpoint(
         &self,
         id: CheckpointId,
         alignment: Duration,
-        snapshot: impl FnOnce() -> Result<Option<Vec<u8>>, BoxError>,
+        freeze: impl FnOnce(SnapshotRequest) -> Result<FrozenSnapshot, BoxError>,
     ) -> Result<(), TaskError> {
         let started = Instant::now();
-        let state = if self.stores_state() {
-            snapshot()?
+        let base = self.base();
+        let frozen = if self.stores_state() {
+            freeze(SnapshotRequest {
+                checkpoint: id,
+                base: base.as_ref().map(|(id, _)| *id),
+            })?
         } else {
-            None
+            FrozenSnapshot::Ready(None)
+        };
+        // The chain a delta builds on, looked up now: the history may forget it before the
+        // write runs.
+        let chain = match (frozen.delta_of(), base) {
+            (None, _) => Vec::new(),
+            (Some(delta_of), Some((base, entry))) if delta_of == base => entry.chain(base),
+            (Some(delta_of), _) => {
+                return Err(TaskError::Failed(
+                    format!(
+                        "the operator's snapshot of checkpoint {id} is a delta over checkpoint \
+                         {delta_of}, which the runtime did not offer as a base"
+                    )
+                    .into(),
+                ))
+            }
         };
         let stats = TaskAckStats {
             alignment,
@@ -79,29 +160,47 @@ impl SnapshotContext {
             async_snapshot: Duration::ZERO,
             bytes: 0,
         };
-        match (state, &self.layout) {
-            (Some(bytes), Some(layout)) => {
+        match (frozen, &self.layout) {
+            (FrozenSnapshot::Ready(None), _) | (_, None) => self.ack_without_state(id, stats),
+            (frozen, Some(layout)) => {
                 let ctx = self.clone();
                 let layout = layout.clone();
                 self.pool
-                    .spawn(move || ctx.write_and_ack(&layout, id, &bytes, stats));
+                    .spawn(move || ctx.write_and_ack(&layout, id, frozen, chain, stats));
             }
-            _ => self.report(TaskReport::Ack {
-                task: self.task,
-                checkpoint: id,
-                stats,
-                snapshot: None,
-                source_offset: None,
-            }),
         }
         Ok(())
+    }
+
+    /// The base a snapshot taken now may build on, if incremental snapshots are on.
+    fn base(&self) -> Option<(CheckpointId, SnapshotEntry)> {
+        if !self.incremental || !self.stores_state() {
+            return None;
+        }
+        let completed = CheckpointId(self.completed_id());
+        self.history_lock().base_for(completed)
+    }
+
+    fn history_lock(&self) -> MutexGuard<'_, SnapshotHistory> {
+        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ack_without_state(&self, id: CheckpointId, stats: TaskAckStats) {
+        self.report(TaskReport::Ack {
+            task: self.task,
+            checkpoint: id,
+            stats,
+            snapshot: None,
+            source_offset: None,
+        });
     }
 
     fn write_and_ack(
         &self,
         layout: &CheckpointLayout,
         id: CheckpointId,
-        bytes: &[u8],
+        frozen: FrozenSnapshot,
+        chain: Vec<ChainLink>,
         mut stats: TaskAckStats,
     ) {
         if id.0 <= self.settled.load(Ordering::Relaxed) {
@@ -109,21 +208,46 @@ impl SnapshotContext {
         }
         let path = layout.snapshot_file(id, &self.uid, self.index);
         let started = Instant::now();
-        let report = match write_snapshot(&path, &self.uid, self.index, id, bytes) {
+        let bytes = match frozen.serialize() {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return self.ack_without_state(id, stats),
+            Err(e) => {
+                return self.report(TaskReport::SnapshotFailed {
+                    task: self.task,
+                    checkpoint: id,
+                    error: format!(
+                        "serializing the state of '{}' task {}: {}",
+                        self.uid,
+                        self.index,
+                        ErrorChain(&*e)
+                    ),
+                })
+            }
+        };
+        if self.crashes.crash_due(CrashPoint::SnapshotWrite) {
+            // As a kill in the middle of the write would leave it: a file cut short.
+            let _ = std::fs::write(&path, &bytes[..bytes.len() / 2]);
+            eprintln!("injected crash while writing {}", path.display());
+            std::process::abort();
+        }
+        let report = match write_snapshot(&path, &self.uid, self.index, id, &bytes) {
             Ok(info) => {
                 stats.bytes = info.bytes;
                 stats.async_snapshot = started.elapsed();
+                let entry = SnapshotEntry {
+                    operator_uid: self.uid.to_string(),
+                    task: self.index,
+                    file: info.file,
+                    bytes: info.bytes,
+                    checksum: info.checksum,
+                    base: chain,
+                };
+                self.history_lock().record(id, entry.clone());
                 TaskReport::Ack {
                     task: self.task,
                     checkpoint: id,
                     stats,
-                    snapshot: Some(SnapshotEntry {
-                        operator_uid: self.uid.to_string(),
-                        task: self.index,
-                        file: info.file,
-                        bytes: info.bytes,
-                        checksum: info.checksum,
-                    }),
+                    snapshot: Some(entry),
                     source_offset: None,
                 }
             }

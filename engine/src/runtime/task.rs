@@ -12,7 +12,7 @@ use crate::router::Output;
 use crate::runtime::gate::{GateEvent, InputGate};
 use crate::runtime::restore::RestorePoint;
 use crate::runtime::snapshot::SnapshotContext;
-use crate::Data;
+use crate::{Data, FrozenSnapshot};
 use crossbeam_channel::{Receiver, TryRecvError};
 use snapflow_checkpoint::CheckpointId;
 use std::convert::Infallible;
@@ -429,7 +429,8 @@ impl<O: Data, Op: OperatorLifecycle<O>, In: OperatorInputs<Op, O>>
         // Forward first: downstream tasks start aligning while this one snapshots.
         self.out.send_control(|| Message::Barrier(id))?;
         let op = &mut self.op;
-        self.snapshots.checkpoint(id, alignment, || op.snapshot(id))
+        self.snapshots
+            .checkpoint(id, alignment, |request| op.snapshot_frozen(request))
     }
 
     fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
@@ -438,7 +439,9 @@ impl<O: Data, Op: OperatorLifecycle<O>, In: OperatorInputs<Op, O>>
         self.out.check()?;
         let op = &mut self.op;
         self.snapshots
-            .checkpoint(checkpoint, Duration::ZERO, || op.snapshot(checkpoint))?;
+            .checkpoint(checkpoint, Duration::ZERO, |request| {
+                op.snapshot_frozen(request)
+            })?;
         self.out.send_control(|| Message::End(checkpoint))
     }
 
@@ -497,8 +500,9 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
     fn barrier(&mut self, id: CheckpointId, alignment: Duration) -> Result<(), TaskError> {
         self.writer.pre_commit(id).map_err(TaskError::Failed)?;
         let writer = &mut self.writer;
-        self.snapshots
-            .checkpoint(id, alignment, || writer.snapshot(id))
+        self.snapshots.checkpoint(id, alignment, |_| {
+            writer.snapshot(id).map(FrozenSnapshot::Ready)
+        })
     }
 
     fn end(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
@@ -506,8 +510,9 @@ impl<T: Data> InputHandler<T, Infallible> for SinkHandler<T> {
             .pre_commit(checkpoint)
             .map_err(TaskError::Failed)?;
         let writer = &mut self.writer;
-        self.snapshots
-            .checkpoint(checkpoint, Duration::ZERO, || writer.snapshot(checkpoint))?;
+        self.snapshots.checkpoint(checkpoint, Duration::ZERO, |_| {
+            writer.snapshot(checkpoint).map(FrozenSnapshot::Ready)
+        })?;
         self.writer.finish().map_err(TaskError::Failed)
     }
 

@@ -53,7 +53,7 @@ impl AuctionInfo {
 }
 
 /// One auction's state while it is open (or, closed, a tombstone that drops its later bids).
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 struct AuctionState {
     auction: Option<AuctionInfo>,
     max: Option<usize>,

@@ -1,0 +1,155 @@
+//! Issue 14's state figures for one task's keyed state, without a job around it: a
+//! `KeyedStore<String, ValueState<u64>>` of 500k keys (one task's half of 1 M keys at p = 2),
+//! 1% of them written between checkpoints.
+//!
+//! For each of `ROUNDS` checkpoints it measures what a task does at a barrier and after it:
+//! - **blocked**: `KeyedStore::freeze` (the only part on the task's thread);
+//! - **first writes**: the time to write the 1% keys right after the freeze, while the
+//!   snapshot still holds the shards (the copy-on-write cost the task pays);
+//! - **serialize + write**: encoding the frozen view and `write_snapshot` (the snapshot pool's
+//!   part), full and incremental, with the bytes written;
+//! - **restore**: decoding the last checkpoint from its chain (full + deltas) against from one
+//!   full snapshot.
+//!
+//! `cargo bench --bench incremental` (or `KEYS=1000000 ROUNDS=20 cargo bench --bench
+//! incremental`). Prints max and p99 over the rounds.
+
+use snapflow::checkpoint::{write_snapshot, CheckpointId, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
+use snapflow::engine::{RestoredState, SnapshotRequest};
+use snapflow::operators::{KeyedStore, ValueState};
+use std::time::{Duration, Instant};
+
+type CountStore = KeyedStore<String, ValueState<u64>>;
+
+const MAX: u32 = DEFAULT_MAX_PARALLELISM;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small deterministic generator (xorshift), so that runs compare.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn percentile(values: &mut [Duration], p: f64) -> Duration {
+    values.sort_unstable();
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let keys = env("KEYS", 500_000);
+    let rounds = env("ROUNDS", 20);
+    let changing = (keys / 100).max(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+
+    let mut store = CountStore::new();
+    for i in 0..keys {
+        store.with(format!("word{i}"), |_, c| c.set(1));
+    }
+    let all = KeyGroupRange::for_task(0, 1, MAX);
+
+    for incremental in [false, true] {
+        let mut blocked = Vec::new();
+        let mut first_writes = Vec::new();
+        let mut written = Vec::new();
+        let mut bytes = Vec::new();
+        let mut chain: Vec<Vec<u8>> = Vec::new();
+        for round in 1..=rounds as u64 {
+            let id = CheckpointId(round + if incremental { 1000 } else { 0 });
+            let base = (incremental && !chain.is_empty() && chain.len() < 8)
+                .then(|| CheckpointId(id.0 - 1));
+            let started = Instant::now();
+            let frozen = store.freeze(
+                SnapshotRequest {
+                    checkpoint: id,
+                    base,
+                },
+                MAX,
+            );
+            blocked.push(started.elapsed());
+            // The task goes on: the next interval's writes, right after the barrier.
+            let started = Instant::now();
+            for _ in 0..changing {
+                let k = rng.next() as usize % keys;
+                store.with(format!("word{k}"), |_, c| c.set(round + 1));
+            }
+            first_writes.push(started.elapsed());
+            let started = Instant::now();
+            let delta = frozen.delta_of().is_some();
+            let payload = frozen.serialize().expect("serialize").expect("bytes");
+            let path = dir.path().join(format!("count-{}.snap", id.0));
+            let info = write_snapshot(&path, "count", 0, id, &payload).expect("write");
+            written.push(started.elapsed());
+            bytes.push(info.bytes);
+            if !delta {
+                chain.clear();
+            }
+            chain.push(payload);
+            store.checkpoint_complete(id);
+        }
+        let full = store.snapshot(MAX).expect("full");
+        let started = Instant::now();
+        let mut from_chain = CountStore::new();
+        let restored =
+            RestoredState::from_chains(CheckpointId(1), all.clone(), vec![chain.clone()]);
+        from_chain.restore(&restored, MAX).expect("restore chain");
+        let chain_restore = started.elapsed();
+        let started = Instant::now();
+        let mut from_full = CountStore::new();
+        let restored =
+            RestoredState::from_payloads(CheckpointId(1), all.clone(), vec![full.clone()]);
+        from_full.restore(&restored, MAX).expect("restore full");
+        let full_restore = started.elapsed();
+        assert_eq!(from_chain.len(), from_full.len());
+
+        let periodic = &bytes[1..];
+        let mean_bytes = periodic.iter().sum::<u64>() as f64 / periodic.len().max(1) as f64;
+        println!(
+            "{} checkpoints, {keys} keys, {changing} written per interval, {rounds} rounds:",
+            if incremental { "incremental" } else { "full" }
+        );
+        println!(
+            "  task thread blocked (freeze): max {:.3} ms, p99 {:.3} ms",
+            ms(*blocked.iter().max().expect("rounds")),
+            ms(percentile(&mut blocked, 99.0))
+        );
+        println!(
+            "  the interval's first {changing} writes (copy-on-write): max {:.2} ms, p99 {:.2} ms",
+            ms(*first_writes.iter().max().expect("rounds")),
+            ms(percentile(&mut first_writes, 99.0))
+        );
+        println!(
+            "  serialize + write on the pool: max {:.1} ms, p99 {:.1} ms",
+            ms(*written.iter().max().expect("rounds")),
+            ms(percentile(&mut written, 99.0))
+        );
+        println!(
+            "  bytes per checkpoint after the first: mean {mean_bytes:.0} ({:.2}% of a full snapshot of {} bytes)",
+            100.0 * mean_bytes / full.len() as f64,
+            full.len()
+        );
+        println!(
+            "  restore of the last checkpoint: {:.1} ms from its chain of {}, {:.1} ms from one full snapshot",
+            ms(chain_restore),
+            chain.len(),
+            ms(full_restore)
+        );
+    }
+}
