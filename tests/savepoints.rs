@@ -134,6 +134,14 @@ fn stop_with_savepoint_then_resume_at_parallelism_2_to_3() {
     rescale(2, 3);
 }
 
+/// At the same parallelism a task could build on the savepoint's snapshot: it must not (its
+/// chain would name files the new checkpoint directory does not hold), so the rerun after the
+/// kill finds complete checkpoints of its own.
+#[test]
+fn stop_with_savepoint_then_resume_at_the_same_parallelism() {
+    rescale(2, 2);
+}
+
 #[test]
 fn stop_with_savepoint_then_resume_at_parallelism_3_to_1() {
     rescale(3, 1);

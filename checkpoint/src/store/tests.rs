@@ -396,3 +396,30 @@ fn a_missing_or_changed_chain_file_makes_the_checkpoint_corrupt() {
     assert_eq!(decision.latest, None);
     assert_eq!(decision.newer_corrupt.len(), 2);
 }
+
+#[test]
+fn a_savepoint_of_an_incremental_checkpoint_carries_the_files_it_builds_on() {
+    let (dir, store) = store();
+    commit(&store, 4);
+    commit_delta(&store, 5, &[4]);
+    let target = dir.path().join("savepoint");
+    crate::write_savepoint(&store, CheckpointId(5), &target).expect("savepoint");
+    // The job's checkpoints may go: the savepoint reads nothing of theirs.
+    for id in [4, 5] {
+        std::fs::remove_dir_all(store.layout().checkpoint_dir(CheckpointId(id))).expect("rm");
+    }
+    let (_copy, opened) = crate::open_savepoint(&target).expect("a complete savepoint");
+    assert_eq!(opened.manifest.checkpoint, CheckpointId(5));
+    let entry = opened.manifest.snapshot(UID, 0).expect("task 0").clone();
+    assert!(!entry.base.is_empty(), "task 0's snapshot of 5 is a delta");
+    let chain = opened.chain_of(&entry).expect("chain");
+    let payloads: Vec<&[u8]> = chain.iter().map(|s| s.payload()).collect();
+    assert_eq!(
+        payloads,
+        [&b"state of task 0 at 4"[..], &b"state of task 0 at 5"[..]]
+    );
+    // Cut short before its manifest, the same copy is refused, chain directories or not.
+    std::fs::remove_file(CheckpointLayout::new(&target).manifest_file(CheckpointId(5)))
+        .expect("rm manifest");
+    assert!(crate::open_savepoint(&target).is_err());
+}
