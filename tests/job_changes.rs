@@ -17,12 +17,10 @@ mod rng;
 #[path = "../examples/support/wordcount_job.rs"]
 mod wordcount_job;
 
-use changed::{with_a_new_filter, without_count};
+use changed::{with_a_new_filter, with_counts_as_text, without_count};
 use common::bounded;
 use fixture::{committed_sorted, config, dirs, killed_run, text};
-use snapflow::operators::text::words;
 use snapflow::prelude::*;
-use std::path::Path;
 
 #[test]
 fn a_new_stateless_operator_starts_empty_and_the_output_is_exact() {
@@ -79,43 +77,6 @@ fn dropping_a_stateful_operator_needs_permission() {
     assert!(report.restored_from.is_some(), "it resumed");
 
     changed::assert_counted_then_uncounted(&committed_sorted(&d.out), &original);
-}
-
-/// Word count whose counts changed type (`ValueState<String>` instead of `ValueState<u64>`),
-/// behind a filter that drops every line: the count operator never sees a record.
-fn with_counts_as_text(
-    input: &Path,
-    out: &Path,
-    config: &JobConfig,
-) -> Result<JobReport, JobError> {
-    let job = Job::new("wordcount");
-    job.source(TextFileSource::new(input))
-        .name("read")
-        .uid("read")
-        .filter(|_: &String| false)
-        .name("drop")
-        .uid("drop")
-        .flat_map_with(|line: String, out: &mut Output<String>| {
-            for word in words(&line) {
-                out.push(word.to_owned());
-            }
-        })
-        .name("tokenize")
-        .uid("tokenize")
-        .key_by(|word: &String| word.clone())
-        .process(
-            |_, word: String, count: &mut ValueState<String>, out: &mut Output<String>| {
-                count.set(word.clone());
-                out.push(word);
-                Ok(())
-            },
-        )
-        .name("count")
-        .uid("count")
-        .sink(FileSink::new(out))
-        .name("write")
-        .uid("write");
-    job.run(config)
 }
 
 #[test]

@@ -7,19 +7,9 @@ use snapflow::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Word count with a filter that keeps every line inserted between read and tokenize.
-pub(crate) fn with_a_new_filter(
-    input: &Path,
-    out: &Path,
-    config: &JobConfig,
-) -> Result<JobReport, JobError> {
-    let job = Job::new("wordcount");
-    job.source(TextFileSource::new(input))
-        .name("read")
-        .uid("read")
-        .filter(|_: &String| true)
-        .name("keep")
-        .uid("keep")
+/// Word count's tokenizer (uid `tokenize`): one record per word of each line.
+fn tokenize(lines: Stream<String>) -> Stream<String> {
+    lines
         .flat_map_with(|line: String, out: &mut Output<String>| {
             for word in words(&line) {
                 out.push(word.to_owned());
@@ -27,6 +17,55 @@ pub(crate) fn with_a_new_filter(
         })
         .name("tokenize")
         .uid("tokenize")
+}
+
+/// Word count whose counts changed type (`ValueState<String>` instead of `ValueState<u64>`),
+/// behind a filter that drops every line: the count operator never sees a record.
+pub(crate) fn with_counts_as_text(
+    input: &Path,
+    out: &Path,
+    config: &JobConfig,
+) -> Result<JobReport, JobError> {
+    let job = Job::new("wordcount");
+    let lines = job
+        .source(TextFileSource::new(input))
+        .name("read")
+        .uid("read")
+        .filter(|_: &String| false)
+        .name("drop")
+        .uid("drop");
+    tokenize(lines)
+        .key_by(|word: &String| word.clone())
+        .process(
+            |_, word: String, count: &mut ValueState<String>, out: &mut Output<String>| {
+                count.set(word.clone());
+                out.push(word);
+                Ok(())
+            },
+        )
+        .name("count")
+        .uid("count")
+        .sink(FileSink::new(out))
+        .name("write")
+        .uid("write");
+    job.run(config)
+}
+
+/// Word count with a filter that keeps every line inserted between read and tokenize.
+pub(crate) fn with_a_new_filter(
+    input: &Path,
+    out: &Path,
+    config: &JobConfig,
+) -> Result<JobReport, JobError> {
+    let job = Job::new("wordcount");
+    let lines = job
+        .source(TextFileSource::new(input))
+        .name("read")
+        .uid("read")
+        .filter(|_: &String| true)
+        .name("keep")
+        .uid("keep");
+    tokenize(lines)
         .key_by(|word: &String| word.clone())
         .process(
             |_, word: String, count: &mut ValueState<u64>, out: &mut Output<String>| {
@@ -51,16 +90,11 @@ pub(crate) fn without_count(
     config: &JobConfig,
 ) -> Result<JobReport, JobError> {
     let job = Job::new("wordcount");
-    job.source(TextFileSource::new(input))
+    let lines = job
+        .source(TextFileSource::new(input))
         .name("read")
-        .uid("read")
-        .flat_map_with(|line: String, out: &mut Output<String>| {
-            for word in words(&line) {
-                out.push(word.to_owned());
-            }
-        })
-        .name("tokenize")
-        .uid("tokenize")
+        .uid("read");
+    tokenize(lines)
         .map(|word: String| format!("{word}\t0"))
         .name("uncounted")
         .uid("uncounted")
