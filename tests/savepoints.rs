@@ -402,3 +402,27 @@ fn a_savepoint_taken_while_the_job_runs_restores_at_another_parallelism() {
             .collect();
     common::assert_same_map("counts after the savepoint", &counts, &expected);
 }
+
+/// The input checks apply to a start from a savepoint: a file that changed since is refused,
+/// naming it, and nothing is published.
+#[test]
+fn a_changed_input_is_refused_when_starting_from_a_savepoint() {
+    let original = text(16);
+    let d = dirs(&original);
+    let savepoint = stop_with_savepoint(&d, 2);
+    let published = committed_sorted(&d.out);
+    let mut grown = original.clone();
+    grown.push_str("one more line\n");
+    std::fs::write(&d.input, grown).unwrap();
+    match from_savepoint(&d, 3, &savepoint.dir, &d.root.path().join("checkpoints-2")) {
+        Err(e @ JobError::InputChanged { .. }) => {
+            let chain = format!("{}", snapflow::engine::ErrorChain(&e));
+            assert!(
+                chain.contains("input.txt") && chain.contains("grew"),
+                "{chain}"
+            );
+        }
+        other => panic!("expected a refusal of the changed input, got {other:?}"),
+    }
+    assert_eq!(committed_sorted(&d.out), published, "nothing was published");
+}

@@ -140,8 +140,9 @@ pub trait SourceReader<T>: Send {
     }
 
     /// Moves the reader to `position`, one that `position` returned for the same task of a
-    /// job of the same parallelism, so that reading resumes right after the last record
-    /// recorded in the checkpoint.
+    /// job of the same parallelism (or, after a change of parallelism, one that
+    /// [`Source::rescale`] planned for this task), so that reading resumes right after the
+    /// last record recorded in the checkpoint.
     ///
     /// # Errors
     /// The position is not one of this task's, or the source cannot seek (the default).

@@ -106,8 +106,9 @@ impl PlannedTask {
 pub(crate) enum PlannedRestore {
     /// The job starts from the beginning.
     Fresh,
-    /// A source resumes at the position the old task of the same index recorded (sources
-    /// resume only at the parallelism they were checkpointed with).
+    /// A source resumes at the position planned for its task index before the job starts:
+    /// the one the old task of the same index recorded, or its share of the old positions
+    /// when the source's parallelism changed (see `runtime/resume.rs`).
     Position {
         /// The old task's index.
         task: u32,
