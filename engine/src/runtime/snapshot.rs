@@ -48,9 +48,31 @@ pub(crate) struct SnapshotContext {
     pub history: Arc<Mutex<SnapshotHistory>>,
 }
 
-/// How many earlier files an incremental snapshot may build on before the task writes a full
-/// one again: bounds the files a restore reads and the checkpoints retention must keep.
-pub(crate) const MAX_CHAIN_LEN: usize = 8;
+/// The most files a chain may have (one full snapshot, then deltas): bounds the files a
+/// restore opens and the checkpoints retention must keep.
+pub(crate) const MAX_CHAIN_FILES: usize = 32;
+
+/// Whether a task's next snapshot may be a delta over `entry`, its snapshot of the newest
+/// complete checkpoint: the chain it would end stays within [`MAX_CHAIN_FILES`], and the deltas
+/// in the chain so far add up to less than half the full snapshot they apply to. So a restore
+/// reads at most about 1.5 times a full snapshot's bytes, and when most keys change between
+/// checkpoints (deltas nearly as large as a full one) the task writes full snapshots. With few
+/// keys changing, the chain runs to its file bound, spreading one full snapshot's cost over
+/// [`MAX_CHAIN_FILES`] checkpoints.
+fn may_build_on(entry: &SnapshotEntry) -> bool {
+    let files_after_delta = entry.base.len() + 2;
+    if files_after_delta > MAX_CHAIN_FILES {
+        return false;
+    }
+    let (full, deltas) = match entry.base.split_first() {
+        None => (entry.bytes, 0),
+        Some((full, deltas)) => (
+            full.bytes,
+            deltas.iter().map(|link| link.bytes).sum::<u64>() + entry.bytes,
+        ),
+    };
+    deltas.saturating_mul(2) < full
+}
 
 /// The snapshots one task wrote (or restored from), that a later snapshot may build on.
 #[derive(Debug)]
@@ -82,7 +104,7 @@ impl SnapshotHistory {
 
     /// The base for a snapshot taken now, when checkpoint `completed` is the newest one this
     /// attempt completed (0 for none): this task's snapshot of the newest complete checkpoint,
-    /// unless its chain is at the bound. Forgets snapshots older than that one, which no later
+    /// unless its chain is at the bound ([`may_build_on`]). Forgets snapshots older than that one, which no later
     /// snapshot builds on.
     pub(crate) fn base_for(
         &mut self,
@@ -91,7 +113,7 @@ impl SnapshotHistory {
         let completed = completed.max(self.restored_from);
         self.entries = self.entries.split_off(&completed);
         let entry = self.entries.get(&completed)?;
-        (entry.base.len() < MAX_CHAIN_LEN).then(|| (completed, entry.clone()))
+        may_build_on(entry).then(|| (completed, entry.clone()))
     }
 
     fn record(&mut self, checkpoint: CheckpointId, entry: SnapshotEntry) {
@@ -304,5 +326,57 @@ impl SnapshotContext {
         // The coordinator is gone only when the job is stopping; the task notices that on its
         // own (stop flag, disconnected channels), so a lost report changes nothing.
         let _ = self.reports.send(report);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use snapflow_checkpoint::ChainLink;
+
+    fn link(checkpoint: u64, bytes: u64) -> ChainLink {
+        ChainLink {
+            checkpoint: CheckpointId(checkpoint),
+            file: format!("f{checkpoint}"),
+            bytes,
+            checksum: 0,
+        }
+    }
+
+    /// A snapshot of `bytes` over a chain of files of `chain` bytes each (oldest first).
+    fn entry(bytes: u64, chain: &[u64]) -> SnapshotEntry {
+        SnapshotEntry {
+            operator_uid: "op".to_owned(),
+            task: 0,
+            file: "f".to_owned(),
+            bytes,
+            checksum: 0,
+            base: chain
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| link(i as u64 + 1, b))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn small_deltas_build_on_a_full_snapshot_up_to_the_file_bound() {
+        assert!(may_build_on(&entry(1000, &[])));
+        let mut chain = vec![1000];
+        chain.extend(std::iter::repeat_n(10, MAX_CHAIN_FILES - 3));
+        // The chain ending at this entry has MAX - 1 files: one more delta fits.
+        assert!(may_build_on(&entry(10, &chain)));
+        chain.push(10);
+        assert!(!may_build_on(&entry(10, &chain)));
+    }
+
+    #[test]
+    fn deltas_adding_up_to_half_the_full_snapshot_end_the_chain() {
+        assert!(may_build_on(&entry(400, &[1000, 99])));
+        assert!(!may_build_on(&entry(401, &[1000, 99])));
+        // Nearly every key changing: the second delta is already refused.
+        assert!(!may_build_on(&entry(900, &[1000])));
+        // An empty full snapshot: every delta is at least as large.
+        assert!(!may_build_on(&entry(10, &[0])));
     }
 }
