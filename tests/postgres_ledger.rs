@@ -59,6 +59,9 @@ struct FaultyCommitter {
     at: u64,
     commits: AtomicU64,
     opens: Sender<()>,
+    /// A commit that waits, before reaching the database, until the test sends on the
+    /// receiver: the job cannot finish before then.
+    hold: Option<(u64, Receiver<()>)>,
 }
 
 impl<S> Faulty<S> {
@@ -72,6 +75,24 @@ impl<S> Faulty<S> {
             at,
             commits: AtomicU64::new(0),
             opens,
+            hold: None,
+        });
+        Faulty { inner, committer }
+    }
+
+    /// A sink like `inner` whose `at`-th commit waits until `release` receives (or its sender
+    /// is dropped), and that reports every `open`.
+    fn held_at<T>(inner: S, at: u64, release: Receiver<()>, opens: Sender<()>) -> Faulty<S>
+    where
+        S: Sink<T>,
+    {
+        let committer = Arc::new(FaultyCommitter {
+            inner: inner.committer().expect("a two-phase sink"),
+            crash: Crash::None,
+            at,
+            commits: AtomicU64::new(0),
+            opens,
+            hold: Some((at, release)),
         });
         Faulty { inner, committer }
     }
@@ -107,6 +128,11 @@ impl Committer for FaultyCommitter {
 
     fn commit(&self, checkpoint: CheckpointId) -> Result<(), BoxError> {
         let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some((at, release)) = &self.hold {
+            if n == *at {
+                let _ = release.recv();
+            }
+        }
         if n != self.at || self.crash == Crash::None {
             return self.inner.commit(checkpoint);
         }
@@ -240,9 +266,12 @@ fn a_database_restart_mid_run_loses_and_repeats_nothing() {
         let s = setup(60_000, 5);
         let (events_tx, events) = crossbeam_channel::unbounded();
         let (opens_tx, opens) = crossbeam_channel::unbounded();
+        let (release, released) = crossbeam_channel::bounded(1);
         let outputs = ledger_job::postgres_outputs(&url, "ledger", mode);
+        // The third commit waits until the server is down, so the job cannot finish its
+        // input before the kill however fast it runs.
         let outputs = Outputs {
-            balances: Faulty::new::<Balance>(outputs.balances, Crash::None, 0, opens_tx),
+            balances: Faulty::held_at::<Balance>(outputs.balances, 3, released, opens_tx),
             dead_letters: outputs.dead_letters,
         };
         // Restarts keep coming while the server is down; they are not counted on.
@@ -262,6 +291,7 @@ fn a_database_restart_mid_run_loses_and_repeats_nothing() {
             }
         }
         server.kill().expect("kill the server");
+        release.send(()).expect("the third commit waits");
         // The job fails and restarts; its sink's open finds no server.
         opens
             .recv_timeout(common::TIMEOUT)
