@@ -67,6 +67,15 @@ pub enum SavepointError {
         /// What is wrong, naming the file.
         reason: String,
     },
+    /// The target directory of a new savepoint lies inside the job's checkpoint directory,
+    /// where retention and recovery would take it for the job's own files.
+    #[error("cannot write a savepoint into {}: it lies inside the job's checkpoint directory {} (choose a directory outside it)", dir.display(), checkpoints.display())]
+    InsideCheckpoints {
+        /// The target directory.
+        dir: PathBuf,
+        /// The job's checkpoint directory.
+        checkpoints: PathBuf,
+    },
     /// The target directory of a new savepoint is not empty.
     #[error("cannot write a savepoint into {}: the directory is not empty (a savepoint is never overwritten; choose a new directory)", dir.display())]
     NotEmpty {
@@ -179,6 +188,13 @@ pub fn write_savepoint(
         }
         other => SavepointError::Checkpoint(other),
     })?;
+    let checkpoints = store.layout().root();
+    if lies_within(target, checkpoints) {
+        return Err(SavepointError::InsideCheckpoints {
+            dir: target.to_path_buf(),
+            checkpoints: checkpoints.to_path_buf(),
+        });
+    }
     match fs::read_dir(target) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -215,6 +231,31 @@ pub fn write_savepoint(
     }
     copy.commit(&manifest)?;
     Ok(manifest)
+}
+
+/// Whether `path` is `dir` or lies inside it, once both are made absolute with symbolic links
+/// resolved (for the part of `path` that exists).
+fn lies_within(path: &Path, dir: &Path) -> bool {
+    let Ok(dir) = fs::canonicalize(dir) else {
+        return false;
+    };
+    resolved(path).is_some_and(|path| path.starts_with(dir))
+}
+
+/// `path` made absolute: its longest existing prefix canonicalized, the rest appended.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(found) = fs::canonicalize(existing) {
+            return Some(missing.iter().rev().fold(found, |p, c| p.join(c)));
+        }
+        missing.push(existing.file_name()?.to_owned());
+        existing = match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+    }
 }
 
 #[cfg(test)]

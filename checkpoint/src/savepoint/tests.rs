@@ -157,3 +157,29 @@ fn an_interrupted_or_damaged_savepoint_is_refused() {
     // The layout is a store's: a job directory holding one complete checkpoint reads as one.
     assert!(open_savepoint(store.layout().root()).is_ok());
 }
+
+#[test]
+fn a_savepoint_inside_the_jobs_checkpoint_directory_is_refused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let store = job_store(root.path());
+    let checkpoints = store.layout().root().to_path_buf();
+    for target in [
+        checkpoints.clone(),
+        checkpoints.join("sp"),
+        checkpoints.join("new").join("deeper"),
+        checkpoints.join("..").join("job").join("sp"),
+    ] {
+        match write_savepoint(&store, CheckpointId(3), &target) {
+            Err(e @ SavepointError::InsideCheckpoints { .. }) => {
+                assert!(
+                    e.to_string()
+                        .contains("inside the job's checkpoint directory"),
+                    "{e}"
+                )
+            }
+            other => panic!("{}: {other:?}", target.display()),
+        }
+    }
+    // Beside it is fine, even with a name that starts the same.
+    write_savepoint(&store, CheckpointId(3), &root.path().join("job-sp")).expect("beside");
+}
