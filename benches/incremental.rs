@@ -5,7 +5,10 @@
 //! For each of `ROUNDS` checkpoints it measures what a task does at a barrier and after it:
 //! - **blocked**: `KeyedStore::freeze` (the only part on the task's thread);
 //! - **first writes**: the time to write the 1% keys right after the freeze, while the
-//!   snapshot still holds the shards (the copy-on-write cost the task pays);
+//!   snapshot still holds the shards (the copy-on-write cost the task pays: each key's state
+//!   copied into its shard's overlay);
+//! - **later writes**: as many writes again once the snapshot is written (the first write to
+//!   each shard folds its overlay back), as a task goes on between checkpoints;
 //! - **serialize + write**: encoding the frozen view and `write_snapshot` (the snapshot pool's
 //!   part), full and incremental, with the bytes written;
 //! - **restore**: decoding the last checkpoint from its chain (full + deltas) against from one
@@ -69,11 +72,12 @@ fn main() {
         let mut blocked = Vec::new();
         let mut first_writes = Vec::new();
         let mut written = Vec::new();
+        let mut later_writes = Vec::new();
         let mut bytes = Vec::new();
         let mut chain: Vec<Vec<u8>> = Vec::new();
         for round in 1..=rounds as u64 {
             let id = CheckpointId(round + if incremental { 1000 } else { 0 });
-            let base = (incremental && !chain.is_empty() && chain.len() < 8)
+            let base = (incremental && !chain.is_empty() && chain.len() < 32)
                 .then(|| CheckpointId(id.0 - 1));
             let started = Instant::now();
             let frozen = store.freeze(
@@ -98,6 +102,12 @@ fn main() {
             let info = write_snapshot(&path, "count", 0, id, &payload).expect("write");
             written.push(started.elapsed());
             bytes.push(info.bytes);
+            let started = Instant::now();
+            for _ in 0..changing {
+                let k = rng.next() as usize % keys;
+                store.with(format!("word{k}"), |_, c| c.set(round + 2));
+            }
+            later_writes.push(started.elapsed());
             if !delta {
                 chain.clear();
             }
@@ -134,6 +144,11 @@ fn main() {
             "  the interval's first {changing} writes (copy-on-write): max {:.2} ms, p99 {:.2} ms",
             ms(*first_writes.iter().max().expect("rounds")),
             ms(percentile(&mut first_writes, 99.0))
+        );
+        println!(
+            "  the next {changing} writes, once the snapshot is written (folding overlays back): max {:.2} ms, p99 {:.2} ms",
+            ms(*later_writes.iter().max().expect("rounds")),
+            ms(percentile(&mut later_writes, 99.0))
         );
         println!(
             "  serialize + write on the pool: max {:.1} ms, p99 {:.1} ms",
