@@ -9,7 +9,8 @@
 #                              is missing (as root)
 #   scripts/kafka.sh home      prints $SNAPFLOW_KAFKA_HOME
 #
-# SNAPFLOW_KAFKA_HOME defaults to ~/.cache/snapflow/kafka-$KAFKA_VERSION.
+# SNAPFLOW_KAFKA_HOME defaults to ~/.cache/snapflow/kafka-$KAFKA_VERSION; the Maven fetch is
+# given SNAPFLOW_KAFKA_FETCH_TIMEOUT seconds (default 900).
 set -euo pipefail
 
 # Keep in step with scripts/kafka/pom.xml and examples/support/kafka_server.rs.
@@ -41,8 +42,17 @@ install)
     rm -rf "$home/jars"
     mkdir -p "$home/jars"
     echo "kafka.sh: fetching Kafka $KAFKA_VERSION jars into $home/jars"
-    mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$home/jars"
+    # Bounded: an unreachable repository fails the install (and CI) instead of hanging it.
+    # Maven's own HTTP timeouts and retries cut each stalled download short.
+    timeout "${SNAPFLOW_KAFKA_FETCH_TIMEOUT:-900}" \
+        mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+        -Dmaven.wagon.http.retryHandler.count=3 \
+        -Daether.connector.connectTimeout=30000 -Daether.connector.requestTimeout=60000 \
+        -DincludeScope=runtime -DoutputDirectory="$home/jars" || {
+        echo "kafka.sh: fetching the Kafka jars with Maven failed or took over" \
+            "${SNAPFLOW_KAFKA_FETCH_TIMEOUT:-900} s (SNAPFLOW_KAFKA_FETCH_TIMEOUT)" >&2
+        exit 1
+    }
     ls "$home/jars"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null
     echo "$KAFKA_VERSION" >"$home/complete"
     ;;
