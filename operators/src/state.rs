@@ -3,7 +3,7 @@
 //! Each key has one state value of a type the operator chooses: a [`ValueState`], a
 //! [`MapState`], or a tuple of them. The state types are serde-serializable because the
 //! checkpoint path snapshots them, and `Clone + Sync` because a snapshot shares them with the
-//! snapshot pool and a write during the snapshot copies them (see [`KeyedStore`]); a key whose
+//! snapshot pool and a write during the snapshot copies the key's state (see [`KeyedStore`]); a key whose
 //! state is empty takes no space.
 
 pub use crate::keyed_store::KeyedStore;
