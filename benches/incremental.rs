@@ -178,8 +178,8 @@ fn main() {
             ("one full snapshot".to_owned(), &from_full),
         ] {
             println!(
-                "  restore of the last checkpoint from {what}: restore {:.1} ms, first key \
-                 processed {:.1} ms, every key decoded {:.1} ms",
+                "  restore of the last checkpoint from {what}: restore {:.2} ms, first key \
+                 processed {:.2} ms, every key decoded {:.1} ms",
                 ms(restore.restored),
                 ms(restore.first_key),
                 ms(restore.everything)
