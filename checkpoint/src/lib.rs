@@ -89,8 +89,9 @@ mod snapshot;
 mod store;
 
 pub use backend::{
-    decode_keyed_changes, decode_keyed_state, encode_keyed_changes, encode_keyed_state,
-    keyed_state_types, KeyedChanges, StateTypes, KEYED_CHANGES_FORMAT, KEYED_STATE_FORMAT,
+    decode_keyed_changes, decode_keyed_section, decode_keyed_state, encode_keyed_changes,
+    encode_keyed_state, keyed_state_types, read_keyed_index, KeyedChanges, KeyedIndex,
+    KeyedSection, StateTypes, KEYED_CHANGES_FORMAT, KEYED_SECTIONS_FORMAT, KEYED_STATE_FORMAT,
 };
 pub use error::{CheckpointError, Result};
 pub use format::{

@@ -55,7 +55,7 @@ pub use builder::{
 };
 pub use config::{CheckpointConfig, JobConfig};
 pub use contract::restart::RestartStrategy;
-pub use contract::restored::RestoredState;
+pub use contract::restored::{RestoredState, SharedPayload};
 pub use contract::stats::{CheckpointEvent, CheckpointStats};
 pub use coordinator::savepoint::Savepoint;
 pub use data::{Data, Either, Key};

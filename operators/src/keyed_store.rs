@@ -18,7 +18,16 @@
 //! the end of epoch `e`, holds the entries written after `e` and tombstones for keys removed
 //! after `e`, skipping shards not written since. Restoring reads the full snapshot and applies
 //! the deltas in order ([`KeyedStore::restore`]).
+//!
+//! Lazy restore (`pending_groups.rs`): a restore of keyed-state format 3 reads only the files'
+//! indexes and decodes one key group; every other key group of the task is decoded the first
+//! time one of its keys is touched. A delta needs nothing from the groups still pending (they
+//! have not changed since the restored checkpoint); a full snapshot decodes them on the
+//! snapshot pool (their keys are not in the shards yet, so the two sets are disjoint).
+//! Restored entries carry epoch 0 whenever they are decoded: no delta holds them until
+//! written.
 
+use crate::pending_groups::{check_chain_position, LazyGroups, PendingGroups};
 use crate::state::KeyedState;
 use hashbrown::hash_table::Entry as TableEntry;
 use hashbrown::HashTable;
@@ -118,7 +127,14 @@ impl<K: Key, S: KeyedState> ShardData<K, S> {
                 self.written = self.written.max(epoch);
                 -1
             }
-            (TableEntry::Vacant(_), None) => 0,
+            // Logged all the same: folding an overlay in, the key may be one a lazy restore
+            // decoded into the overlay (it is in the snapshots, not in this table), and a
+            // needless tombstone only removes nothing.
+            (TableEntry::Vacant(_), None) => {
+                self.removed.push((key, epoch));
+                self.written = self.written.max(epoch);
+                0
+            }
         }
     }
 
@@ -339,6 +355,8 @@ pub struct KeyedStore<K, S> {
     epoch: u64,
     /// The last epoch each snapshot holds, by checkpoint: what a delta over it starts after.
     frozen_at: BTreeMap<CheckpointId, u64>,
+    /// The key groups restored but not decoded yet (`None` once all are).
+    lazy: Option<Box<LazyGroups<K, S>>>,
 }
 
 impl<K: Key + Serialize, S: KeyedState> Default for KeyedStore<K, S> {
@@ -357,6 +375,7 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
             len: 0,
             epoch: 1,
             frozen_at: BTreeMap::new(),
+            lazy: None,
         }
     }
 
@@ -369,6 +388,9 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
     /// state, and nothing stored for a key whose state stays empty.
     pub fn with<R>(&mut self, key: K, f: impl FnOnce(&K, &mut S) -> R) -> R {
         let hash = key_hash(&key);
+        if self.lazy.is_some() {
+            self.decode_group_of(hash);
+        }
         let epoch = self.epoch;
         let shard = &mut self.shards[shard_of(hash)];
         if let Shard::Frozen { .. } = shard {
@@ -409,17 +431,22 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
             Some((base, after)) => FrozenSnapshot::delta(base, move || {
                 encode_delta(&shards, after, max_parallelism, &types).map(Some)
             }),
-            None => FrozenSnapshot::deferred(move || {
-                let entries = shards
-                    .iter()
-                    .flat_map(|s| s.entries.iter().map(|e| (&e.key, Some(&e.state))));
-                Ok(Some(encode_keyed_changes(
-                    entries,
-                    max_parallelism,
-                    &types,
-                    false,
-                )?))
-            }),
+            None => {
+                let pending = self.lazy.as_ref().map(|lazy| lazy.frozen());
+                FrozenSnapshot::deferred(move || {
+                    let restored = pending.map(|p| p.states()).transpose()?.unwrap_or_default();
+                    let entries = shards
+                        .iter()
+                        .flat_map(|s| s.entries.iter().map(|e| (&e.key, Some(&e.state))))
+                        .chain(restored.iter().map(|(k, s)| (k, Some(s))));
+                    Ok(Some(encode_keyed_changes(
+                        entries,
+                        max_parallelism,
+                        &types,
+                        false,
+                    )?))
+                })
+            }
         }
     }
 
@@ -433,6 +460,13 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
     /// restores at the same or at another parallelism. The restored checkpoint becomes a base
     /// later snapshots may build on.
     ///
+    /// Format-3 state with this store's type names restores lazily: this reads the indexes
+    /// and decodes the lowest key group (a trial that the types still decode), and every other
+    /// key group is decoded on the first touch of one of its keys. A key group that then
+    /// fails to decode, although its checksum and type names matched here, is a bug: `with`
+    /// panics naming the state, the checkpoint and the key group (the task fails), and a full
+    /// snapshot returns the error. Older formats and other type names restore eagerly.
+    ///
     /// # Errors
     /// A snapshot was written for another max parallelism, is not a chain of one full
     /// snapshot and deltas, or does not decode as `K` and `S`; the message then names the
@@ -442,31 +476,83 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
     where
         K: DeserializeOwned,
     {
+        // Called once, on a new store; a second restore applies over the first, decoded.
+        self.decode_pending();
         let ours = Self::types();
+        if let Some(pending) = PendingGroups::plan(state, max_parallelism, &ours)? {
+            let mut lazy = LazyGroups::new(pending, max_parallelism);
+            if let Some(entries) = lazy.take_first() {
+                let entries = entries.map_err(|e| {
+                    format!("keyed state ({ours}) does not decode as this operator's types: {e}")
+                })?;
+                for (key, value) in entries {
+                    self.put(key, value, 0);
+                }
+            }
+            self.lazy = (!lazy.is_empty()).then(|| Box::new(lazy));
+        } else {
+            self.restore_eagerly(state, max_parallelism, &ours)?;
+        }
+        self.frozen_at.insert(state.checkpoint(), 0);
+        Ok(())
+    }
+
+    /// Decodes every file whole: keyed-state formats 1 and 2 (which have no index), and state
+    /// written with other type names (tried whole, so that a changed type is refused at
+    /// restore).
+    fn restore_eagerly(
+        &mut self,
+        state: &RestoredState,
+        max_parallelism: u32,
+        ours: &StateTypes,
+    ) -> Result<(), BoxError>
+    where
+        K: DeserializeOwned,
+    {
         for chain in state.chains() {
             for (position, payload) in chain.into_iter().enumerate() {
                 let changes =
                     decode_keyed_changes::<K, S>(payload, state.key_groups(), max_parallelism)
-                        .map_err(|e| type_error(payload, &ours, e.into()))?;
-                if changes.delta != (position > 0) {
-                    return Err(format!(
-                        "keyed state file {} of a snapshot chain is {}",
-                        position + 1,
-                        if changes.delta {
-                            "a delta with nothing to apply to"
-                        } else {
-                            "a full snapshot after the first"
-                        }
-                    )
-                    .into());
-                }
+                        .map_err(|e| type_error(payload, ours, e.into()))?;
+                check_chain_position(position, changes.delta)?;
                 for (key, value) in changes.entries {
                     self.put(key, value, 0);
                 }
             }
         }
-        self.frozen_at.insert(state.checkpoint(), 0);
         Ok(())
+    }
+
+    /// Decodes and applies the restored key group of a key with key hash `hash`, if it is
+    /// still pending: the first touch of one of its keys after a lazy restore.
+    #[cold]
+    #[inline(never)]
+    fn decode_group_of(&mut self, hash: u64) {
+        let Some(lazy) = &mut self.lazy else { return };
+        let Some(entries) = lazy.take_of_hash(hash) else {
+            return;
+        };
+        if lazy.is_empty() {
+            self.lazy = None;
+        }
+        for (key, value) in entries {
+            self.put(key, value, 0);
+        }
+    }
+
+    /// Decodes and applies every key group still pending after a lazy restore.
+    fn decode_pending(&mut self) {
+        if let Some(mut lazy) = self.lazy.take() {
+            for (key, value) in lazy.take_all() {
+                self.put(key, value, 0);
+            }
+        }
+    }
+
+    /// How many restored key groups are not decoded yet.
+    #[cfg(test)]
+    fn pending_groups(&self) -> usize {
+        self.lazy.as_ref().map_or(0, |lazy| lazy.pending_groups())
     }
 
     /// Sets or (for `None`) removes `key`'s state, stamped with `epoch`.
@@ -484,11 +570,17 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
     /// [`CheckpointError`](snapflow_checkpoint::CheckpointError)); returned from an
     /// operator's `snapshot`, it fails the job naming the task.
     pub fn snapshot(&self, max_parallelism: u32) -> Result<Vec<u8>, BoxError> {
+        // Key groups still pending are decoded into the snapshot, not kept.
+        let restored = match &self.lazy {
+            Some(lazy) => lazy.frozen().states()?,
+            None => Vec::new(),
+        };
         let entries = self
             .shards
             .iter()
             .flat_map(Shard::entries)
-            .map(|(k, s, _)| (k, Some(s)));
+            .map(|(k, s, _)| (k, Some(s)))
+            .chain(restored.iter().map(|(k, s)| (k, Some(s))));
         Ok(encode_keyed_changes(
             entries,
             max_parallelism,
@@ -497,22 +589,35 @@ impl<K: Key + Serialize, S: KeyedState> KeyedStore<K, S> {
         )?)
     }
 
-    /// Every key and its state, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &S)> {
+    /// Every key and its state, in no particular order. Decodes first whatever a lazy restore
+    /// has not decoded yet (hence `&mut`).
+    ///
+    /// # Panics
+    /// If restored state that passed the checks at restore does not decode (a bug).
+    pub fn iter(&mut self) -> impl Iterator<Item = (&K, &S)> {
+        self.decode_pending();
         self.shards
             .iter()
             .flat_map(Shard::entries)
             .map(|(k, s, _)| (k, s))
     }
 
-    /// The number of keys with state.
-    pub fn len(&self) -> usize {
+    /// The number of keys with state. Exact: decodes first whatever a lazy restore has not
+    /// decoded yet (hence `&mut`).
+    ///
+    /// # Panics
+    /// If restored state that passed the checks at restore does not decode (a bug).
+    pub fn len(&mut self) -> usize {
+        self.decode_pending();
         self.len
     }
 
-    /// Whether no key has state.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    /// Whether no key has state (decoding as [`len`](Self::len) does).
+    ///
+    /// # Panics
+    /// As [`len`](Self::len).
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -577,6 +682,9 @@ fn type_error(payload: &[u8], ours: &StateTypes, error: BoxError) -> BoxError {
 }
 
 #[cfg(test)]
+mod lazy_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::state::ValueState;
@@ -609,7 +717,7 @@ mod tests {
         }
     }
 
-    fn copy(store: &Store) -> Model {
+    fn copy(store: &mut Store) -> Model {
         store
             .iter()
             .map(|(k, s)| (k.clone(), *s.get().expect("non-empty")))
@@ -628,7 +736,7 @@ mod tests {
             let state = RestoredState::from_chains(CheckpointId(99), range, chains.to_vec());
             let mut store = Store::new();
             store.restore(&state, max).expect("restore");
-            for (k, v) in copy(&store) {
+            for (k, v) in copy(&mut store) {
                 assert!(union.insert(k, v).is_none(), "a key restored twice");
             }
         }
@@ -654,12 +762,12 @@ mod tests {
             let mut store = Store::new();
             apply(&mut store, &before);
             let first = store.freeze(request(1, None), 8);
-            let at_first = copy(&store);
+            let at_first = copy(&mut store);
             apply(&mut store, &between);
             store.checkpoint_complete(CheckpointId(1));
             let second = store.freeze(request(2, Some(1)), 8);
             prop_assert_eq!(second.delta_of(), Some(CheckpointId(1)));
-            let at_second = copy(&store);
+            let at_second = copy(&mut store);
             // Serialize on another thread while this one writes on.
             let writer = std::thread::spawn(move || (bytes(first), bytes(second)));
             apply(&mut store, &after);
@@ -774,7 +882,7 @@ mod tests {
                 }
                 prop_assert_eq!(store.len(), model.len());
             }
-            prop_assert_eq!(copy(&store), model);
+            prop_assert_eq!(copy(&mut store), model);
         }
     }
 

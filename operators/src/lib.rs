@@ -30,6 +30,7 @@ mod filter;
 mod flat_map;
 mod keyed_store;
 mod map;
+mod pending_groups;
 pub mod prelude;
 mod process;
 mod reduce;

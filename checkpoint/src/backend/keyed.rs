@@ -10,7 +10,14 @@
 //! and state types ([`StateTypes`]) and whether the payload is a *delta* (only the keys that
 //! changed since an earlier snapshot, see [`KeyedChanges`]); its entries are `(key_group,
 //! key, Option<state>)`, `None` marking a key whose state was removed.
+//!
+//! Format 3 (`sections.rs`, what [`encode_keyed_changes`] writes now) keeps format 2's header
+//! and stores the entries in one indexed section per key group, so that a task can restore
+//! lazily, one key group at a time. Formats 1 and 2 are still read.
 
+use super::sections::{
+    decode_keyed_section, encode_sections, read_keyed_index, KEYED_SECTIONS_FORMAT,
+};
 use crate::error::{CheckpointError, Result};
 use crate::format::bincode_options;
 use crate::{key_group_of_hash, key_hash, KeyGroupRange};
@@ -19,12 +26,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::hash::Hash;
 
-/// The keyed-state encoding version [`encode_keyed_state`] writes (this build reads 1 and
-/// [`KEYED_CHANGES_FORMAT`]).
+/// The keyed-state encoding version [`encode_keyed_state`] writes (this build reads 1,
+/// [`KEYED_CHANGES_FORMAT`] and [`KEYED_SECTIONS_FORMAT`]).
 pub const KEYED_STATE_FORMAT: u32 = 1;
 
-/// The keyed-state encoding version [`encode_keyed_changes`] writes: with type names, and
-/// able to hold a delta.
+/// The keyed-state encoding version [`encode_keyed_changes`] wrote before
+/// [`KEYED_SECTIONS_FORMAT`]: with type names, and able to hold a delta, but no index.
 pub const KEYED_CHANGES_FORMAT: u32 = 2;
 
 /// The names of the key and state types keyed state was written with
@@ -67,19 +74,10 @@ pub struct KeyedChanges<K, S> {
     pub entries: Vec<(K, Option<S>)>,
 }
 
-/// The format-2 layout, borrowing keys and states.
-#[derive(Serialize)]
-struct KeyedChangesRef<'a, K, S> {
-    format: u32,
-    max_parallelism: u32,
-    types: &'a StateTypes,
-    delta: bool,
-    entries: Vec<(u32, &'a K, Option<&'a S>)>,
-}
-
-/// Encodes keyed state in format 2: every key with its state (`Some`), or, for a `delta`,
-/// only the keys changed since an earlier snapshot, `None` for a removed one. Entries are
-/// tagged and sorted by key group as in [`encode_keyed_state`].
+/// Encodes keyed state in format 3 ([`KEYED_SECTIONS_FORMAT`]): every key with its state
+/// (`Some`), or, for a `delta`, only the keys changed since an earlier snapshot, `None` for a
+/// removed one. Entries are tagged with their key group as in [`encode_keyed_state`] and
+/// written in one section per key group.
 ///
 /// # Errors
 /// [`CheckpointError::InvalidArgument`] if `max_parallelism` is 0;
@@ -108,19 +106,7 @@ where
         })
         .collect();
     let entries = sort_by_key_group(&tagged, max_parallelism);
-    let state = KeyedChangesRef {
-        format: KEYED_CHANGES_FORMAT,
-        max_parallelism,
-        types,
-        delta,
-        entries,
-    };
-    bincode_options()
-        .serialize(&state)
-        .map_err(|source| CheckpointError::Encode {
-            what: format!("keyed state of {} entries", state.entries.len()),
-            source,
-        })
+    encode_sections(&entries, max_parallelism, types, delta)
 }
 
 /// The key and state type names a keyed-state payload records: `None` for format 1.
@@ -133,7 +119,7 @@ pub fn keyed_state_types(bytes: &[u8]) -> Result<Option<StateTypes>> {
     let format: u32 = next(&mut input, "keyed state format")?;
     match format {
         KEYED_STATE_FORMAT => Ok(None),
-        KEYED_CHANGES_FORMAT => {
+        KEYED_CHANGES_FORMAT | KEYED_SECTIONS_FORMAT => {
             let _max_parallelism: u32 = next(&mut input, "keyed state max parallelism")?;
             Ok(Some(next(&mut input, "keyed state type names")?))
         }
@@ -141,16 +127,29 @@ pub fn keyed_state_types(bytes: &[u8]) -> Result<Option<StateTypes>> {
     }
 }
 
-/// Decodes the entries of a keyed-state payload of format 1 or 2 whose key group lies in
-/// `owned`, in key-group order (see [`decode_keyed_state`] for how groups are skipped).
+/// Decodes the entries of a keyed-state payload of format 1, 2 or 3 whose key group lies in
+/// `owned`, in key-group order (see [`decode_keyed_state`] for how groups are skipped; format
+/// 3 decodes only the sections of `owned`).
 ///
 /// # Errors
-/// As [`decode_keyed_state`].
+/// As [`decode_keyed_state`], and for format 3 as [`read_keyed_index`] and
+/// [`decode_keyed_section`].
 pub fn decode_keyed_changes<K: DeserializeOwned, S: DeserializeOwned>(
     bytes: &[u8],
     owned: &KeyGroupRange,
     max_parallelism: u32,
 ) -> Result<KeyedChanges<K, S>> {
+    if let Some(index) = read_keyed_index(bytes, max_parallelism)? {
+        let mut entries = Vec::new();
+        for section in index.sections_in(owned) {
+            entries.extend(decode_keyed_section(bytes, section, index.delta)?);
+        }
+        return Ok(KeyedChanges {
+            types: Some(index.types),
+            delta: index.delta,
+            entries,
+        });
+    }
     let mut input = bytes;
     let format: u32 = next(&mut input, "keyed state format")?;
     if format != KEYED_STATE_FORMAT && format != KEYED_CHANGES_FORMAT {
@@ -325,7 +324,7 @@ pub fn decode_keyed_state<K: DeserializeOwned, S: DeserializeOwned>(
 
 /// Decodes the next value from `input` and advances past it. The limit keeps a bogus length
 /// prefix from allocating more than the input holds.
-fn next<T: DeserializeOwned>(input: &mut &[u8], what: &str) -> Result<T> {
+pub(super) fn next<T: DeserializeOwned>(input: &mut &[u8], what: &str) -> Result<T> {
     let limit = u64::try_from(input.len()).unwrap_or(u64::MAX);
     bincode_options()
         .with_limit(limit)
@@ -336,7 +335,7 @@ fn next<T: DeserializeOwned>(input: &mut &[u8], what: &str) -> Result<T> {
         })
 }
 
-fn invalid(reason: String) -> CheckpointError {
+pub(super) fn invalid(reason: String) -> CheckpointError {
     CheckpointError::InvalidState { reason }
 }
 
@@ -500,7 +499,7 @@ mod tests {
                 .expect("bincode")
         };
         let cases = [
-            (encode(3, vec![]), "unsupported keyed state format 3"),
+            (encode(4, vec![]), "unsupported keyed state format 4"),
             (encode(1, vec![(8, "a", 1)]), "key group 8"),
             (
                 encode(1, vec![(3, "a", 1), (2, "b", 2)]),

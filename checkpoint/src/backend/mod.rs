@@ -5,8 +5,12 @@
 //! now ([`decode_keyed_state`]).
 
 mod keyed;
+mod sections;
 
 pub use keyed::{
     decode_keyed_changes, decode_keyed_state, encode_keyed_changes, encode_keyed_state,
     keyed_state_types, KeyedChanges, StateTypes, KEYED_CHANGES_FORMAT, KEYED_STATE_FORMAT,
+};
+pub use sections::{
+    decode_keyed_section, read_keyed_index, KeyedIndex, KeyedSection, KEYED_SECTIONS_FORMAT,
 };
