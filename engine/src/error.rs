@@ -271,8 +271,9 @@ pub enum JobError {
         /// Why the source cannot.
         source: BoxError,
     },
-    /// The operating system refused to start a task thread.
-    #[error("could not start a task thread")]
+    /// The operating system refused to start a thread of the job (a task's, the checkpoint
+    /// coordinator's or retention's).
+    #[error("could not start a thread of the job")]
     Spawn(#[source] io::Error),
 }
 
