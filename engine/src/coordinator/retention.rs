@@ -107,3 +107,62 @@ fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use snapflow_checkpoint::{CheckpointState, Manifest};
+    use std::sync::{Arc, Mutex};
+
+    /// A store holding complete checkpoints 1..=n without state.
+    fn store_with(n: u64) -> (tempfile::TempDir, CheckpointStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path().join("checkpoints")).unwrap();
+        for id in 1..=n {
+            store.begin(CheckpointId(id)).unwrap();
+            store
+                .commit(&Manifest {
+                    checkpoint: CheckpointId(id),
+                    job: "retention".into(),
+                    graph_fingerprint: 0,
+                    triggered_at_ms: 0,
+                    completed_at_ms: 0,
+                    snapshots: Vec::new(),
+                    source_offsets: Vec::new(),
+                    operators: Vec::new(),
+                    is_final: false,
+                })
+                .unwrap();
+        }
+        (dir, store)
+    }
+
+    #[test]
+    fn requests_are_served_in_order_and_drained_before_the_worker_is_dropped() {
+        let (_dir, store) = store_with(5);
+        let deleted = Arc::new(Mutex::new(Vec::new()));
+        let seen = deleted.clone();
+        let crashes =
+            FailureInjector::new().on_retention_delete(move |id| seen.lock().unwrap().push(id));
+        let worker = RetentionWorker::start(store.clone(), 2, crashes).unwrap();
+        for id in 1..=5 {
+            worker.request(CheckpointId(id));
+        }
+        drop(worker);
+        assert_eq!(
+            *deleted.lock().unwrap(),
+            [1, 2, 3].map(CheckpointId),
+            "oldest first, each once"
+        );
+        let left: Vec<_> = store
+            .scan()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.id, s.state))
+            .collect();
+        assert_eq!(
+            left,
+            [4, 5].map(|id| (CheckpointId(id), CheckpointState::Complete))
+        );
+    }
+}
