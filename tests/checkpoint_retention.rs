@@ -278,6 +278,10 @@ fn the_coordinator_goes_on_while_a_delete_is_held() {
                 .with_failure_injector(injector),
         )
         .expect("launch the job");
+    // Declared after the handle, so dropped before it: a failing assertion releases the
+    // delete before the handle's drop joins the job (a coordinator waiting for the delete
+    // would otherwise hang the test instead of failing it).
+    let release = release;
     gate.wait_reached(PARALLELISM);
     let held_id = entered
         .recv_timeout(TIMEOUT)
