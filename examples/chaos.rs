@@ -63,7 +63,7 @@ use anyhow::{bail, Context, Result};
 use chaos_pg::{PgCommit, PgInvariants, PgTarget};
 use clap::{Parser, ValueEnum};
 use rng::SplitMix64;
-use snapflow::engine::{FailureInjector, RestartStrategy};
+use snapflow::engine::{FailureInjector, RestartStrategy, INCREMENTAL_CHECKPOINTS_ENV};
 use snapflow::kafka::{CommitFault, CommitPoint, FaultAction};
 use snapflow::prelude::*;
 use std::collections::HashMap;
@@ -162,7 +162,9 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     web: Option<String>,
     /// Write every checkpoint in full (`--no-incremental-checkpoints` to the job, or
-    /// `JobConfig::with_incremental_checkpoints(false)` in thread mode).
+    /// `JobConfig::with_incremental_checkpoints(false)` in thread mode). Without it, the
+    /// environment variable SNAPFLOW_INCREMENTAL_CHECKPOINTS (on by default) decides, in the
+    /// driver and in every job it starts.
     #[arg(long)]
     no_incremental_checkpoints: bool,
     /// Process mode: plant the first kills inside the checkpoint machinery (the job's
@@ -414,9 +416,12 @@ fn run(args: Args) -> Result<bool> {
     println!(
         "  incremental checkpoints {}",
         if args.no_incremental_checkpoints {
-            "off"
+            "off (--no-incremental-checkpoints)".to_owned()
         } else {
-            "on"
+            match std::env::var(INCREMENTAL_CHECKPOINTS_ENV) {
+                Ok(value) => format!("as {INCREMENTAL_CHECKPOINTS_ENV}={value}"),
+                Err(_) => "on (the default)".to_owned(),
+            }
         }
     );
     println!(
@@ -709,7 +714,6 @@ fn run_threads(
     }
     let mut config = JobConfig::default()
         .with_parallelism(args.parallelism)
-        .with_incremental_checkpoints(!args.no_incremental_checkpoints)
         .with_max_rate(Some(rate))
         .with_checkpointing(
             &paths.checkpoints,
@@ -723,6 +727,10 @@ fn run_threads(
         .with_failure_injector(injector.clone());
     if let Some(addr) = &args.web {
         config = config.with_web(addr.clone());
+    }
+    if args.no_incremental_checkpoints {
+        // Otherwise SNAPFLOW_INCREMENTAL_CHECKPOINTS decides.
+        config = config.with_incremental_checkpoints(false);
     }
     let mut fault: Option<Arc<CommitFault>> = None;
     let job = match (args.job, sink) {

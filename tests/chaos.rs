@@ -26,8 +26,14 @@ fn chaos_bin() -> PathBuf {
 /// Runs the chaos driver with `args`, checks it reports no violation and 3 kills, and returns
 /// its report.
 fn chaos(args: &[&str]) -> String {
+    chaos_with_env(args, &[])
+}
+
+/// [`chaos`] with the environment variables `env` set for the driver and the jobs it starts.
+fn chaos_with_env(args: &[&str], env: &[(&str, &str)]) -> String {
     let result = Command::new(chaos_bin())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("start chaos");
     let stdout = String::from_utf8_lossy(&result.stdout);
@@ -81,10 +87,15 @@ fn wordcount_survives_crashes_in_a_snapshot_write_and_in_retention_with_or_witho
             "20",
             "--crash-points",
         ];
-        if !incremental {
+        // Bound both ways, so that a suite run with SNAPFLOW_INCREMENTAL_CHECKPOINTS=off
+        // still covers incremental checkpoints here.
+        let env: &[(&str, &str)] = if incremental {
+            &[("SNAPFLOW_INCREMENTAL_CHECKPOINTS", "on")]
+        } else {
             args.push("--no-incremental-checkpoints");
-        }
-        let report = chaos(&args);
+            &[]
+        };
+        let report = chaos_with_env(&args, env);
         assert!(
             report.contains("crashes in a snapshot write 1, in retention's delete 1"),
             "{report}"

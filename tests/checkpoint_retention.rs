@@ -7,14 +7,18 @@ mod common;
 
 use common::{
     assert_same_map, bounded, complete_runs, gated, next_event, published_files,
-    read_published_counts, share,
+    read_published_counts, share, TIMEOUT,
 };
-use snapflow::checkpoint::{checkpoint_dir_name, CheckpointId, CheckpointState, CheckpointStore};
-use snapflow::engine::{CheckpointEvent, Source};
+use snapflow::checkpoint::{
+    checkpoint_dir_name, open_savepoint, CheckpointId, CheckpointLayout, CheckpointState,
+    CheckpointStore,
+};
+use snapflow::engine::{CheckpointEvent, FailureInjector, Source};
 use snapflow::prelude::*;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const RECORDS: u64 = 200_000;
@@ -76,6 +80,25 @@ fn output_snapshot(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
+/// `newest` and every checkpoint their chains build on, transitively, sorted.
+fn with_their_chains(store: &CheckpointStore, newest: &[CheckpointId]) -> Vec<CheckpointId> {
+    let mut kept: Vec<CheckpointId> = newest.to_vec();
+    let mut i = 0;
+    while i < kept.len() {
+        let manifest = store
+            .load_manifest(kept[i])
+            .expect("manifest of a kept one");
+        for id in manifest.referenced_checkpoints() {
+            if !kept.contains(&id) {
+                kept.push(id);
+            }
+        }
+        i += 1;
+    }
+    kept.sort();
+    kept
+}
+
 #[test]
 fn only_the_newest_checkpoints_are_kept_and_a_second_run_resumes_finished() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -117,20 +140,7 @@ fn only_the_newest_checkpoints_are_kept_and_a_second_run_resumes_finished() {
     // incremental snapshots build on, and nothing else.
     let store = CheckpointStore::open(&checkpoints).expect("open the store");
     let statuses = store.scan().expect("scan");
-    let mut kept: Vec<CheckpointId> = ids[ids.len() - 2..].to_vec();
-    let mut i = 0;
-    while i < kept.len() {
-        let manifest = store
-            .load_manifest(kept[i])
-            .expect("manifest of a kept one");
-        for id in manifest.referenced_checkpoints() {
-            if !kept.contains(&id) {
-                kept.push(id);
-            }
-        }
-        i += 1;
-    }
-    kept.sort();
+    let kept = with_their_chains(&store, &ids[ids.len() - 2..]);
     assert_eq!(
         statuses
             .iter()
@@ -231,4 +241,119 @@ fn only_the_newest_checkpoints_are_kept_and_a_second_run_resumes_finished() {
             "the refused run left no checkpoint behind"
         );
     }
+}
+
+/// Retention deletes on a thread of its own. While one delete is held in its middle (the
+/// checkpoint's manifest removed, its files not), the coordinator goes on: further checkpoints
+/// are triggered and completed, and a savepoint of the newest one is written whole. Released,
+/// retention finishes before the job returns: the store then holds the final checkpoint and
+/// what it builds on, and nothing else.
+#[test]
+fn the_coordinator_goes_on_while_a_delete_is_held() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let checkpoints = dir.path().join("checkpoints");
+    let out = dir.path().join("out");
+    let savepoint_dir = dir.path().join("savepoint");
+    let (events_tx, events) = crossbeam_channel::unbounded();
+    let (entered_tx, entered) = crossbeam_channel::unbounded();
+    // Never sent on: dropping it (the release, or this test's unwinding) lets the delete go on.
+    let (release, released) = crossbeam_channel::bounded::<()>(0);
+    let held = AtomicBool::new(false);
+    let injector = FailureInjector::new().on_retention_delete(move |id: CheckpointId| {
+        if !held.swap(true, Ordering::Relaxed) {
+            let _ = entered_tx.send(id);
+            let _ = released.recv();
+        }
+    });
+
+    let (source, mut gate) = gated(GeneratorSource::new(RECORDS, |i| i), |task| {
+        let range = share(RECORDS, task.index, task.parallelism);
+        range.start + (range.end - range.start) / 2
+    });
+    let handle = count_job(source, &out)
+        .launch(
+            &config(&checkpoints)
+                .with_retained_checkpoints(1)
+                .with_checkpoint_listener(events_tx)
+                .with_failure_injector(injector),
+        )
+        .expect("launch the job");
+    // Declared after the handle, so dropped before it: a failing assertion releases the
+    // delete before the handle's drop joins the job (a coordinator waiting for the delete
+    // would otherwise hang the test instead of failing it).
+    let release = release;
+    gate.wait_reached(PARALLELISM);
+    let held_id = entered
+        .recv_timeout(TIMEOUT)
+        .expect("retention reaches a delete");
+    let layout = CheckpointLayout::new(&checkpoints);
+    let in_the_middle =
+        || !layout.manifest_file(held_id).exists() && layout.checkpoint_dir(held_id).is_dir();
+    assert!(
+        in_the_middle(),
+        "the hook runs between the manifest's removal and the files'"
+    );
+
+    // Whatever completed before now may have committed before the hold. The checkpoint after
+    // the next one is triggered only once the next one is committed, so it runs entirely
+    // while the delete is held.
+    let before = handle.checkpoints().last().map_or(held_id, |c| c.id);
+    let savepoint = handle.trigger_savepoint(&savepoint_dir);
+    let target = CheckpointId(before.0 + 3);
+    loop {
+        match next_event(&events) {
+            CheckpointEvent::Completed(stats) if stats.id >= target => break,
+            CheckpointEvent::Completed(_) => {}
+            CheckpointEvent::Aborted { id, reason } => {
+                panic!("checkpoint {id} was aborted: {reason}")
+            }
+        }
+    }
+    let savepoint = savepoint
+        .recv_timeout(TIMEOUT)
+        .expect("the savepoint's outcome")
+        .expect("the savepoint is written while a delete is held");
+    assert!(savepoint.checkpoint > before, "{savepoint:?}");
+    let (_, opened) = open_savepoint(&savepoint_dir).expect("the savepoint is whole");
+    assert_eq!(opened.manifest.checkpoint, savepoint.checkpoint);
+    assert!(
+        in_the_middle(),
+        "checkpoint {held_id} is still being deleted: the coordinator did not wait for it"
+    );
+
+    drop(release);
+    gate.open();
+    let report = bounded("join the job", move || handle.join()).expect("the job finishes");
+    let last = report.checkpoints.last().expect("checkpoints");
+    assert!(last.is_final);
+
+    // Joined with the job: no delete is left, and only the final checkpoint and what it
+    // builds on remain.
+    let store = CheckpointStore::open(&checkpoints).expect("open the store");
+    let kept = with_their_chains(&store, &[last.id]);
+    assert!(!kept.contains(&held_id), "{kept:?}");
+    assert_eq!(
+        store
+            .scan()
+            .expect("scan")
+            .iter()
+            .map(|s| (s.id, s.state.clone()))
+            .collect::<Vec<_>>(),
+        kept.iter()
+            .map(|&id| (id, CheckpointState::Complete))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        dir_entries(&checkpoints),
+        kept.iter()
+            .map(|&id| checkpoint_dir_name(id))
+            .collect::<Vec<_>>(),
+        "nothing else is left in the checkpoint directory"
+    );
+    let mut want: HashMap<String, u64> = HashMap::new();
+    for i in 0..RECORDS {
+        *want.entry(format!("k{}", i % KEYS)).or_default() += 1;
+    }
+    let runs = complete_runs(&read_published_counts(&out)).expect("each key's counts are 1..n");
+    assert_same_map("output", &runs, &want);
 }

@@ -1,5 +1,6 @@
 //! How a job runs: parallelism, batching, channel sizes, rate limit.
 
+pub use crate::config_env::INCREMENTAL_CHECKPOINTS_ENV;
 use crate::contract::restart::RestartStrategy;
 use crate::contract::stats::CheckpointEvent;
 use crate::error::BuildError;
@@ -41,7 +42,8 @@ pub struct JobConfig {
     pub(crate) savepoint_restore: Option<PathBuf>,
     pub(crate) web: Option<String>,
     pub(crate) chaining: bool,
-    pub(crate) incremental: bool,
+    /// `None`: as [`INCREMENTAL_CHECKPOINTS_ENV`] says, on when it is unset.
+    pub(crate) incremental: Option<bool>,
 }
 
 impl Default for JobConfig {
@@ -62,7 +64,7 @@ impl Default for JobConfig {
             savepoint_restore: None,
             web: None,
             chaining: true,
-            incremental: true,
+            incremental: None,
         }
     }
 }
@@ -80,9 +82,33 @@ impl JobConfig {
     /// holds only the keys that changed since its previous completed snapshot and builds on
     /// it, up to a chain of 8 files, after which it writes a full snapshot again. Off, every
     /// snapshot is full. Checkpoints of either kind restore into a job of either setting.
+    /// Without this call the environment variable [`INCREMENTAL_CHECKPOINTS_ENV`]
+    /// (`SNAPFLOW_INCREMENTAL_CHECKPOINTS=off`) decides; this call wins over it.
     pub fn with_incremental_checkpoints(mut self, incremental: bool) -> Self {
-        self.incremental = incremental;
+        self.incremental = Some(incremental);
         self
+    }
+
+    /// This configuration with every default that the environment sets decided (today
+    /// whether checkpoints are incremental, see [`INCREMENTAL_CHECKPOINTS_ENV`]): read once
+    /// when a job starts, so every task of an attempt sees the same setting.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidEnvironment`] if a variable holds a value it cannot have.
+    pub(crate) fn with_environment_defaults(&self) -> Result<JobConfig, BuildError> {
+        let mut config = self.clone();
+        if config.incremental.is_none() {
+            config.incremental = Some(crate::config_env::from_process()?);
+        }
+        Ok(config)
+    }
+
+    /// Whether checkpoints are incremental: as set, else as the environment says (on when it
+    /// says nothing valid; [`with_environment_defaults`](Self::with_environment_defaults)
+    /// refuses an invalid value before a job starts).
+    pub(crate) fn incremental(&self) -> bool {
+        self.incremental
+            .unwrap_or_else(|| crate::config_env::from_process().unwrap_or(true))
     }
 
     /// Parallelism of every operator that does not set its own (default 1).

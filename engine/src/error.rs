@@ -72,6 +72,17 @@ pub enum BuildError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// An environment variable that sets a default of the job's configuration holds a value
+    /// the engine does not understand.
+    #[error("invalid environment: {variable} is {value:?}; expected {expected}")]
+    InvalidEnvironment {
+        /// The variable, such as `SNAPFLOW_INCREMENTAL_CHECKPOINTS`.
+        variable: &'static str,
+        /// Its value (lossily decoded when it is not UTF-8).
+        value: String,
+        /// What it may be.
+        expected: &'static str,
+    },
     /// A numeric setting of the job's configuration is outside the range the engine accepts
     /// (durations in milliseconds).
     #[error("invalid configuration: {setting} is {value}; it must be between {min} and {max}")]
@@ -260,8 +271,9 @@ pub enum JobError {
         /// Why the source cannot.
         source: BoxError,
     },
-    /// The operating system refused to start a task thread.
-    #[error("could not start a task thread")]
+    /// The operating system refused to start a thread of the job (a task's, the checkpoint
+    /// coordinator's or retention's).
+    #[error("could not start a thread of the job")]
     Spawn(#[source] io::Error),
 }
 

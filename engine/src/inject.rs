@@ -1,5 +1,7 @@
 //! Failure injection: make a chosen task fail at a chosen point, to test recovery.
 
+use snapflow_checkpoint::CheckpointId;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -9,6 +11,17 @@ use std::sync::Arc;
 pub struct FailureInjector {
     faults: Vec<Arc<Fault>>,
     crashes: Vec<Arc<Crash>>,
+    retention_hooks: Vec<RetentionHook>,
+}
+
+/// A function called inside retention's delete of a checkpoint.
+#[derive(Clone)]
+struct RetentionHook(Arc<dyn Fn(CheckpointId) + Send + Sync>);
+
+impl fmt::Debug for RetentionHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RetentionHook")
+    }
 }
 
 /// A moment of the checkpoint machinery at which [`FailureInjector::abort_process_at`] can
@@ -90,6 +103,25 @@ impl FailureInjector {
             seen: AtomicU64::new(0),
         }));
         self
+    }
+
+    /// Calls `hook(id)` each time retention deletes checkpoint `id`, on retention's own
+    /// thread, once the checkpoint's manifest is removed and before its files are (where
+    /// [`CrashPoint::RetentionDelete`] crashes). For tests: a hook that blocks holds retention
+    /// in the middle of a delete while the job goes on.
+    pub fn on_retention_delete(
+        mut self,
+        hook: impl Fn(CheckpointId) + Send + Sync + 'static,
+    ) -> Self {
+        self.retention_hooks.push(RetentionHook(Arc::new(hook)));
+        self
+    }
+
+    /// Runs the hooks of [`on_retention_delete`](Self::on_retention_delete) for `id`.
+    pub(crate) fn retention_deleting(&self, id: CheckpointId) {
+        for hook in &self.retention_hooks {
+            (hook.0)(id);
+        }
     }
 
     /// Whether the process is to crash now, at `point`: counts one occurrence of it.

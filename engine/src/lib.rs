@@ -28,6 +28,7 @@
 
 mod builder;
 mod config;
+mod config_env;
 mod contract;
 mod coordinator;
 mod data;
@@ -53,7 +54,7 @@ mod web;
 pub use builder::{
     ConnectedKeyedStreams, Job, KeySelector, KeyedStream, SinkStream, Stream, TimestampAssigner,
 };
-pub use config::{CheckpointConfig, JobConfig};
+pub use config::{CheckpointConfig, JobConfig, INCREMENTAL_CHECKPOINTS_ENV};
 pub use contract::restart::RestartStrategy;
 pub use contract::restored::{RestoredState, SharedPayload};
 pub use contract::stats::{CheckpointEvent, CheckpointStats};

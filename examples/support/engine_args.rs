@@ -61,7 +61,7 @@ pub struct EngineArgs {
     pub from_savepoint: Option<PathBuf>,
     /// Write every checkpoint in full (`JobConfig::with_incremental_checkpoints(false)`);
     /// by default a keyed operator's snapshot holds only the keys changed since its previous
-    /// one.
+    /// one, unless the environment variable SNAPFLOW_INCREMENTAL_CHECKPOINTS is off.
     #[arg(long)]
     pub no_incremental_checkpoints: bool,
     /// Abort the process at the N-th time the job reaches POINT, for the chaos driver:
@@ -107,8 +107,11 @@ impl EngineArgs {
             .with_parallelism(self.parallelism())
             .with_max_rate(self.max_rate)
             .with_allow_non_restored_state(self.allow_non_restored_state)
-            .with_chaining(!self.no_chaining)
-            .with_incremental_checkpoints(!self.no_incremental_checkpoints);
+            .with_chaining(!self.no_chaining);
+        if self.no_incremental_checkpoints {
+            // Without the flag, SNAPFLOW_INCREMENTAL_CHECKPOINTS decides (on when unset).
+            config = config.with_incremental_checkpoints(false);
+        }
         if let Some((point, nth)) = self.crash_at {
             config =
                 config.with_failure_injector(FailureInjector::new().abort_process_at(point, nth));

@@ -14,6 +14,7 @@
 
 pub(crate) mod pending;
 pub(crate) mod protocol;
+mod retention;
 pub(crate) mod savepoint;
 mod state;
 
@@ -21,12 +22,13 @@ use crate::config::CheckpointConfig;
 use crate::contract::stats::{AbortedCheckpoint, CheckpointEvent, CheckpointStats, StatsLog};
 use crate::error::JobError;
 use crate::error_chain::ErrorChain;
-use crate::inject::{CrashPoint, FailureInjector};
+use crate::inject::FailureInjector;
 use crate::metrics::TaskCounters;
 use crate::operator::Committer;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use pending::TaskKey;
 use protocol::{TaskReport, Trigger};
+use retention::RetentionWorker;
 use snapflow_checkpoint::{CheckpointId, CheckpointStore, Manifest, SnapshotEntry, SourceOffset};
 use state::{Command, Completion, Input, Protocol, Settings};
 use std::collections::{BTreeMap, VecDeque};
@@ -87,6 +89,9 @@ struct Executor {
     triggered_at_ms: BTreeMap<CheckpointId, u64>,
     /// When the previous checkpoint completed, and the records read by then.
     rate_mark: (Instant, u64),
+    /// Deletes old checkpoints off this thread; dropped (drained and joined) when the
+    /// coordinator stops driving, before the job returns.
+    retention: Option<RetentionWorker>,
 }
 
 impl Coordinator {
@@ -134,11 +139,19 @@ impl Coordinator {
                 .as_ref()
                 .map(|(c, _)| (c.interval, c.timeout)),
         };
+        let retention = match &self.checkpoints {
+            Some((config, store)) => Some(
+                RetentionWorker::start(store.clone(), config.retained, self.crashes.clone())
+                    .map_err(JobError::Spawn)?,
+            ),
+            None => None,
+        };
         let mut ex = Executor {
             protocol: Protocol::new(settings, Instant::now()),
             inputs: VecDeque::new(),
             triggered_at_ms: BTreeMap::new(),
             rate_mark: (Instant::now(), self.records_read()),
+            retention,
         };
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -205,6 +218,11 @@ impl Coordinator {
             Command::Commit(checkpoint) => {
                 let triggered_at_ms = ex.triggered_at_ms.remove(&checkpoint.id).unwrap_or(0);
                 self.commit(checkpoint, triggered_at_ms, &mut ex.rate_mark)?;
+                if let Some(retention) = &ex.retention {
+                    // After the commit's savepoints, which copy this checkpoint and its
+                    // chain: retention keeps both, since this is the newest complete one.
+                    retention.request(checkpoint.id);
+                }
                 ex.inputs.push_back(Input::Committed(checkpoint.id));
             }
             Command::Abort { id, reason } => {
@@ -299,19 +317,8 @@ impl Coordinator {
                 })?;
         }
         self.completed.store(id.0, Ordering::Relaxed);
-        if let Some((config, store)) = &self.checkpoints {
-            // Before retention, which may delete older checkpoints but never this one.
+        if let Some((_, store)) = &self.checkpoints {
             self.savepoints.after_commit(store, id);
-            let crashes = &self.crashes;
-            let deleting = |id: CheckpointId| {
-                if crashes.crash_due(CrashPoint::RetentionDelete) {
-                    eprintln!("injected crash while deleting checkpoint {id}");
-                    std::process::abort();
-                }
-            };
-            if let Err(e) = store.retain_with(config.retained, deleting) {
-                tracing::warn!(checkpoint = id.0, error = %ErrorChain(&e), "could not delete old checkpoints");
-            }
         }
         let read = self.records_read();
         let elapsed = rate_mark.0.elapsed().as_secs_f64();

@@ -39,6 +39,8 @@ pub(crate) fn launch(
     graph: &JobGraph,
     config: &JobConfig,
 ) -> Result<JobHandle, JobError> {
+    // The environment's defaults are read once, here: a bad value refuses the job at start.
+    let config = &config.with_environment_defaults()?;
     let resolved = resolve(graph, config)?;
     // Bound first: a bad address fails the launch before anything is claimed or started.
     let web = config.web.as_deref().map(BoundServer::bind).transpose()?;
@@ -219,7 +221,7 @@ impl TaskRuntime {
                 completed: self.completed.clone(),
                 notified: 0,
                 alive: self.alive.clone(),
-                incremental: config.incremental,
+                incremental: config.incremental(),
                 crashes: config.injector.clone(),
                 history: Arc::new(Mutex::new(self.restored_history(task))),
             },
