@@ -80,8 +80,9 @@ impl JobConfig {
 
     /// Whether checkpoints are incremental (default true): a keyed operator's snapshot then
     /// holds only the keys that changed since its previous completed snapshot and builds on
-    /// it, up to a chain of 8 files, after which it writes a full snapshot again. Off, every
-    /// snapshot is full. Checkpoints of either kind restore into a job of either setting.
+    /// it, until its chain reaches 32 files or its deltas half the full snapshot they apply to,
+    /// when it writes a full snapshot again. Off, every snapshot is full. Checkpoints of either
+    /// kind restore into a job of either setting.
     /// Without this call the environment variable [`INCREMENTAL_CHECKPOINTS_ENV`]
     /// (`SNAPFLOW_INCREMENTAL_CHECKPOINTS=off`) decides; this call wins over it.
     pub fn with_incremental_checkpoints(mut self, incremental: bool) -> Self {
