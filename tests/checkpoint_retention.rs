@@ -80,6 +80,29 @@ fn output_snapshot(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
+/// The store in `checkpoints` holds exactly the `kept` checkpoints, each complete, and the
+/// directory nothing else.
+fn assert_holds_exactly(store: &CheckpointStore, checkpoints: &Path, kept: &[CheckpointId]) {
+    let statuses = store.scan().expect("scan");
+    assert_eq!(
+        statuses
+            .iter()
+            .map(|s| (s.id, s.state.clone()))
+            .collect::<Vec<_>>(),
+        kept.iter()
+            .map(|&id| (id, CheckpointState::Complete))
+            .collect::<Vec<_>>(),
+        "the store holds the kept checkpoints and what they build on, complete"
+    );
+    assert_eq!(
+        dir_entries(checkpoints),
+        kept.iter()
+            .map(|&id| checkpoint_dir_name(id))
+            .collect::<Vec<_>>(),
+        "nothing else is left in the checkpoint directory"
+    );
+}
+
 /// `newest` and every checkpoint their chains build on, transitively, sorted.
 fn with_their_chains(store: &CheckpointStore, newest: &[CheckpointId]) -> Vec<CheckpointId> {
     let mut kept: Vec<CheckpointId> = newest.to_vec();
@@ -139,25 +162,9 @@ fn only_the_newest_checkpoints_are_kept_and_a_second_run_resumes_finished() {
     // Exactly the two newest complete checkpoints are left, with the older ones their
     // incremental snapshots build on, and nothing else.
     let store = CheckpointStore::open(&checkpoints).expect("open the store");
-    let statuses = store.scan().expect("scan");
     let kept = with_their_chains(&store, &ids[ids.len() - 2..]);
-    assert_eq!(
-        statuses
-            .iter()
-            .map(|s| (s.id, s.state.clone()))
-            .collect::<Vec<_>>(),
-        kept.iter()
-            .map(|&id| (id, CheckpointState::Complete))
-            .collect::<Vec<_>>(),
-        "the store holds the two newest checkpoints and what they build on, complete"
-    );
-    assert_eq!(
-        dir_entries(&checkpoints),
-        kept.iter()
-            .map(|&id| checkpoint_dir_name(id))
-            .collect::<Vec<_>>(),
-        "nothing else is left in the checkpoint directory"
-    );
+    assert_holds_exactly(&store, &checkpoints, &kept);
+    let statuses = store.scan().expect("scan");
     let (decision, manifest) = store.latest().expect("latest");
     assert_eq!(decision.latest, Some(last.id));
     assert!(decision.newer_corrupt.is_empty(), "{decision:?}");
@@ -332,24 +339,7 @@ fn the_coordinator_goes_on_while_a_delete_is_held() {
     let store = CheckpointStore::open(&checkpoints).expect("open the store");
     let kept = with_their_chains(&store, &[last.id]);
     assert!(!kept.contains(&held_id), "{kept:?}");
-    assert_eq!(
-        store
-            .scan()
-            .expect("scan")
-            .iter()
-            .map(|s| (s.id, s.state.clone()))
-            .collect::<Vec<_>>(),
-        kept.iter()
-            .map(|&id| (id, CheckpointState::Complete))
-            .collect::<Vec<_>>(),
-    );
-    assert_eq!(
-        dir_entries(&checkpoints),
-        kept.iter()
-            .map(|&id| checkpoint_dir_name(id))
-            .collect::<Vec<_>>(),
-        "nothing else is left in the checkpoint directory"
-    );
+    assert_holds_exactly(&store, &checkpoints, &kept);
     let mut want: HashMap<String, u64> = HashMap::new();
     for i in 0..RECORDS {
         *want.entry(format!("k{}", i % KEYS)).or_default() += 1;

@@ -287,9 +287,10 @@ fn a_restore_decodes_one_key_group_and_a_touch_one_more() {
     assert_eq!(contents(&mut store), model);
 }
 
-#[test]
-#[should_panic(expected = "does not decode, although its file's checksum and type names matched")]
-fn a_section_that_fails_to_decode_at_first_touch_panics_naming_the_state() {
+/// A store restored from a snapshot of 40 keys whose last key group's section is damaged
+/// (its first key's length prefix claims more bytes than the section holds), with that key
+/// group; the restore decodes only the first group, so it succeeds.
+fn restored_with_a_damaged_last_group() -> (Store, u32) {
     let mut model = Model::new();
     let mut old = Store::new();
     for k in 0..40 {
@@ -299,8 +300,6 @@ fn a_section_that_fails_to_decode_at_first_touch_panics_naming_the_state() {
     let index = snapflow_checkpoint::read_keyed_index(&bytes, MAX)
         .expect("index")
         .expect("format 3");
-    // Damage the last key group's section (the restore decodes the first): its first key's
-    // length prefix claims more bytes than the section holds.
     let last = index.sections.last().expect("sections");
     bytes[last.bytes.start..last.bytes.start + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     let all = KeyGroupRange { groups: 0..MAX };
@@ -309,39 +308,28 @@ fn a_section_that_fails_to_decode_at_first_touch_panics_naming_the_state() {
     store
         .restore(&state, MAX)
         .expect("restore reads only the index");
+    (store, last.group)
+}
+
+#[test]
+#[should_panic(expected = "does not decode, although its file's checksum and type names matched")]
+fn a_section_that_fails_to_decode_at_first_touch_panics_naming_the_state() {
+    let (mut store, damaged) = restored_with_a_damaged_last_group();
     let k = (0..40u8)
-        .find(|&k| group_of(&key(k)) == last.group)
+        .find(|&k| group_of(&key(k)) == damaged)
         .expect("a key of the group");
     store.with(key(k), |_, s| s.set(1));
 }
 
 #[test]
 fn a_full_snapshot_of_damaged_pending_state_is_an_error() {
-    let mut old = Store::new();
-    let mut model = Model::new();
-    for k in 0..40 {
-        write(&mut old, &mut model, k, 1);
-    }
-    let mut bytes = old.snapshot(MAX).expect("snapshot");
-    let index = snapflow_checkpoint::read_keyed_index(&bytes, MAX)
-        .expect("index")
-        .expect("format 3");
-    let last = index.sections.last().expect("sections");
-    bytes[last.bytes.start..last.bytes.start + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-    let all = KeyGroupRange { groups: 0..MAX };
-    let state = RestoredState::from_payloads(CheckpointId(RESTORED), all, vec![bytes]);
-    let mut store = Store::new();
-    store
-        .restore(&state, MAX)
-        .expect("restore reads only the index");
+    let (mut store, damaged) = restored_with_a_damaged_last_group();
     let error = store
         .freeze(request(RESTORED + 1, None), MAX)
         .serialize()
         .expect_err("damaged");
     assert!(
-        error
-            .to_string()
-            .contains(&format!("key group {}", last.group)),
+        error.to_string().contains(&format!("key group {damaged}")),
         "{error}"
     );
 }
