@@ -248,8 +248,9 @@ impl CheckpointStore {
     /// manifest whose files are gone (which would look corrupt).
     ///
     /// # Errors
-    /// As [`CheckpointStore::scan`], and [`CheckpointError::Io`] if a deletion fails; the
-    /// checkpoints deleted before the failure stay deleted.
+    /// As [`CheckpointStore::scan`], and the first deletion that failed
+    /// ([`CheckpointError::Io`], or [`CheckpointError::ForeignFile`] for a file the store did
+    /// not write, which is left in place); every other selected checkpoint is still deleted.
     pub fn retain(&self, keep: usize) -> Result<Vec<CheckpointId>> {
         self.retain_with(keep, |_| {})
     }
@@ -286,20 +287,34 @@ impl CheckpointStore {
             .collect::<Result<Vec<_>>>()?;
         let plan = retention_plan(&statuses, keep);
         let plan = self.without_referenced(&statuses, plan)?;
+        // A checkpoint that cannot be deleted (a foreign file in it, say) does not hold up the
+        // others: every one is tried, and the first failure is returned after.
+        let mut first_error = None;
         for &id in &plan {
-            let manifest = self.layout.manifest_file(id);
-            match fs::remove_file(&manifest) {
-                Ok(()) => fsync_dir(&self.layout.checkpoint_dir(id))?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(CheckpointError::io(&manifest, e)),
+            if let Err(e) = self.delete(id, &mut deleting) {
+                first_error.get_or_insert(e);
             }
-            deleting(id);
-            remove_dir_if_present(&self.layout.checkpoint_dir(id))?;
         }
         if !plan.is_empty() {
             fsync_dir(self.layout.root())?;
         }
-        Ok(plan)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(plan),
+        }
+    }
+
+    /// Deletes checkpoint `id`: its manifest first (synced), then `deleting(id)`, then the
+    /// rest of its directory.
+    fn delete(&self, id: CheckpointId, deleting: &mut impl FnMut(CheckpointId)) -> Result<()> {
+        let manifest = self.layout.manifest_file(id);
+        match fs::remove_file(&manifest) {
+            Ok(()) => fsync_dir(&self.layout.checkpoint_dir(id))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CheckpointError::io(&manifest, e)),
+        }
+        deleting(id);
+        remove_dir_if_present(&self.layout.checkpoint_dir(id))
     }
 
     /// The id after the highest checkpoint directory of any state, or 1 for an empty store.

@@ -303,7 +303,7 @@ fn commit_without_begin_fails_and_leaves_nothing() {
 }
 
 #[test]
-fn retention_deletes_only_what_the_store_wrote() {
+fn retention_deletes_only_what_the_store_wrote_and_a_foreign_file_holds_up_only_its_checkpoint() {
     let (_dir, store) = store();
     for id in 1..=3 {
         commit(&store, id);
@@ -318,6 +318,9 @@ fn retention_deletes_only_what_the_store_wrote() {
         other => panic!("expected a foreign-file error, got {other:?}"),
     }
     assert_eq!(fs::read_to_string(&foreign).expect("still there"), "mine");
+    // Checkpoint 2 was deleted all the same; 1 is left without its manifest.
+    let ids: Vec<_> = store.scan().expect("scan").iter().map(|s| s.id).collect();
+    assert_eq!(ids, [CheckpointId(1), CheckpointId(3)]);
     // Moved away, the next pass deletes the rest.
     fs::remove_file(&foreign).expect("remove it");
     store.retain(1).expect("retain");
