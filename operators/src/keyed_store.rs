@@ -246,26 +246,26 @@ impl<K: Key, S: KeyedState> Shard<K, S> {
         match self {
             Shard::Owned(data) => data.put(key, hash, state, epoch),
             Shard::Frozen { base, overlay } => {
-                let had = match overlay.find(hash, |c| c.key == key) {
-                    Some(change) => change.state.is_some(),
-                    None => base.entries.find(hash, |e| e.key == key).is_some(),
-                };
                 let has = state.is_some();
-                match overlay.find_mut(hash, |c| c.key == key) {
-                    Some(change) => {
+                let had = match overlay.entry(hash, |c| c.key == key, |c| c.hash) {
+                    TableEntry::Occupied(mut occupied) => {
+                        let change = occupied.get_mut();
+                        let had = change.state.is_some();
                         change.state = state;
                         change.epoch = epoch;
+                        had
                     }
-                    None => {
-                        let change = Change {
+                    TableEntry::Vacant(vacant) => {
+                        let had = base.entries.find(hash, |e| e.key == key).is_some();
+                        vacant.insert(Change {
                             key,
                             hash,
                             state,
                             epoch,
-                        };
-                        overlay.insert_unique(hash, change, |c| c.hash);
+                        });
+                        had
                     }
-                }
+                };
                 isize::from(has) - isize::from(had)
             }
         }

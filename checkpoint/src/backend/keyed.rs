@@ -93,19 +93,7 @@ where
     S: Serialize + 'a,
     I: IntoIterator<Item = (&'a K, Option<&'a S>)>,
 {
-    if max_parallelism == 0 {
-        return Err(CheckpointError::InvalidArgument {
-            what: "max parallelism must be at least 1".to_owned(),
-        });
-    }
-    let tagged: Vec<(u32, &K, Option<&S>)> = entries
-        .into_iter()
-        .map(|(key, state)| {
-            let group = key_group_of_hash(key_hash(key), max_parallelism);
-            (group.0, key, state)
-        })
-        .collect();
-    let entries = sort_by_key_group(&tagged, max_parallelism);
+    let entries = by_key_group(entries, max_parallelism)?;
     encode_sections(&entries, max_parallelism, types, delta)
 }
 
@@ -241,19 +229,7 @@ where
     S: Serialize + 'a,
     I: IntoIterator<Item = (&'a K, &'a S)>,
 {
-    if max_parallelism == 0 {
-        return Err(CheckpointError::InvalidArgument {
-            what: "max parallelism must be at least 1".to_owned(),
-        });
-    }
-    let tagged: Vec<(u32, &K, &S)> = entries
-        .into_iter()
-        .map(|(key, state)| {
-            let group = key_group_of_hash(key_hash(key), max_parallelism);
-            (group.0, key, state)
-        })
-        .collect();
-    let entries = sort_by_key_group(&tagged, max_parallelism);
+    let entries = by_key_group(entries, max_parallelism)?;
     let state = KeyedStateRef {
         format: KEYED_STATE_FORMAT,
         max_parallelism,
@@ -265,6 +241,34 @@ where
             what: format!("keyed state of {} entries", state.entries.len()),
             source,
         })
+}
+
+/// `entries` tagged with their keys' key groups ([`key_hash`] then [`key_group_of_hash`], as
+/// the hash partitioner routes records) and sorted by key group.
+///
+/// # Errors
+/// [`CheckpointError::InvalidArgument`] if `max_parallelism` is 0.
+fn by_key_group<'a, K, S>(
+    entries: impl IntoIterator<Item = (&'a K, S)>,
+    max_parallelism: u32,
+) -> Result<Vec<(u32, &'a K, S)>>
+where
+    K: Hash + 'a,
+    S: Copy,
+{
+    if max_parallelism == 0 {
+        return Err(CheckpointError::InvalidArgument {
+            what: "max parallelism must be at least 1".to_owned(),
+        });
+    }
+    let tagged: Vec<(u32, &K, S)> = entries
+        .into_iter()
+        .map(|(key, state)| {
+            let group = key_group_of_hash(key_hash(key), max_parallelism);
+            (group.0, key, state)
+        })
+        .collect();
+    Ok(sort_by_key_group(&tagged, max_parallelism))
 }
 
 /// `tagged` in ascending key-group order, stable (keys within a group keep their order): a

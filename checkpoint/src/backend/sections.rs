@@ -389,6 +389,17 @@ mod tests {
         (bytes, end_of_index - index.sections.len() * INDEX_ENTRY_LEN)
     }
 
+    /// A format-3 payload of 50 keys, where its index starts, and its sections.
+    fn fifty_keys(max: u32) -> (Vec<u8>, usize, Vec<KeyedSection>) {
+        let changes: Changes = (0..50).map(|i| (format!("k{i}"), Some(i))).collect();
+        let (good, at) = with_index_at(&changes, max);
+        let sections = read_keyed_index(&good, max)
+            .expect("ok")
+            .expect("3")
+            .sections;
+        (good, at, sections)
+    }
+
     fn refused(bytes: &[u8], max: u32, needle: &str) {
         match read_keyed_index(bytes, max) {
             Err(CheckpointError::InvalidState { reason }) => {
@@ -401,12 +412,7 @@ mod tests {
     #[test]
     fn a_damaged_index_is_refused_naming_the_fault() {
         let max = 8;
-        let changes: Changes = (0..50).map(|i| (format!("k{i}"), Some(i))).collect();
-        let (good, at) = with_index_at(&changes, max);
-        let sections = read_keyed_index(&good, max)
-            .expect("ok")
-            .expect("3")
-            .sections;
+        let (good, at, sections) = fifty_keys(max);
         assert!(sections.len() >= 2, "{sections:?}");
         let count_at = at - 8;
         let patch = |offset: usize, value: &[u8]| {
@@ -452,12 +458,7 @@ mod tests {
     #[test]
     fn a_damaged_section_is_refused_not_a_panic() {
         let max = 8;
-        let changes: Changes = (0..50).map(|i| (format!("k{i}"), Some(i))).collect();
-        let (good, at) = with_index_at(&changes, max);
-        let sections = read_keyed_index(&good, max)
-            .expect("ok")
-            .expect("3")
-            .sections;
+        let (good, at, sections) = fifty_keys(max);
         // Move a byte from the first section to the second: the index still tiles the
         // payload, but neither section decodes exactly.
         let mut moved = good.clone();

@@ -96,14 +96,8 @@ impl RestoredState {
         key_groups: KeyGroupRange,
         payloads: Vec<Vec<u8>>,
     ) -> RestoredState {
-        RestoredState {
-            checkpoint,
-            key_groups,
-            snapshots: payloads
-                .into_iter()
-                .map(|p| vec![SharedPayload::owned(p)])
-                .collect(),
-        }
+        let chains = payloads.into_iter().map(|p| vec![p]).collect();
+        RestoredState::from_chains(checkpoint, key_groups, chains)
     }
 
     /// A restored state made of chains of payloads, one per old task, each oldest first (a
